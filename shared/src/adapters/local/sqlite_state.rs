@@ -1,0 +1,397 @@
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::config::SyncDef;
+use crate::ports::{
+    ConfigVersion, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, LockInfo, LockOutcome,
+    RunRecord, RunStore, StoreError, SyncState,
+};
+use crate::record::shard_of;
+
+/// Key sets, runs, locks, sync state and config versions in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStateStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS keyset (
+    sync TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    state INTEGER NOT NULL,
+    origin INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (sync, shard, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    sync TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_sync ON runs (sync, run_id);
+CREATE TABLE IF NOT EXISTS locks (
+    sync TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_state (
+    sync TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    sync TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (sync, version)
+);
+"#;
+
+impl SqliteStateStore {
+    /// Opens (and creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStateStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back), so a poisoned mutex is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("corrupt state record: {e}")))
+}
+
+fn state_code(s: KeyState) -> i64 {
+    match s {
+        KeyState::Present => 0,
+        KeyState::Deleted => 1,
+    }
+}
+
+fn origin_code(o: KeyOrigin) -> i64 {
+    match o {
+        KeyOrigin::Baseline => 0,
+        KeyOrigin::Synced => 1,
+    }
+}
+
+#[async_trait]
+impl KeySetStore for SqliteStateStore {
+    async fn load_shard(
+        &self,
+        sync: &str,
+        shard: u32,
+        _shards: u32,
+    ) -> Result<Vec<(String, KeyEntry)>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT key, hash, state, origin, updated_at FROM keyset WHERE sync = ?1 AND shard = ?2",
+        )?;
+        let rows = stmt.query_map(params![sync, shard], |r| {
+            let hash: Vec<u8> = r.get(1)?;
+            let mut h = [0u8; 16];
+            if hash.len() == 16 {
+                h.copy_from_slice(&hash);
+            }
+            Ok((
+                r.get::<_, String>(0)?,
+                KeyEntry {
+                    hash: u128::from_be_bytes(h),
+                    state: if r.get::<_, i64>(2)? == 1 {
+                        KeyState::Deleted
+                    } else {
+                        KeyState::Present
+                    },
+                    origin: if r.get::<_, i64>(3)? == 1 {
+                        KeyOrigin::Synced
+                    } else {
+                        KeyOrigin::Baseline
+                    },
+                    updated_at: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn apply(&self, sync: &str, shards: u32, changes: &[KeyChange]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO keyset (sync, shard, key, hash, state, origin, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sync, shard, key) DO UPDATE SET
+                   hash = excluded.hash, state = excluded.state,
+                   origin = excluded.origin, updated_at = excluded.updated_at",
+            )?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM keyset WHERE sync = ?1 AND shard = ?2 AND key = ?3")?;
+            for c in changes {
+                let shard = shard_of(c.key(), shards);
+                match c {
+                    KeyChange::Put { key, entry } => {
+                        put.execute(params![
+                            sync,
+                            shard,
+                            key,
+                            entry.hash.to_be_bytes().to_vec(),
+                            state_code(entry.state),
+                            origin_code(entry.origin),
+                            entry.updated_at
+                        ])?;
+                    }
+                    KeyChange::Remove { key } => {
+                        del.execute(params![sync, shard, key])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn clear(&self, sync: &str, _shards: u32) -> Result<(), StoreError> {
+        self.db()
+            .execute("DELETE FROM keyset WHERE sync = ?1", params![sync])?;
+        Ok(())
+    }
+}
+
+fn lock_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn to_lock(row: (String, String, String, String, String)) -> Result<LockInfo, StoreError> {
+    let t = |s: &str| -> Result<DateTime<Utc>, StoreError> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|e| StoreError::Other(e.to_string()))
+    };
+    Ok(LockInfo {
+        sync: row.0,
+        run_id: row.1,
+        owner: row.2,
+        acquired_at: t(&row.3)?,
+        heartbeat_at: t(&row.4)?,
+    })
+}
+
+#[async_trait]
+impl RunStore for SqliteStateStore {
+    async fn try_lock(&self, sync: &str, run_id: &str, owner: &str) -> Result<LockOutcome, StoreError> {
+        let db = self.db();
+        let now = Utc::now().to_rfc3339();
+        let n = db.execute(
+            "INSERT OR IGNORE INTO locks (sync, run_id, owner, acquired_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![sync, run_id, owner, now],
+        )?;
+        if n == 1 {
+            return Ok(LockOutcome::Acquired);
+        }
+        let row = db.query_row(
+            "SELECT sync, run_id, owner, acquired_at, heartbeat_at FROM locks WHERE sync = ?1",
+            params![sync],
+            lock_row,
+        )?;
+        let info = to_lock(row)?;
+        if info.run_id == run_id {
+            return Ok(LockOutcome::Acquired);
+        }
+        Ok(LockOutcome::Held(info))
+    }
+
+    async fn take_over_lock(
+        &self,
+        sync: &str,
+        from_run: &str,
+        to_run: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now().to_rfc3339();
+        let n = self.db().execute(
+            "UPDATE locks SET run_id = ?3, owner = ?4, acquired_at = ?5, heartbeat_at = ?5
+             WHERE sync = ?1 AND run_id = ?2",
+            params![sync, from_run, to_run, owner, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
+        let now = Utc::now().to_rfc3339();
+        self.db().execute(
+            "UPDATE locks SET heartbeat_at = ?3 WHERE sync = ?1 AND run_id = ?2",
+            params![sync, run_id, now],
+        )?;
+        Ok(())
+    }
+
+    async fn unlock(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "DELETE FROM locks WHERE sync = ?1 AND run_id = ?2",
+            params![sync, run_id],
+        )?;
+        Ok(())
+    }
+
+    async fn lock_holder(&self, sync: &str) -> Result<Option<LockInfo>, StoreError> {
+        let row = self
+            .db()
+            .query_row(
+                "SELECT sync, run_id, owner, acquired_at, heartbeat_at FROM locks WHERE sync = ?1",
+                params![sync],
+                lock_row,
+            )
+            .optional()?;
+        row.map(to_lock).transpose()
+    }
+
+    async fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let body = json(run)?;
+        self.db().execute(
+            "INSERT INTO runs (run_id, sync, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_id) DO UPDATE SET body = excluded.body",
+            params![run.run_id, run.sync, body],
+        )?;
+        Ok(())
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        let body: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT body FROM runs WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match body {
+            Some(b) => parse(&b),
+            None => Err(StoreError::NotFound(format!("run {run_id}"))),
+        }
+    }
+
+    async fn list_runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let db = self.db();
+        let bodies: Vec<String> = match sync {
+            Some(s) => {
+                let mut stmt = db.prepare(
+                    "SELECT body FROM runs WHERE sync = ?1 ORDER BY run_id DESC LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![s, limit as i64], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            }
+            None => {
+                let mut stmt = db.prepare("SELECT body FROM runs ORDER BY run_id DESC LIMIT ?1")?;
+                let rows = stmt.query_map(params![limit as i64], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            }
+        };
+        bodies.iter().map(|b| parse(b)).collect()
+    }
+
+    async fn sync_state(&self, sync: &str) -> Result<SyncState, StoreError> {
+        let body: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT body FROM sync_state WHERE sync = ?1",
+                params![sync],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match body {
+            Some(b) => parse(&b),
+            None => Ok(SyncState {
+                sync: sync.to_string(),
+                ..SyncState::default()
+            }),
+        }
+    }
+
+    async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError> {
+        let body = json(state)?;
+        self.db().execute(
+            "INSERT INTO sync_state (sync, body) VALUES (?1, ?2)
+             ON CONFLICT (sync) DO UPDATE SET body = excluded.body",
+            params![state.sync, body],
+        )?;
+        Ok(())
+    }
+
+    async fn record_version(&self, def: &SyncDef, note: Option<&str>) -> Result<ConfigVersion, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let latest: Option<String> = tx
+            .query_row(
+                "SELECT body FROM versions WHERE sync = ?1 ORDER BY version DESC LIMIT 1",
+                params![def.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let latest: Option<ConfigVersion> = latest.map(|b| parse(&b)).transpose()?;
+        let hash = def.config_hash();
+        if let Some(v) = &latest {
+            if v.config_hash == hash {
+                if note.is_none() {
+                    return Ok(v.clone());
+                }
+                // Same definition saved again with a note: keep the note on the version.
+                let mut v = v.clone();
+                v.note = note.map(str::to_string);
+                tx.execute(
+                    "UPDATE versions SET body = ?3 WHERE sync = ?1 AND version = ?2",
+                    params![def.name, v.version, json(&v)?],
+                )?;
+                tx.commit()?;
+                return Ok(v);
+            }
+        }
+        let v = ConfigVersion {
+            sync: def.name.clone(),
+            version: latest.map(|v| v.version + 1).unwrap_or(1),
+            config_hash: hash,
+            definition: def.clone(),
+            note: note.map(str::to_string),
+            created_at: Utc::now(),
+        };
+        tx.execute(
+            "INSERT INTO versions (sync, version, body) VALUES (?1, ?2, ?3)",
+            params![def.name, v.version, json(&v)?],
+        )?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    async fn versions(&self, sync: &str) -> Result<Vec<ConfigVersion>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT body FROM versions WHERE sync = ?1 ORDER BY version")?;
+        let rows = stmt.query_map(params![sync], |r| r.get::<_, String>(0))?;
+        let bodies: Vec<String> = rows.collect::<Result<_, _>>()?;
+        bodies.iter().map(|b| parse(b)).collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! Project and sync configuration: loading, validation with positioned errors, JSON Schema.
+
+mod diagnostics;
+mod load;
+mod model;
+mod schedule;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+pub use load::{find_project_dir, load_project};
+pub use model::{
+    ConnectionConfig, DeleteScope, DeliverySettings, PrimaryKey, ProjectFile, SafetyConfig,
+    StateConfig, SyncConfig, SyncMode, TriggerConfig,
+};
+pub use schedule::validate_schedule;
+
+/// Default number of key-set shards for a new sync.
+pub const DEFAULT_SHARDS: u32 = 16;
+
+/// Errors loading a project. `Invalid` carries every problem found, each with its position.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No `retl.yaml` where one was expected.
+    #[error("no retl.yaml found in {dir}: run retl from a project folder or pass --project DIR")]
+    NotFound {
+        /// The folder searched.
+        dir: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// One or more problems in the files.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// A command named a sync that is not defined.
+    #[error("no sync named `{name}`{}; `retl validate` lists the syncs", suggestion_text(.suggestion))]
+    UnknownSync {
+        /// The name given.
+        name: String,
+        /// A close existing name.
+        suggestion: Option<String>,
+    },
+}
+
+impl ConfigError {
+    /// Stable error name for logs and Step Functions.
+    pub fn error_name(&self) -> &'static str {
+        "Retl.ConfigError"
+    }
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+/// A validated sync, with spans stripped: what the engine runs and what versions record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncDef {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Source connection name.
+    pub source_connection: String,
+    /// Model SQL.
+    pub sql: String,
+    /// Source key columns in order.
+    pub primary_key: Vec<String>,
+    /// Destination fields that hold the key, in the order of `primary_key`.
+    pub key_fields: Vec<String>,
+    /// Destination connection name.
+    pub destination_connection: String,
+    /// Destination object.
+    pub object: String,
+    /// Destination field -> source column.
+    pub mapping: BTreeMap<String, String>,
+    /// Sync mode.
+    pub mode: SyncMode,
+    /// Delete scope for mirror and delete_only.
+    pub delete_scope: DeleteScope,
+    /// Safety rules.
+    pub safety: SafetyConfig,
+    /// Schedule expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Upstream triggers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerConfig>,
+    /// Key-set shards for a new sync.
+    pub shards: u32,
+}
+
+impl SyncDef {
+    /// Fingerprint of the whole definition; a new value means a new config version.
+    pub fn config_hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a sync definition always serialises");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&json))
+    }
+
+    /// Fingerprint of what makes stored key hashes comparable: key, mapping, destination.
+    pub fn mapping_fingerprint(&self) -> String {
+        let json = serde_json::to_vec(&(&self.mapping, &self.key_fields))
+            .expect("a mapping always serialises");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&json))
+    }
+
+    /// Fingerprint of what identifies a record: the key columns and the destination object.
+    pub fn identity_fingerprint(&self) -> String {
+        let json = serde_json::to_vec(&(
+            &self.primary_key,
+            &self.destination_connection,
+            &self.object,
+        ))
+        .expect("an identity always serialises");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&json))
+    }
+}
+
+/// A loaded, validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder.
+    pub root: PathBuf,
+    /// The local state folder.
+    pub state_dir: PathBuf,
+    /// Connections by name.
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Syncs in file order.
+    pub syncs: Vec<SyncDef>,
+    /// The file each sync was defined in.
+    pub sync_files: BTreeMap<String, PathBuf>,
+}
+
+impl Project {
+    /// The sync named `name`, or an error with the closest name.
+    pub fn sync(&self, name: &str) -> Result<&SyncDef, ConfigError> {
+        self.syncs
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ConfigError::UnknownSync {
+                name: name.to_string(),
+                suggestion: did_you_mean(name, self.syncs.iter().map(|s| s.name.as_str())),
+            })
+    }
+
+    /// The connection named `name` (validated to exist for every sync).
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.get(name)
+    }
+
+    /// Path of a project-relative file.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        let p = Path::new(relative);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+}
+
+/// The JSON Schema of sync files (`syncs/*.yaml`).
+pub fn sync_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(SyncConfig)).expect("schema serialises")
+}
+
+/// The JSON Schema of `retl.yaml`.
+pub fn project_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ProjectFile)).expect("schema serialises")
+}

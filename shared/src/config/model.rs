@@ -1,0 +1,380 @@
+//! The shapes of `retl.yaml` and the sync files, as users write them.
+//!
+//! Fields that later checks point at are `Spanned`, so that an error can name the file, line and
+//! column of the offending value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_saphyr::Spanned;
+
+/// `retl.yaml`: connections, where local state lives, and optionally syncs inline.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// Named connections: warehouses (sources) and destinations.
+    #[schemars(with = "BTreeMap<String, ConnectionConfig>")]
+    pub connections: BTreeMap<String, Spanned<ConnectionConfig>>,
+    /// Where local runs keep their key sets, runs and artifacts.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Syncs written inline instead of (or besides) files under `syncs/`.
+    #[serde(default)]
+    pub syncs: Vec<SyncConfig>,
+}
+
+/// Local state location.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Folder, relative to the project, for the embedded store. Default `.retl`.
+    #[serde(default = "default_state_path")]
+    pub path: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            path: default_state_path(),
+        }
+    }
+}
+
+fn default_state_path() -> String {
+    ".retl".to_string()
+}
+
+/// One connection. `type` selects the connector.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConnectionConfig {
+    /// An SQLite database file (a local warehouse).
+    Sqlite {
+        /// Path to the database file, relative to the project folder.
+        path: String,
+    },
+    /// A PostgreSQL database: a warehouse or a destination.
+    Postgres {
+        /// Connection URL (`postgres://user@host:5432/db`). Prefer `url_env` for secrets.
+        #[serde(default)]
+        url: Option<String>,
+        /// Name of the secret holding the URL (an environment variable locally, a Secrets
+        /// Manager secret on AWS).
+        #[serde(default)]
+        url_env: Option<String>,
+        /// Delivery tuning (batch size, concurrency, rate, retries).
+        #[serde(default)]
+        delivery: DeliverySettings,
+    },
+    /// An HTTP endpoint that receives JSON batches signed with HMAC-SHA256.
+    Webhook {
+        /// Endpoint URL that receives POSTed batches.
+        url: String,
+        /// Name of the secret used to sign each body (`X-Retl-Signature: sha256=<hex>`).
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// Extra headers sent with every request.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// Delivery tuning (batch size, concurrency, rate, retries).
+        #[serde(default)]
+        delivery: DeliverySettings,
+    },
+}
+
+impl ConnectionConfig {
+    /// The `type` as written in YAML.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ConnectionConfig::Sqlite { .. } => "sqlite",
+            ConnectionConfig::Postgres { .. } => "postgres",
+            ConnectionConfig::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// Whether this connection can run model SQL.
+    pub fn is_source(&self) -> bool {
+        matches!(
+            self,
+            ConnectionConfig::Sqlite { .. } | ConnectionConfig::Postgres { .. }
+        )
+    }
+
+    /// The modes a sync may use with this connection as its destination; empty when the
+    /// connection cannot be a destination.
+    pub fn destination_modes(&self) -> &'static [SyncMode] {
+        match self {
+            ConnectionConfig::Sqlite { .. } => &[],
+            ConnectionConfig::Postgres { .. } => SyncMode::ALL,
+            ConnectionConfig::Webhook { .. } => &[
+                SyncMode::Upsert,
+                SyncMode::Mirror,
+                SyncMode::Append,
+                SyncMode::Insert,
+                SyncMode::DeleteOnly,
+                SyncMode::Delete,
+            ],
+        }
+    }
+
+    /// Delivery tuning given by the user, if the connection is a destination.
+    pub fn delivery(&self) -> Option<&DeliverySettings> {
+        match self {
+            ConnectionConfig::Sqlite { .. } => None,
+            ConnectionConfig::Postgres { delivery, .. } => Some(delivery),
+            ConnectionConfig::Webhook { delivery, .. } => Some(delivery),
+        }
+    }
+}
+
+/// Delivery tuning for a destination connection. Unset fields take the connector's defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Records per request (capped at the destination's documented limit).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Maximum requests in flight.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Requests per second allowed (token bucket).
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Attempts per batch on transient errors before its records are marked failed.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Retries allowed in one run across all batches.
+    #[serde(default)]
+    pub retry_budget: Option<u32>,
+    /// Per-request timeout in seconds.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+}
+
+/// A sync definition: one file under `syncs/` or one entry of `syncs:` in `retl.yaml`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Unique name: letters, digits, `-` and `_`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Free text shown in `retl runs` and alerts.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where rows come from.
+    pub source: SourceConfig,
+    /// Source column(s) that identify a record: a name or a list of names.
+    #[schemars(with = "PrimaryKey")]
+    pub primary_key: Spanned<PrimaryKey>,
+    /// Where rows go.
+    pub destination: DestinationConfig,
+    /// Destination field name -> source column name.
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub mapping: Spanned<BTreeMap<String, Spanned<String>>>,
+    /// How rows are applied.
+    #[schemars(with = "SyncMode")]
+    pub mode: Spanned<SyncMode>,
+    /// Which records mirror and delete_only may delete. Default `all`.
+    #[serde(default)]
+    pub delete_scope: DeleteScope,
+    /// Safety rules enforced before any write.
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// EventBridge schedule expression: `cron(...)` or `rate(...)`. Used by the AWS bundle.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub schedule: Option<Spanned<String>>,
+    /// Upstream events that start a run on AWS (EventBridge patterns).
+    #[serde(default)]
+    pub triggers: Vec<TriggerConfig>,
+    /// Key-set shards for a new sync (fixed after its first run). Default 16.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub shards: Option<Spanned<u32>>,
+}
+
+/// The model query.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A connection of a source type (sqlite, postgres).
+    #[schemars(with = "String")]
+    pub connection: Spanned<String>,
+    /// The SQL whose result rows are the model.
+    #[schemars(with = "String")]
+    pub sql: Spanned<String>,
+}
+
+/// The destination object.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// A connection of a destination type.
+    #[schemars(with = "String")]
+    pub connection: Spanned<String>,
+    /// The object: a table (`schema.table`) for PostgreSQL, a label for a webhook.
+    #[schemars(with = "String")]
+    pub object: Spanned<String>,
+}
+
+/// Safety rules.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Stop for approval when deletes exceed this share (0-100) of the existing records.
+    #[serde(default = "default_threshold")]
+    pub delete_threshold_pct: f64,
+    /// Stop for approval when more than this many records would be deleted.
+    #[serde(default)]
+    pub max_deletes: Option<u64>,
+    /// Hours an approval request stays valid before the run expires. Default 24.
+    #[serde(default = "default_approval_hours")]
+    pub approval_timeout_hours: f64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            delete_threshold_pct: default_threshold(),
+            max_deletes: None,
+            approval_timeout_hours: default_approval_hours(),
+        }
+    }
+}
+
+fn default_threshold() -> f64 {
+    50.0
+}
+
+fn default_approval_hours() -> f64 {
+    24.0
+}
+
+/// An upstream trigger for the AWS bundle.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfig {
+    /// Start after another sync's run completes successfully.
+    #[serde(default)]
+    pub after_sync: Option<String>,
+    /// An EventBridge event pattern (JSON object) that starts a run.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub event_pattern: Option<serde_json::Value>,
+}
+
+/// How model rows are applied to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Create new keys, update changed rows, never delete.
+    Upsert,
+    /// Create, update, and delete records that left the model.
+    Mirror,
+    /// Create keys never synced before; never update or delete.
+    Append,
+    /// Create keys the destination lacks; never update or delete.
+    Insert,
+    /// Update records that exist in the destination; skip the rest.
+    Update,
+    /// Only delete records whose keys left the model.
+    DeleteOnly,
+    /// Delete the destination records whose keys the model returns.
+    Delete,
+}
+
+impl SyncMode {
+    /// Every mode.
+    pub const ALL: &'static [SyncMode] = &[
+        SyncMode::Upsert,
+        SyncMode::Mirror,
+        SyncMode::Append,
+        SyncMode::Insert,
+        SyncMode::Update,
+        SyncMode::DeleteOnly,
+        SyncMode::Delete,
+    ];
+
+    /// The name used in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Upsert => "upsert",
+            SyncMode::Mirror => "mirror",
+            SyncMode::Append => "append",
+            SyncMode::Insert => "insert",
+            SyncMode::Update => "update",
+            SyncMode::DeleteOnly => "delete_only",
+            SyncMode::Delete => "delete",
+        }
+    }
+
+    /// Modes that delete keys which left the model.
+    pub fn deletes_missing(self) -> bool {
+        matches!(self, SyncMode::Mirror | SyncMode::DeleteOnly)
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which records deletes may touch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteScope {
+    /// Any record of the destination object that is not in the model.
+    #[default]
+    All,
+    /// Only records retl itself delivered.
+    Synced,
+}
+
+/// One or more source columns forming the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PrimaryKey {
+    /// A single column.
+    One(String),
+    /// Several columns, in order.
+    Many(Vec<String>),
+}
+
+impl PrimaryKey {
+    /// The key columns in order.
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            PrimaryKey::One(c) => vec![c.clone()],
+            PrimaryKey::Many(cs) => cs.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PrimaryKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = PrimaryKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a column name or a list of column names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PrimaryKey, E> {
+                Ok(PrimaryKey::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PrimaryKey, A::Error> {
+                let mut cols = Vec::new();
+                while let Some(c) = seq.next_element::<String>()? {
+                    cols.push(c);
+                }
+                Ok(PrimaryKey::Many(cols))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}

@@ -1,0 +1,88 @@
+//! Builds sources and destinations from connection configs, reading secrets through the port.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::ConnectionConfig;
+use crate::destinations::{PostgresDestination, WebhookDestination};
+use crate::ports::{Destination, DestinationError, Secrets, Source, SourceError};
+use crate::sources::{PostgresSource, SqliteSource};
+
+async fn postgres_url(
+    url: &Option<String>,
+    url_env: &Option<String>,
+    secrets: &dyn Secrets,
+) -> Result<String, String> {
+    match (url, url_env) {
+        (Some(u), _) => Ok(u.clone()),
+        (None, Some(name)) => secrets.get(name).await.map_err(|e| e.to_string()),
+        (None, None) => Err("needs `url` or `url_env`".into()),
+    }
+}
+
+/// The source behind connection `name`. SQLite paths are relative to `root`.
+pub async fn open_source(
+    name: &str,
+    conn: &ConnectionConfig,
+    root: &Path,
+    secrets: &dyn Secrets,
+) -> Result<Arc<dyn Source>, SourceError> {
+    let config_error = |message: String| SourceError::Config {
+        connection: name.to_string(),
+        message,
+    };
+    match conn {
+        ConnectionConfig::Sqlite { path } => {
+            let p = Path::new(path);
+            let p = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
+            Ok(Arc::new(SqliteSource::new(name, p)))
+        }
+        ConnectionConfig::Postgres { url, url_env, .. } => {
+            let url = postgres_url(url, url_env, secrets).await.map_err(config_error)?;
+            Ok(Arc::new(PostgresSource::new(name, url)))
+        }
+        other => Err(config_error(format!(
+            "a {} connection cannot be a source",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The destination behind connection `name`.
+pub async fn open_destination(
+    name: &str,
+    conn: &ConnectionConfig,
+    secrets: &dyn Secrets,
+) -> Result<Arc<dyn Destination>, DestinationError> {
+    let invalid = |message: String| DestinationError::Invalid {
+        connection: name.to_string(),
+        message,
+    };
+    match conn {
+        ConnectionConfig::Postgres { url, url_env, .. } => {
+            let url = postgres_url(url, url_env, secrets).await.map_err(invalid)?;
+            Ok(Arc::new(PostgresDestination::new(name, url)))
+        }
+        ConnectionConfig::Webhook {
+            url,
+            secret_env,
+            headers,
+            ..
+        } => {
+            let secret = match secret_env {
+                Some(s) => Some(secrets.get(s).await.map_err(|e| invalid(e.to_string()))?),
+                None => None,
+            };
+            Ok(Arc::new(WebhookDestination::new(
+                name,
+                url.clone(),
+                secret,
+                headers.clone(),
+            )?))
+        }
+        other => Err(invalid(format!(
+            "a {} connection cannot be a destination",
+            other.type_name()
+        ))),
+    }
+}

@@ -1,0 +1,59 @@
+use crate::ports::{BatchLimits, OutRecord};
+
+/// Rough encoded size of a record: its JSON plus the key.
+pub(crate) fn record_bytes(r: &OutRecord) -> usize {
+    serde_json::to_vec(&r.values).map(|v| v.len()).unwrap_or(0) + r.key.len() + 16
+}
+
+/// Splits records into batches within both the record and byte limits. A record larger than
+/// the byte limit travels alone (the destination then decides).
+pub fn batches(records: Vec<OutRecord>, limits: BatchLimits) -> Vec<Vec<OutRecord>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0usize;
+    for r in records {
+        let size = record_bytes(&r);
+        if !current.is_empty()
+            && (current.len() >= limits.max_records || bytes + size > limits.max_bytes)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(r);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(i: usize, payload: usize) -> OutRecord {
+        let mut values = serde_json::Map::new();
+        values.insert("p".into(), json!("x".repeat(payload)));
+        OutRecord {
+            key: i.to_string(),
+            values,
+        }
+    }
+
+    #[test]
+    fn respects_record_limit() {
+        let recs: Vec<_> = (0..250).map(|i| rec(i, 1)).collect();
+        let b = batches(recs, BatchLimits { max_records: 100, max_bytes: 1 << 20 });
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
+    }
+
+    #[test]
+    fn respects_byte_limit() {
+        let recs: Vec<_> = (0..10).map(|i| rec(i, 1000)).collect();
+        let b = batches(recs, BatchLimits { max_records: 100, max_bytes: 3500 });
+        assert!(b.iter().all(|b| b.len() <= 3));
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 10);
+    }
+}

@@ -1,0 +1,15 @@
+//! The delivery framework shared by every destination: batching by records and bytes, a token
+//! bucket and adaptive (AIMD) concurrency per destination connection, retries with jittered
+//! exponential backoff that honour Retry-After, a retry budget per run, and splitting of
+//! rejected batches until the bad record is isolated. Connectors only write one batch.
+
+mod batcher;
+mod concurrency;
+mod driver;
+pub mod http;
+mod settings;
+
+pub use batcher::batches;
+pub use concurrency::AdaptiveConcurrency;
+pub use driver::{Deliverer, Delivered, DeliveryStatsSnapshot};
+pub use settings::DeliveryConfig;

@@ -1,0 +1,247 @@
+//! Apply: send a plan file through the delivery framework and move the key set only for the
+//! records the destination acknowledged.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::finish_run;
+use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp};
+use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::{Engine, EngineError};
+use crate::config::{SyncDef, SyncMode};
+use crate::delivery::Deliverer;
+use crate::ports::{
+    Counts, KeyChange, KeyEntry, KeyOrigin, KeyState, OutRecord, RecordOutcome, RunRecord,
+    RunStatus, WriteOp,
+};
+use crate::record::parse_hash;
+
+/// Result of applying one plan file (or, summed, a whole plan).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// Delivered creates/updates/deletes, apply-time skipped, rejected and failed records.
+    pub counts: Counts,
+    /// The error that stopped delivery, if any.
+    pub fatal: Option<(String, String)>,
+}
+
+impl ApplyOutcome {
+    /// Adds another file's outcome.
+    pub fn add(&mut self, other: &ApplyOutcome) {
+        self.counts.add(&other.counts);
+        if self.fatal.is_none() {
+            self.fatal.clone_from(&other.fatal);
+        }
+    }
+}
+
+fn shard_of_file(file: &str) -> Option<u32> {
+    let name = file.rsplit('/').next()?;
+    name.strip_prefix("ops-")?.split('-').next()?.parse().ok()
+}
+
+/// The key-set change an outcome implies, if any.
+fn key_change(mode: SyncMode, write: WriteOp, op: &PlanOp, outcome: &RecordOutcome, now: i64) -> Option<KeyChange> {
+    let put = |hash, state, origin| KeyChange::Put {
+        key: op.key.clone(),
+        entry: KeyEntry {
+            hash,
+            state,
+            origin,
+            updated_at: now,
+        },
+    };
+    let gone = || {
+        if mode == SyncMode::Delete {
+            // Remembered so later runs do not delete it again.
+            put(0, KeyState::Deleted, KeyOrigin::Synced)
+        } else {
+            KeyChange::Remove { key: op.key.clone() }
+        }
+    };
+    match (outcome, write) {
+        (RecordOutcome::Delivered, WriteOp::Delete) => Some(gone()),
+        (RecordOutcome::Delivered, _) => Some(put(
+            parse_hash(&op.hash).unwrap_or(0),
+            KeyState::Present,
+            KeyOrigin::Synced,
+        )),
+        (RecordOutcome::Skipped { .. }, WriteOp::Create) => {
+            Some(put(0, KeyState::Present, KeyOrigin::Baseline))
+        }
+        (RecordOutcome::Skipped { .. }, WriteOp::Update) => Some(KeyChange::Remove { key: op.key.clone() }),
+        (RecordOutcome::Skipped { .. }, WriteOp::Delete) => Some(gone()),
+        _ => None,
+    }
+}
+
+/// Whether the key set already reflects `op` (a retried apply step resumes after it).
+fn already_applied(mode: SyncMode, op: &PlanOp, entry: Option<&KeyEntry>) -> bool {
+    match op.op {
+        OpKind::Delete => match entry {
+            None => mode != SyncMode::Delete,
+            Some(e) => e.state == KeyState::Deleted,
+        },
+        _ => entry.is_some_and(|e| {
+            e.state == KeyState::Present && Some(e.hash) == parse_hash(&op.hash)
+        }),
+    }
+}
+
+fn count_delivered(counts: &mut Counts, op: OpKind) {
+    match op {
+        OpKind::Create => counts.creates += 1,
+        OpKind::Update => counts.updates += 1,
+        OpKind::Delete => counts.deletes += 1,
+    }
+}
+
+/// Applies one plan file. With `resume`, operations the key set already reflects (delivered
+/// by an earlier attempt of this step) are counted as delivered and not sent again.
+pub async fn apply_file(
+    engine: &Engine,
+    run_id: &str,
+    sync: &SyncDef,
+    manifest: &PlanManifest,
+    deliverer: &Arc<Deliverer>,
+    file: &str,
+    resume: bool,
+) -> Result<ApplyOutcome, EngineError> {
+    let mut ops = read_plan_ops(engine, file).await?;
+    let mut counts = Counts::default();
+    if resume {
+        if let Some(shard) = shard_of_file(file) {
+            let entries: HashMap<String, KeyEntry> = engine
+                .keysets
+                .load_shard(&manifest.keyset, shard, manifest.shards)
+                .await?
+                .into_iter()
+                .collect();
+            ops.retain(|op| {
+                let done = already_applied(sync.mode, op, entries.get(&op.key));
+                if done {
+                    count_delivered(&mut counts, op.op);
+                }
+                !done
+            });
+        }
+    }
+
+    let mut by_key: HashMap<String, PlanOp> = HashMap::with_capacity(ops.len());
+    let mut groups: Vec<(WriteOp, Vec<OutRecord>)> = [WriteOp::Upsert, WriteOp::Create, WriteOp::Update, WriteOp::Delete]
+        .into_iter()
+        .map(|w| (w, Vec::new()))
+        .collect();
+    for op in ops {
+        let w = op.write_op(sync.mode);
+        if let Some((_, g)) = groups.iter_mut().find(|(x, _)| *x == w) {
+            g.push(OutRecord {
+                key: op.key.clone(),
+                values: op.values.clone(),
+            });
+        }
+        by_key.insert(op.key.clone(), op);
+    }
+
+    let mut rejected = Vec::new();
+    engine.progress.start("apply", Some(by_key.len() as u64));
+    for (write, records) in groups {
+        if records.is_empty() {
+            continue;
+        }
+        let mut stream = Box::pin(deliverer.deliver(write, records));
+        while let Some(done) = stream.next().await {
+            let now = chrono::Utc::now().timestamp();
+            let mut changes = Vec::with_capacity(done.results.len());
+            for (rec, outcome) in &done.results {
+                let Some(op) = by_key.get(&rec.key) else { continue };
+                if let Some(c) = key_change(sync.mode, write, op, outcome, now) {
+                    changes.push(c);
+                }
+                match outcome {
+                    RecordOutcome::Delivered => count_delivered(&mut counts, op.op),
+                    RecordOutcome::Skipped { .. } => counts.skipped += 1,
+                    RecordOutcome::Rejected { code, message } => {
+                        counts.rejected += 1;
+                        if rejected.len() < MAX_LOGGED {
+                            rejected.push(RecordLogEntry {
+                                key: Some(rec.key.clone()),
+                                stage: write.as_str().into(),
+                                code: code.clone(),
+                                message: message.clone(),
+                                values: rec.values.clone(),
+                            });
+                        }
+                    }
+                    RecordOutcome::Failed { .. } => counts.failed += 1,
+                }
+            }
+            // The acknowledgement is durable before the next batch is counted as done.
+            engine.keysets.apply(&manifest.keyset, manifest.shards, &changes).await?;
+            engine.runs.heartbeat(&sync.name, run_id).await?;
+            engine.progress.advance(done.results.len() as u64);
+        }
+    }
+    engine.progress.finish();
+    let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".jsonl");
+    write_record_log(engine.objects.as_ref(), run_id, &format!("apply-{stem}"), &rejected).await?;
+    Ok(ApplyOutcome {
+        counts,
+        fatal: deliverer.fatal_error(),
+    })
+}
+
+/// Ends an applied run: final counts and status, key-set generation and fingerprints.
+pub async fn finish_apply(
+    engine: &Engine,
+    run: &mut RunRecord,
+    sync: &SyncDef,
+    manifest: &PlanManifest,
+    applied: &ApplyOutcome,
+) -> Result<(), EngineError> {
+    let planned = &manifest.counts;
+    run.counts = Counts {
+        rows: planned.rows,
+        creates: applied.counts.creates,
+        updates: applied.counts.updates,
+        deletes: applied.counts.deletes,
+        unchanged: planned.unchanged,
+        skipped: planned.skipped + applied.counts.skipped,
+        rejected: planned.rejected + applied.counts.rejected,
+        failed: applied.counts.failed,
+    };
+    let mut state = engine.runs.sync_state(&sync.name).await?;
+    let identity = sync.identity_fingerprint();
+    if let Some(old) = state.identity_fingerprint.as_ref().filter(|f| **f != identity) {
+        let old_keyset = format!("{}@{old}", sync.name);
+        engine.keysets.clear(&old_keyset, manifest.shards).await?;
+    }
+    state.generation += 1;
+    state.identity_fingerprint = Some(identity);
+    state.mapping_fingerprint = Some(sync.mapping_fingerprint());
+    engine.runs.put_sync_state(&state).await?;
+    let status = if let Some((code, message)) = &applied.fatal {
+        run.error = Some(format!("the destination stopped the delivery: {code}: {message}"));
+        run.error_name = Some("Retl.DestinationFatal".into());
+        RunStatus::Failed
+    } else if run.counts.failed > 0 || run.counts.rejected > 0 {
+        RunStatus::PartiallyFailed
+    } else {
+        RunStatus::Succeeded
+    };
+    finish_run(engine, run, status).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_their_shard() {
+        assert_eq!(shard_of_file("runs/r/plan/ops-0007-001.jsonl"), Some(7));
+        assert_eq!(shard_of_file("runs/r/plan/manifest.json"), None);
+    }
+}

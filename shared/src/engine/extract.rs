@@ -1,0 +1,166 @@
+//! Extract: run the model SQL and stream its rows into part files grouped by key-set shard,
+//! in memory bounded by the chunk size.
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
+use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::{run_prefix, Engine, EngineError};
+use crate::config::SyncDef;
+use crate::ports::RunRecord;
+use crate::record::{key_of, map_row, shard_of, value_hash};
+
+/// Extract tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractOptions {
+    /// Bytes buffered before a part is written.
+    pub chunk_bytes: usize,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            chunk_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Checks that the model returns every column the sync reads.
+fn check_columns(sync: &SyncDef, columns: &[String]) -> Result<(), EngineError> {
+    let has = |c: &String| columns.iter().any(|x| x == c);
+    let mut problems = Vec::new();
+    for c in &sync.primary_key {
+        if !has(c) {
+            problems.push(format!("primary key column `{c}`"));
+        }
+    }
+    for (field, c) in &sync.mapping {
+        if !has(c) && !sync.primary_key.contains(c) {
+            problems.push(format!("column `{c}` (mapped to `{field}`)"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Invalid(format!(
+        "sync `{}`: the model does not return {}; it returns: {}. Fix the mapping or the SQL",
+        sync.name,
+        problems.join(", "),
+        columns.join(", ")
+    )))
+}
+
+struct PartWriter<'a> {
+    engine: &'a Engine,
+    run_id: &'a str,
+    shards: Vec<Vec<u8>>,
+    rows: Vec<u64>,
+    bytes: usize,
+    parts: Vec<PartInfo>,
+}
+
+impl PartWriter<'_> {
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        if self.bytes == 0 {
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(self.bytes);
+        let mut segments = Vec::with_capacity(self.shards.len());
+        for (buf, rows) in self.shards.iter_mut().zip(self.rows.iter_mut()) {
+            segments.push(Segment {
+                offset: body.len() as u64,
+                len: buf.len() as u64,
+                rows: *rows,
+            });
+            body.extend_from_slice(buf);
+            buf.clear();
+            *rows = 0;
+        }
+        let key = format!(
+            "{}extract/part-{:05}.bin",
+            run_prefix(self.run_id),
+            self.parts.len()
+        );
+        self.engine.objects.put(&key, Bytes::from(body)).await?;
+        self.parts.push(PartInfo { key, segments });
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Runs the model and writes the parts and their manifest.
+pub async fn extract(
+    engine: &Engine,
+    run: &RunRecord,
+    sync: &SyncDef,
+    shards: u32,
+    opts: ExtractOptions,
+) -> Result<ExtractManifest, EngineError> {
+    let source = engine.source(sync).await?;
+    let columns = source.columns(&sync.sql).await?;
+    check_columns(sync, &columns)?;
+    let mut stream = source.rows(&sync.sql).await?;
+    let mut writer = PartWriter {
+        engine,
+        run_id: &run.run_id,
+        shards: vec![Vec::new(); shards as usize],
+        rows: vec![0; shards as usize],
+        bytes: 0,
+        parts: Vec::new(),
+    };
+    let mut rows = 0u64;
+    let mut rejected = Vec::new();
+    let mut rejected_count = 0u64;
+    engine.progress.start("extract", None);
+    while let Some(row) = stream.next().await {
+        let row = row?;
+        rows += 1;
+        let mapped = map_row(&row, &sync.mapping);
+        match key_of(&row, &sync.primary_key) {
+            Ok(key) => {
+                let json = serde_json::to_vec(&mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+                let shard = shard_of(&key, shards) as usize;
+                let before = writer.shards[shard].len();
+                encode_record(&mut writer.shards[shard], &key, value_hash(&mapped), &json);
+                writer.bytes += writer.shards[shard].len() - before;
+                writer.rows[shard] += 1;
+                if writer.bytes >= opts.chunk_bytes {
+                    writer.flush().await?;
+                }
+            }
+            Err(problem) => {
+                rejected_count += 1;
+                if rejected.len() < MAX_LOGGED {
+                    rejected.push(RecordLogEntry {
+                        key: None,
+                        stage: "extract".into(),
+                        code: problem.code().into(),
+                        message: problem.message(),
+                        values: mapped,
+                    });
+                }
+            }
+        }
+        if rows % 10_000 == 0 {
+            engine.progress.advance(10_000);
+        }
+    }
+    engine.progress.advance(rows % 10_000);
+    engine.progress.finish();
+    writer.flush().await?;
+    write_record_log(engine.objects.as_ref(), &run.run_id, "extract", &rejected).await?;
+    let manifest = ExtractManifest {
+        run_id: run.run_id.clone(),
+        shards,
+        rows,
+        rejected: rejected_count,
+        columns,
+        parts: writer.parts,
+    };
+    let key = format!("{}extract/manifest.json", run_prefix(&run.run_id));
+    let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    engine.objects.put(&key, Bytes::from(body)).await?;
+    tracing::info!(run_id = %run.run_id, rows, rejected = rejected_count, parts = manifest.parts.len(), "extract done");
+    Ok(manifest)
+}

@@ -1,0 +1,306 @@
+//! Starting and ending runs: the per-sync lock (with takeover of locks left by dead
+//! processes), config versions, approval decisions and stale-plan checks.
+
+use chrono::{Duration as ChronoDuration, Utc};
+
+use super::plan::PlanManifest;
+use super::preview::write_deletion_preview;
+use super::{new_run_id, Engine, EngineError};
+use crate::config::SyncDef;
+use crate::ports::{Approval, LockInfo, LockOutcome, Notification, RunRecord, RunStatus, StoreError};
+
+/// A lock whose holder has shown no sign of life for this long is stale.
+const LOCK_LEASE_MINUTES: i64 = 15;
+
+/// How a run is started.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// manual, schedule, event, retry.
+    pub trigger: String,
+    /// Note for a new config version.
+    pub note: Option<String>,
+    /// A run id chosen by the caller (AWS passes the execution's); new when `None`.
+    pub run_id: Option<String>,
+}
+
+/// This machine's name, for lock owners.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes a NUL-terminated name.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The lock owner string of this process.
+pub fn local_owner() -> String {
+    format!("local:{}:{}", hostname(), std::process::id())
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether the lock's holder is gone: its local process died, or it stopped heartbeating.
+fn owner_is_gone(info: &LockInfo) -> bool {
+    if let Some(rest) = info.owner.strip_prefix("local:") {
+        if let Some((host, pid)) = rest.rsplit_once(':') {
+            if host == hostname() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    return !process_alive(pid);
+                }
+            }
+        }
+    }
+    Utc::now() - info.heartbeat_at > ChronoDuration::minutes(LOCK_LEASE_MINUTES)
+}
+
+/// Starts a run: refuses paused syncs, records the config version, takes the lock.
+pub async fn start_run(
+    engine: &Engine,
+    sync: &SyncDef,
+    opts: StartOptions,
+) -> Result<RunRecord, EngineError> {
+    let state = engine.runs.sync_state(&sync.name).await?;
+    if state.paused {
+        return Err(EngineError::Paused(sync.name.clone()));
+    }
+    let version = engine.runs.record_version(sync, opts.note.as_deref()).await?;
+    let run_id = opts.run_id.unwrap_or_else(new_run_id);
+    acquire_lock(engine, &sync.name, &run_id).await?;
+    let trigger = if opts.trigger.is_empty() { "manual" } else { &opts.trigger };
+    let mut run = RunRecord::new(run_id, &sync.name, trigger, version.version);
+    run.generation_at_plan = state.generation;
+    if let Err(e) = engine.runs.put_run(&run).await {
+        let _ = engine.runs.unlock(&sync.name, &run.run_id).await;
+        return Err(e.into());
+    }
+    tracing::info!(run_id = %run.run_id, sync = %sync.name, config_version = version.version, "run started");
+    Ok(run)
+}
+
+async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), EngineError> {
+    for _ in 0..5 {
+        let holder = match engine.runs.try_lock(sync, run_id, &engine.owner).await? {
+            LockOutcome::Acquired => return Ok(()),
+            LockOutcome::Held(h) => h,
+        };
+        let holder_run = match engine.runs.get_run(&holder.run_id).await {
+            Ok(r) => Some(r),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let free = match &holder_run {
+            None => true,
+            Some(r) if r.status.is_terminal() => true,
+            Some(r) if r.status == RunStatus::AwaitingApproval => {
+                expire_if_due(engine, r.clone()).await?
+            }
+            Some(r) if owner_is_gone(&holder) => {
+                let mut r = r.clone();
+                r.error = Some(format!(
+                    "interrupted: its process ({}) stopped before the run ended; \
+                     run {run_id} took over and plans again from the key set",
+                    holder.owner
+                ));
+                r.error_name = Some("Retl.Interrupted".into());
+                r.finish(RunStatus::Failed);
+                engine.runs.put_run(&r).await?;
+                tracing::warn!(stale_run = %r.run_id, "took over the lock of an interrupted run");
+                true
+            }
+            Some(_) => false,
+        };
+        if !free {
+            return Err(EngineError::Locked {
+                sync: sync.to_string(),
+                status: holder_run
+                    .map(|r| r.status.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                holder,
+            });
+        }
+        if engine
+            .runs
+            .take_over_lock(sync, &holder.run_id, run_id, &engine.owner)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(EngineError::Store(StoreError::Conflict(format!(
+        "could not take the lock of sync `{sync}` after several attempts"
+    ))))
+}
+
+/// Ends a run: records its final state, releases the lock, and alerts on trouble.
+pub async fn finish_run(
+    engine: &Engine,
+    run: &mut RunRecord,
+    status: RunStatus,
+) -> Result<(), EngineError> {
+    run.finish(status);
+    engine.runs.put_run(run).await?;
+    let mut state = engine.runs.sync_state(&run.sync).await?;
+    state.last_run_id = Some(run.run_id.clone());
+    engine.runs.put_sync_state(&state).await?;
+    engine.runs.unlock(&run.sync, &run.run_id).await?;
+    tracing::info!(run_id = %run.run_id, sync = %run.sync, status = status.as_str(), "run ended");
+    if matches!(
+        status,
+        RunStatus::Failed | RunStatus::PartiallyFailed | RunStatus::Aborted | RunStatus::Expired
+    ) {
+        if let Err(e) = engine.notifier.notify(&Notification::problem(run)).await {
+            tracing::warn!(error = %e, "could not send the run alert");
+        }
+    }
+    Ok(())
+}
+
+/// Expires a run whose approval request timed out. Returns true when it did.
+pub async fn expire_if_due(engine: &Engine, mut run: RunRecord) -> Result<bool, EngineError> {
+    let due = run.status == RunStatus::AwaitingApproval
+        && run
+            .approval
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .is_some_and(|t| t <= Utc::now());
+    if due {
+        run.error = Some("the approval request expired before anyone approved it".into());
+        finish_run(engine, &mut run, RunStatus::Expired).await?;
+    }
+    Ok(due)
+}
+
+/// Why a planned run can no longer be applied as planned, if it cannot.
+pub async fn plan_is_stale(
+    engine: &Engine,
+    run: &RunRecord,
+    sync: &SyncDef,
+) -> Result<Option<String>, EngineError> {
+    let state = engine.runs.sync_state(&run.sync).await?;
+    if state.generation != run.generation_at_plan {
+        return Ok(Some(format!(
+            "another run wrote to the destination after this plan was made (key-set generation {} -> {})",
+            run.generation_at_plan, state.generation
+        )));
+    }
+    let current = engine.runs.record_version(sync, None).await?;
+    if current.version != run.config_version {
+        return Ok(Some(format!(
+            "the sync definition changed since the plan (version {} -> {})",
+            run.config_version, current.version
+        )));
+    }
+    Ok(None)
+}
+
+async fn awaiting(engine: &Engine, run_id: &str) -> Result<RunRecord, EngineError> {
+    let run = engine.runs.get_run(run_id).await?;
+    if run.status != RunStatus::AwaitingApproval {
+        return Err(EngineError::NotAwaitingApproval {
+            run_id: run_id.to_string(),
+            status: run.status,
+        });
+    }
+    if expire_if_due(engine, run.clone()).await? {
+        return Err(EngineError::NotAwaitingApproval {
+            run_id: run_id.to_string(),
+            status: RunStatus::Expired,
+        });
+    }
+    Ok(run)
+}
+
+/// Records an approval: checks the plan is still current, then marks the run running again.
+/// The caller applies the plan (in process, or by resuming the state machine).
+pub async fn approve(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+    by: &str,
+    note: Option<&str>,
+) -> Result<RunRecord, EngineError> {
+    let mut run = awaiting(engine, run_id).await?;
+    if let Some(reason) = plan_is_stale(engine, &run, sync).await? {
+        run.error = Some(format!("not applied: the plan is stale: {reason}"));
+        finish_run(engine, &mut run, RunStatus::Expired).await?;
+        return Err(EngineError::StalePlan {
+            run_id: run_id.to_string(),
+            reason,
+        });
+    }
+    let approval = run.approval.get_or_insert_with(Approval::default);
+    approval.decision = Some("approve".into());
+    approval.decided_by = Some(by.to_string());
+    approval.note = note.map(str::to_string);
+    approval.decided_at = Some(Utc::now());
+    run.status = RunStatus::Running;
+    run.updated_at = Utc::now();
+    engine.runs.put_run(&run).await?;
+    engine.runs.heartbeat(&run.sync, &run.run_id).await?;
+    Ok(run)
+}
+
+/// Records a rejection and ends the run without writing anything.
+pub async fn reject(
+    engine: &Engine,
+    run_id: &str,
+    by: &str,
+    note: Option<&str>,
+) -> Result<RunRecord, EngineError> {
+    let mut run = awaiting(engine, run_id).await?;
+    let approval = run.approval.get_or_insert_with(Approval::default);
+    approval.decision = Some("reject".into());
+    approval.decided_by = Some(by.to_string());
+    approval.note = note.map(str::to_string);
+    approval.decided_at = Some(Utc::now());
+    run.error = Some(format!(
+        "rejected by {by}{}",
+        note.map(|n| format!(": {n}")).unwrap_or_default()
+    ));
+    finish_run(engine, &mut run, RunStatus::Rejected).await?;
+    Ok(run)
+}
+
+/// Stops a planned run for approval: writes the deletion preview, records the request (with
+/// the Step Functions task token on AWS), keeps the lock, and notifies the approvers.
+pub async fn request_approval(
+    engine: &Engine,
+    run: &mut RunRecord,
+    sync: &SyncDef,
+    manifest: &PlanManifest,
+    reason: &str,
+    task_token: Option<String>,
+) -> Result<(), EngineError> {
+    let preview = write_deletion_preview(engine, sync, manifest).await?;
+    let now = Utc::now();
+    let hours = sync.safety.approval_timeout_hours;
+    run.approval = Some(Approval {
+        reason: reason.to_string(),
+        requested_at: Some(now),
+        expires_at: Some(now + ChronoDuration::seconds((hours * 3600.0) as i64)),
+        task_token,
+        ..Approval::default()
+    });
+    run.status = RunStatus::AwaitingApproval;
+    run.updated_at = now;
+    engine.runs.put_run(run).await?;
+    let note = Notification::ApprovalNeeded {
+        run_id: run.run_id.clone(),
+        sync: run.sync.clone(),
+        counts: run.planned.clone(),
+        reason: reason.to_string(),
+        sample: manifest.delete_sample.clone(),
+        preview,
+    };
+    if let Err(e) = engine.notifier.notify(&note).await {
+        tracing::warn!(error = %e, "could not send the approval request");
+    }
+    Ok(())
+}

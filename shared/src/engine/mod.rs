@@ -1,0 +1,212 @@
+//! The sync engine: the steps of a run (start, extract, plan, approve, apply, finish), written
+//! once against the ports and driven either in one process (`retl`) or one Lambda per step.
+
+mod apply;
+mod extract;
+mod lifecycle;
+mod local;
+mod parts;
+mod plan;
+mod preview;
+mod record_log;
+mod safety;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use apply::{apply_file, finish_apply, ApplyOutcome};
+pub use extract::{extract, ExtractOptions};
+pub use lifecycle::{
+    approve, expire_if_due, finish_run, local_owner, plan_is_stale, reject, request_approval,
+    start_run, StartOptions,
+};
+pub use local::{apply_approved, apply_plan, run_local, LocalRunOptions};
+pub use parts::{ExtractManifest, PartInfo, Segment};
+pub use plan::{
+    plan_shard, prepare_plan, read_manifest, read_plan_ops, summarize_plan, OpKind, PlanContext,
+    PlanManifest, PlanOp, ShardPlan,
+};
+pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview, Preview};
+pub use record_log::{read_record_log, RecordLogEntry};
+pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
+
+use crate::config::{ConfigError, ConnectionConfig, SyncDef};
+use crate::connect::{open_destination, open_source};
+use crate::ports::{
+    Destination, DestinationError, KeySetStore, LockInfo, Notifier, ObjectStore, RunStatus,
+    RunStore, SecretError, Secrets, Source, SourceError, StoreError,
+};
+
+/// Reports progress of long phases (a progress bar on a terminal; nothing on Lambda).
+pub trait Progress: Send + Sync {
+    /// A phase starts; `total` when known.
+    fn start(&self, phase: &str, total: Option<u64>);
+    /// `n` more units done.
+    fn advance(&self, n: u64);
+    /// The phase ended.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _phase: &str, _total: Option<u64>) {}
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
+
+/// The adapters and settings one host gives the engine.
+#[derive(Clone)]
+pub struct Engine {
+    /// Parts, plans, record logs.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Key sets.
+    pub keysets: Arc<dyn KeySetStore>,
+    /// Runs, locks, sync state, versions.
+    pub runs: Arc<dyn RunStore>,
+    /// Connection secrets.
+    pub secrets: Arc<dyn Secrets>,
+    /// Alerts and approval requests.
+    pub notifier: Arc<dyn Notifier>,
+    /// Connections by name.
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Folder that relative SQLite paths are resolved against.
+    pub root: PathBuf,
+    /// Who runs: `host:pid` locally, the execution name on AWS.
+    pub owner: String,
+    /// Progress display.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Engine {
+    fn connection(&self, name: &str) -> Result<&ConnectionConfig, EngineError> {
+        self.connections
+            .get(name)
+            .ok_or_else(|| EngineError::Invalid(format!("connection `{name}` is not defined")))
+    }
+
+    /// The sync's source.
+    pub async fn source(&self, sync: &SyncDef) -> Result<Arc<dyn Source>, EngineError> {
+        let conn = self.connection(&sync.source_connection)?;
+        Ok(open_source(&sync.source_connection, conn, &self.root, self.secrets.as_ref()).await?)
+    }
+
+    /// The sync's destination.
+    pub async fn destination(&self, sync: &SyncDef) -> Result<Arc<dyn Destination>, EngineError> {
+        let conn = self.connection(&sync.destination_connection)?;
+        Ok(open_destination(&sync.destination_connection, conn, self.secrets.as_ref()).await?)
+    }
+}
+
+/// Why a step of a run failed. `error_name` is stable: Step Functions `Retry`/`Catch` match it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Configuration files are wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The sync cannot run as defined (a column the model lacks, a bad object).
+    #[error("{0}")]
+    Invalid(String),
+    /// The warehouse failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The destination failed outside batch delivery.
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A secret is missing.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Another run holds the sync's lock.
+    #[error("sync `{sync}` is already running: run {} ({}) holds the lock since {}; wait for it, or approve/reject it if it awaits approval", .holder.run_id, .status, .holder.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"))]
+    Locked {
+        /// The sync.
+        sync: String,
+        /// The holder.
+        holder: LockInfo,
+        /// The holder run's status.
+        status: String,
+    },
+    /// The sync is paused.
+    #[error("sync `{0}` is paused; `retl resume {0}` lets it run again")]
+    Paused(String),
+    /// The plan no longer matches the key set or the config.
+    #[error("the plan of run {run_id} is stale: {reason}; start a new run to plan again")]
+    StalePlan {
+        /// The run.
+        run_id: String,
+        /// What changed.
+        reason: String,
+    },
+    /// A decision was given for a run that does not wait for one.
+    #[error("run {run_id} is {} and does not await approval", .status.as_str())]
+    NotAwaitingApproval {
+        /// The run.
+        run_id: String,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// The destination refused every write (auth, missing object).
+    #[error("the destination stopped the delivery: {code}: {message}")]
+    DeliveryFatal {
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// Stored run data is unreadable.
+    #[error("corrupt run data: {0}")]
+    Corrupt(String),
+}
+
+impl EngineError {
+    /// Stable error name for logs, Lambda `errorType` and Step Functions.
+    pub fn error_name(&self) -> &'static str {
+        match self {
+            EngineError::Config(e) => e.error_name(),
+            EngineError::Invalid(_) => "Retl.InvalidSync",
+            EngineError::Source(e) => e.error_name(),
+            EngineError::Destination(e) => e.error_name(),
+            EngineError::Store(e) => e.error_name(),
+            EngineError::Secret(e) => e.error_name(),
+            EngineError::Locked { .. } => "Retl.Locked",
+            EngineError::Paused(_) => "Retl.Paused",
+            EngineError::StalePlan { .. } => "Retl.StalePlan",
+            EngineError::NotAwaitingApproval { .. } => "Retl.NotAwaitingApproval",
+            EngineError::DeliveryFatal { .. } => "Retl.DestinationFatal",
+            EngineError::Corrupt(_) => "Retl.CorruptData",
+        }
+    }
+
+    /// Whether retrying the same step may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Source(SourceError::Unavailable { .. })
+                | EngineError::Destination(DestinationError::Unavailable { .. })
+                | EngineError::Store(StoreError::Unavailable(_))
+                | EngineError::Secret(SecretError::Unavailable { .. })
+        )
+    }
+}
+
+/// Object key prefix of a run's artifacts.
+pub fn run_prefix(run_id: &str) -> String {
+    format!("runs/{run_id}/")
+}
+
+/// A new sortable run id.
+pub fn new_run_id() -> String {
+    ulid::Ulid::new().to_string().to_lowercase()
+}
+
+/// Key-set namespace of a sync: its name plus the identity fingerprint, so that a change of
+/// key columns or destination starts a fresh key set without destroying the old one.
+pub fn keyset_id(sync: &SyncDef) -> String {
+    format!("{}@{}", sync.name, sync.identity_fingerprint())
+}

@@ -1,0 +1,549 @@
+//! Plan: diff the extracted rows of each key-set shard against the key set, by the rules of
+//! the sync mode, into plan files of create/update/delete operations.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use super::parts::{ExtractManifest, PartReader};
+use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::safety::{evaluate, SafetyVerdict};
+use super::{keyset_id, run_prefix, Engine, EngineError};
+use crate::config::{DeleteScope, SyncDef, SyncMode};
+use crate::ports::{
+    Counts, Destination, KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord, WriteOp,
+};
+use crate::record::{hash_hex, key_of, key_values, value_hash, Values};
+
+/// Operations per plan file: the unit an apply step (one Lambda invocation) handles.
+pub const OPS_PER_FILE: usize = 50_000;
+
+/// What planning needs to know besides the rows; computed once per run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanContext {
+    /// Key-set namespace.
+    pub keyset: String,
+    /// Shard count.
+    pub shards: u32,
+    /// Why every row is re-sent, if it is.
+    pub full_resync: Option<String>,
+    /// Whether the destination can look records up.
+    pub can_lookup: bool,
+}
+
+/// Kind of a planned operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// A record the destination lacks.
+    Create,
+    /// A record whose values changed.
+    Update,
+    /// A record to remove.
+    Delete,
+}
+
+/// One planned operation, a line of a plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOp {
+    /// What to do.
+    pub op: OpKind,
+    /// Record key.
+    pub key: String,
+    /// Hex hash of `values` (creates and updates).
+    #[serde(default)]
+    pub hash: String,
+    /// Mapped values; for deletes the key fields.
+    pub values: Values,
+}
+
+impl PlanOp {
+    /// The destination write for this operation under `mode`.
+    pub fn write_op(&self, mode: SyncMode) -> WriteOp {
+        match (self.op, mode) {
+            (OpKind::Delete, _) => WriteOp::Delete,
+            (_, SyncMode::Append | SyncMode::Insert) => WriteOp::Create,
+            (_, SyncMode::Update) => WriteOp::Update,
+            _ => WriteOp::Upsert,
+        }
+    }
+}
+
+/// The plan of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardPlan {
+    /// The shard.
+    pub shard: u32,
+    /// Plan files written.
+    pub files: Vec<String>,
+    /// Planned counts.
+    pub counts: Counts,
+    /// Present records of the key set in this shard (within the delete scope).
+    pub existing: u64,
+    /// A few keys that would be deleted.
+    pub delete_sample: Vec<String>,
+}
+
+/// The whole plan; stored as `runs/<run>/plan/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanManifest {
+    /// The run.
+    pub run_id: String,
+    /// Key-set namespace the plan was made against.
+    pub keyset: String,
+    /// Shard count.
+    pub shards: u32,
+    /// Plan files in apply order.
+    pub files: Vec<String>,
+    /// Planned counts.
+    pub counts: Counts,
+    /// Present records before the run (base of the delete threshold).
+    pub existing: u64,
+    /// What the safety rules decided.
+    pub verdict: SafetyVerdict,
+    /// A few keys that would be deleted.
+    pub delete_sample: Vec<String>,
+    /// Why every row is re-sent, if it is.
+    pub full_resync: Option<String>,
+}
+
+/// Prepares planning: checks the destination, detects key/mapping changes, and on a sync's
+/// first run seeds the key set from the destination's records (the baseline).
+pub async fn prepare_plan(
+    engine: &Engine,
+    run: &mut RunRecord,
+    sync: &SyncDef,
+    force_full_resync: bool,
+) -> Result<PlanContext, EngineError> {
+    let mut state = engine.runs.sync_state(&sync.name).await?;
+    let shards = match state.shards {
+        Some(s) => s,
+        None => {
+            state.shards = Some(sync.shards);
+            sync.shards
+        }
+    };
+    let identity = sync.identity_fingerprint();
+    let mapping = sync.mapping_fingerprint();
+    let mut reasons = Vec::new();
+    if force_full_resync {
+        reasons.push("a full resync was requested".to_string());
+    }
+    if state.identity_fingerprint.as_ref().is_some_and(|f| *f != identity) {
+        reasons.push(
+            "the primary key or the destination object changed, so a new key set is built".into(),
+        );
+    } else if state.mapping_fingerprint.as_ref().is_some_and(|f| *f != mapping) {
+        reasons.push("the field mapping changed since the last run".into());
+    }
+    let dest = engine.destination(sync).await?;
+    dest.prepare(sync).await?;
+    let keyset = keyset_id(sync);
+    if dest.can_list() && state.baseline_identity.as_deref() != Some(identity.as_str()) {
+        let seeded = seed_baseline(engine, dest.as_ref(), sync, &keyset, shards).await?;
+        tracing::info!(sync = %sync.name, records = seeded, "key set seeded from the destination");
+        state.baseline_identity = Some(identity);
+    }
+    engine.runs.put_sync_state(&state).await?;
+    let full_resync = (!reasons.is_empty()).then(|| reasons.join("; "));
+    run.resync_reason = full_resync.clone();
+    Ok(PlanContext {
+        keyset,
+        shards,
+        full_resync,
+        can_lookup: dest.can_lookup(),
+    })
+}
+
+async fn seed_baseline(
+    engine: &Engine,
+    dest: &dyn Destination,
+    sync: &SyncDef,
+    keyset: &str,
+    shards: u32,
+) -> Result<u64, EngineError> {
+    engine.progress.start("baseline", None);
+    let mut stream = dest.list(sync).await?;
+    let now = chrono::Utc::now().timestamp();
+    let mut batch = Vec::with_capacity(5000);
+    let mut n = 0u64;
+    while let Some(rec) = stream.next().await {
+        let rec = rec?;
+        let Ok(key) = key_of(&rec, &sync.key_fields) else {
+            continue;
+        };
+        batch.push(KeyChange::Put {
+            key,
+            entry: KeyEntry {
+                hash: value_hash(&rec),
+                state: KeyState::Present,
+                origin: KeyOrigin::Baseline,
+                updated_at: now,
+            },
+        });
+        n += 1;
+        if batch.len() == 5000 {
+            engine.keysets.apply(keyset, shards, &batch).await?;
+            engine.progress.advance(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    engine.keysets.apply(keyset, shards, &batch).await?;
+    engine.progress.advance(batch.len() as u64);
+    engine.progress.finish();
+    Ok(n)
+}
+
+/// A model row seen in this shard.
+struct Seen {
+    hash: u128,
+    seg: usize,
+    start: usize,
+    len: usize,
+    copies: u64,
+}
+
+/// What to do with one model key.
+enum Decision {
+    Op(OpKind),
+    Unchanged,
+    Skipped,
+    NeedsLookup,
+}
+
+fn decide(mode: SyncMode, entry: Option<&KeyEntry>, hash: u128, resync: bool, can_lookup: bool) -> Decision {
+    let present = entry.filter(|e| e.state == KeyState::Present);
+    let changed = |e: &KeyEntry| resync || e.hash != hash;
+    match mode {
+        SyncMode::Upsert | SyncMode::Mirror => match present {
+            Some(e) if changed(e) => Decision::Op(OpKind::Update),
+            Some(_) => Decision::Unchanged,
+            None => Decision::Op(OpKind::Create),
+        },
+        SyncMode::Append | SyncMode::Insert => match present {
+            Some(e) if e.hash == hash => Decision::Unchanged,
+            // The record exists and these modes never update it.
+            Some(_) => Decision::Skipped,
+            None if mode == SyncMode::Insert && can_lookup => Decision::NeedsLookup,
+            None => Decision::Op(OpKind::Create),
+        },
+        SyncMode::Update => match present {
+            Some(e) if changed(e) => Decision::Op(OpKind::Update),
+            Some(_) => Decision::Unchanged,
+            None if can_lookup => Decision::NeedsLookup,
+            None => Decision::Skipped,
+        },
+        SyncMode::DeleteOnly => Decision::Unchanged,
+        SyncMode::Delete => match entry.map(|e| e.state) {
+            Some(KeyState::Present) => Decision::Op(OpKind::Delete),
+            Some(KeyState::Deleted) => Decision::Unchanged,
+            None if can_lookup => Decision::NeedsLookup,
+            None => Decision::Op(OpKind::Delete),
+        },
+    }
+}
+
+/// Buffers plan lines and writes files of at most [`OPS_PER_FILE`] operations.
+struct PlanWriter<'a> {
+    engine: &'a Engine,
+    prefix: String,
+    shard: u32,
+    buf: Vec<u8>,
+    ops: usize,
+    files: Vec<String>,
+}
+
+impl PlanWriter<'_> {
+    fn push(&mut self, op: OpKind, key: &str, hash: u128, values_json: &[u8]) {
+        let name = match op {
+            OpKind::Create => "create",
+            OpKind::Update => "update",
+            OpKind::Delete => "delete",
+        };
+        let _ = write!(self.buf, "{{\"op\":\"{name}\",\"key\":");
+        serde_json::to_writer(&mut self.buf, key).expect("writing to a Vec cannot fail");
+        let _ = write!(self.buf, ",\"hash\":\"{}\",\"values\":", hash_hex(hash));
+        self.buf.extend_from_slice(values_json);
+        self.buf.extend_from_slice(b"}\n");
+        self.ops += 1;
+    }
+
+    async fn maybe_flush(&mut self, force: bool) -> Result<(), EngineError> {
+        if self.ops == 0 || (!force && self.ops < OPS_PER_FILE) {
+            return Ok(());
+        }
+        let key = format!("{}ops-{:04}-{:03}.jsonl", self.prefix, self.shard, self.files.len());
+        self.engine
+            .objects
+            .put(&key, Bytes::from(std::mem::take(&mut self.buf)))
+            .await?;
+        self.files.push(key);
+        self.ops = 0;
+        Ok(())
+    }
+}
+
+/// Plans one shard and writes its plan files.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_shard(
+    engine: &Engine,
+    run_id: &str,
+    sync: &SyncDef,
+    ctx: &PlanContext,
+    extract: &ExtractManifest,
+    shard: u32,
+    dest: Option<&dyn Destination>,
+) -> Result<ShardPlan, EngineError> {
+    let entries = engine
+        .keysets
+        .load_shard(&ctx.keyset, shard, ctx.shards)
+        .await?;
+    let mut keyset: HashMap<String, KeyEntry> = HashMap::with_capacity(entries.len());
+    keyset.extend(entries);
+
+    let mut segments: Vec<Bytes> = Vec::new();
+    for part in &extract.parts {
+        let seg = part.segments.get(shard as usize).copied().unwrap_or_default();
+        if seg.len > 0 {
+            segments.push(
+                engine
+                    .objects
+                    .get_range(&part.key, seg.offset, seg.len)
+                    .await?,
+            );
+        }
+    }
+
+    // Pass 1: every model key of the shard, with duplicates counted.
+    let mut seen: HashMap<&str, Seen> = HashMap::new();
+    for (i, seg) in segments.iter().enumerate() {
+        for rec in PartReader::new(seg) {
+            let rec = rec.map_err(EngineError::Corrupt)?;
+            let start = rec.values.as_ptr() as usize - seg.as_ptr() as usize;
+            seen.entry(rec.key)
+                .and_modify(|s| s.copies += 1)
+                .or_insert(Seen {
+                    hash: rec.hash,
+                    seg: i,
+                    start,
+                    len: rec.values.len(),
+                    copies: 1,
+                });
+        }
+    }
+
+    let mut counts = Counts::default();
+    let mut rejected = Vec::new();
+    let mut ops: Vec<(OpKind, &str)> = Vec::new();
+    let mut lookups: Vec<&str> = Vec::new();
+    let resync = ctx.full_resync.is_some();
+    for (key, s) in &seen {
+        if s.copies > 1 {
+            counts.rejected += s.copies;
+            if rejected.len() < MAX_LOGGED {
+                rejected.push(RecordLogEntry {
+                    key: Some(key.to_string()),
+                    stage: "plan".into(),
+                    code: "duplicate_key".into(),
+                    message: format!(
+                        "the key appears {} times in the model; all {} rows are rejected",
+                        s.copies, s.copies
+                    ),
+                    values: serde_json::from_slice(&segments[s.seg][s.start..s.start + s.len])
+                        .unwrap_or_default(),
+                });
+            }
+            continue;
+        }
+        match decide(sync.mode, keyset.get(*key), s.hash, resync, ctx.can_lookup) {
+            Decision::Op(op) => ops.push((op, key)),
+            Decision::Unchanged => counts.unchanged += 1,
+            Decision::Skipped => counts.skipped += 1,
+            Decision::NeedsLookup => lookups.push(key),
+        }
+    }
+
+    // Keys unknown to the key set: ask the destination whether it holds them.
+    if !lookups.is_empty() {
+        let dest = dest.ok_or_else(|| {
+            EngineError::Invalid("planning needs the destination for lookups".into())
+        })?;
+        let owned: Vec<String> = lookups.iter().map(|k| k.to_string()).collect();
+        let found = dest.lookup(sync, &owned).await?;
+        let now = chrono::Utc::now().timestamp();
+        let mut learned = Vec::new();
+        let mut found_hash: HashMap<String, u128> = HashMap::new();
+        for values in found {
+            if let Ok(k) = key_of(&values, &sync.key_fields) {
+                let h = value_hash(&values);
+                found_hash.insert(k.clone(), h);
+                learned.push(KeyChange::Put {
+                    key: k,
+                    entry: KeyEntry {
+                        hash: h,
+                        state: KeyState::Present,
+                        origin: KeyOrigin::Baseline,
+                        updated_at: now,
+                    },
+                });
+            }
+        }
+        engine.keysets.apply(&ctx.keyset, ctx.shards, &learned).await?;
+        for key in lookups {
+            let hash = seen[key].hash;
+            match (sync.mode, found_hash.get(key)) {
+                (SyncMode::Insert, Some(_)) => counts.skipped += 1,
+                (SyncMode::Insert, None) => ops.push((OpKind::Create, key)),
+                (SyncMode::Update, Some(h)) if resync || *h != hash => ops.push((OpKind::Update, key)),
+                (SyncMode::Update, Some(_)) => counts.unchanged += 1,
+                (SyncMode::Update, None) | (SyncMode::Delete, None) => counts.skipped += 1,
+                (SyncMode::Delete, Some(_)) => ops.push((OpKind::Delete, key)),
+                _ => counts.skipped += 1,
+            }
+        }
+    }
+
+    let prefix = format!("{}plan/", run_prefix(run_id));
+    let mut writer = PlanWriter {
+        engine,
+        prefix,
+        shard,
+        buf: Vec::new(),
+        ops: 0,
+        files: Vec::new(),
+    };
+    ops.sort_unstable_by(|a, b| a.1.cmp(b.1));
+    for (op, key) in ops {
+        let s = &seen[key];
+        match op {
+            OpKind::Create => counts.creates += 1,
+            OpKind::Update => counts.updates += 1,
+            OpKind::Delete => counts.deletes += 1,
+        }
+        if op == OpKind::Delete {
+            let kv = serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
+            writer.push(op, key, 0, &kv);
+        } else {
+            writer.push(op, key, s.hash, &segments[s.seg][s.start..s.start + s.len]);
+        }
+        writer.maybe_flush(false).await?;
+    }
+
+    // Records the destination holds that left the model.
+    let in_scope = |e: &KeyEntry| {
+        e.state == KeyState::Present
+            && (sync.delete_scope == DeleteScope::All || e.origin == KeyOrigin::Synced)
+    };
+    let existing = keyset.values().filter(|e| in_scope(e)).count() as u64;
+    let mut delete_sample = Vec::new();
+    if sync.mode.deletes_missing() {
+        let mut gone: Vec<&String> = keyset
+            .iter()
+            .filter(|(k, e)| in_scope(e) && !seen.contains_key(k.as_str()))
+            .map(|(k, _)| k)
+            .collect();
+        gone.sort_unstable();
+        for key in gone {
+            counts.deletes += 1;
+            if delete_sample.len() < 20 {
+                delete_sample.push(key.clone());
+            }
+            let kv = serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
+            writer.push(OpKind::Delete, key, 0, &kv);
+            writer.maybe_flush(false).await?;
+        }
+    }
+    writer.maybe_flush(true).await?;
+    write_record_log(
+        engine.objects.as_ref(),
+        run_id,
+        &format!("plan-{shard:04}"),
+        &rejected,
+    )
+    .await?;
+    Ok(ShardPlan {
+        shard,
+        files: writer.files,
+        counts,
+        existing,
+        delete_sample,
+    })
+}
+
+/// Combines shard plans, applies the safety rules and writes the plan manifest.
+pub async fn summarize_plan(
+    engine: &Engine,
+    run: &mut RunRecord,
+    sync: &SyncDef,
+    ctx: &PlanContext,
+    extract: &ExtractManifest,
+    shard_plans: &[ShardPlan],
+) -> Result<PlanManifest, EngineError> {
+    let mut counts = Counts {
+        rows: extract.rows,
+        rejected: extract.rejected,
+        ..Counts::default()
+    };
+    let mut existing = 0;
+    let mut files = Vec::new();
+    let mut delete_sample = Vec::new();
+    let mut by_shard: BTreeMap<u32, &ShardPlan> = BTreeMap::new();
+    for p in shard_plans {
+        by_shard.insert(p.shard, p);
+    }
+    for p in by_shard.values() {
+        counts.add(&p.counts);
+        existing += p.existing;
+        files.extend(p.files.iter().cloned());
+        for k in &p.delete_sample {
+            if delete_sample.len() < 20 {
+                delete_sample.push(k.clone());
+            }
+        }
+    }
+    let valid_rows = extract.rows.saturating_sub(extract.rejected);
+    let verdict = evaluate(sync, &counts, existing, valid_rows);
+    let manifest = PlanManifest {
+        run_id: run.run_id.clone(),
+        keyset: ctx.keyset.clone(),
+        shards: ctx.shards,
+        files,
+        counts: counts.clone(),
+        existing,
+        verdict,
+        delete_sample,
+        full_resync: ctx.full_resync.clone(),
+    };
+    let key = format!("{}plan/manifest.json", run_prefix(&run.run_id));
+    let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    engine.objects.put(&key, Bytes::from(body)).await?;
+    run.planned = counts;
+    run.existing = existing;
+    run.plan = Some(key);
+    run.updated_at = chrono::Utc::now();
+    engine.runs.put_run(run).await?;
+    Ok(manifest)
+}
+
+/// Reads a run's plan manifest.
+pub async fn read_manifest(engine: &Engine, run: &RunRecord) -> Result<PlanManifest, EngineError> {
+    let key = run
+        .plan
+        .clone()
+        .ok_or_else(|| EngineError::Corrupt(format!("run {} has no plan", run.run_id)))?;
+    let body = engine.objects.get(&key).await?;
+    serde_json::from_slice(&body).map_err(|e| EngineError::Corrupt(format!("{key}: {e}")))
+}
+
+/// Reads one plan file.
+pub async fn read_plan_ops(engine: &Engine, file: &str) -> Result<Vec<PlanOp>, EngineError> {
+    let body = engine.objects.get(file).await?;
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|e| EngineError::Corrupt(format!("{file}: {e}"))))
+        .collect()
+}

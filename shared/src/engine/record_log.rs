@@ -1,0 +1,68 @@
+//! The run's record log (the dead letter queue): every rejected record with its error and
+//! payload, as JSON lines under `runs/<run>/rejected/`.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{run_prefix, EngineError};
+use crate::ports::ObjectStore;
+use crate::record::Values;
+
+/// Most entries kept per log file; the counts stay exact beyond it.
+pub const MAX_LOGGED: usize = 100_000;
+
+/// One rejected record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordLogEntry {
+    /// The record key, when it has one.
+    pub key: Option<String>,
+    /// Where it was rejected: extract, plan, or the write (create, update, upsert, delete).
+    pub stage: String,
+    /// Error code (the API's, or retl's: null_key, duplicate_key...).
+    pub code: String,
+    /// Error message.
+    pub message: String,
+    /// The mapped values that were (or would have been) sent.
+    pub values: Values,
+}
+
+/// Writes one log file of a run; does nothing when there is nothing to log.
+pub async fn write_record_log(
+    objects: &dyn ObjectStore,
+    run_id: &str,
+    name: &str,
+    entries: &[RecordLogEntry],
+) -> Result<(), EngineError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    for e in entries.iter().take(MAX_LOGGED) {
+        serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        buf.push(b'\n');
+    }
+    let key = format!("{}rejected/{name}.jsonl", run_prefix(run_id));
+    objects.put(&key, Bytes::from(buf)).await?;
+    Ok(())
+}
+
+/// Every logged record of a run.
+pub async fn read_record_log(
+    objects: &dyn ObjectStore,
+    run_id: &str,
+) -> Result<Vec<RecordLogEntry>, EngineError> {
+    let mut out = Vec::new();
+    for key in objects
+        .list(&format!("{}rejected/", run_prefix(run_id)))
+        .await?
+    {
+        let body = objects.get(&key).await?;
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            out.push(
+                serde_json::from_slice(line)
+                    .map_err(|e| EngineError::Corrupt(format!("{key}: {e}")))?,
+            );
+        }
+    }
+    Ok(out)
+}

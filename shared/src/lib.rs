@@ -1,0 +1,13 @@
+//! retl's shared library: configuration, the sync engine, its ports and their adapters, the
+//! delivery framework and the connectors. The `retl` CLI and the Lambda functions are thin
+//! shells around it.
+
+pub mod adapters;
+pub mod config;
+pub mod connect;
+pub mod delivery;
+pub mod destinations;
+pub mod engine;
+pub mod ports;
+pub mod record;
+pub mod sources;

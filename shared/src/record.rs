@@ -1,0 +1,217 @@
+//! Records: model rows mapped to destination fields, their keys, value hashes and shards.
+
+use serde_json::{Map, Value};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
+
+/// A row or record: column (or field) name -> JSON value.
+pub type Values = Map<String, Value>;
+
+/// Why a row cannot be synced on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// A key column is null or missing.
+    NullKey(String),
+    /// A key column holds an object or array.
+    NotScalar(String),
+}
+
+impl KeyProblem {
+    /// Stable code for record logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyProblem::NullKey(_) => "null_key",
+            KeyProblem::NotScalar(_) => "invalid_key",
+        }
+    }
+
+    /// Human explanation.
+    pub fn message(&self) -> String {
+        match self {
+            KeyProblem::NullKey(c) => format!("primary key column `{c}` is null"),
+            KeyProblem::NotScalar(c) => {
+                format!("primary key column `{c}` holds an object or array, not a scalar")
+            }
+        }
+    }
+}
+
+fn key_part(value: Option<&Value>, column: &str) -> Result<String, KeyProblem> {
+    match value {
+        None | Some(Value::Null) => Err(KeyProblem::NullKey(column.to_string())),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Bool(b)) => Ok(b.to_string()),
+        Some(_) => Err(KeyProblem::NotScalar(column.to_string())),
+    }
+}
+
+/// The key of a row (or of a destination record, with destination field names).
+///
+/// Key parts compare as text, so a key read as the integer 4 from one system and as the
+/// string "4" from another is the same record. A composite key is a JSON array of its parts.
+pub fn key_of(values: &Values, columns: &[String]) -> Result<String, KeyProblem> {
+    if let [single] = columns {
+        return key_part(values.get(single), single);
+    }
+    let parts = columns
+        .iter()
+        .map(|c| key_part(values.get(c), c).map(Value::String))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(parts).to_string())
+}
+
+/// The destination key fields of a key, as strings (destinations cast them to column types).
+pub fn key_values(key: &str, key_fields: &[String]) -> Values {
+    let mut out = Map::new();
+    if let [single] = key_fields {
+        out.insert(single.clone(), Value::String(key.to_string()));
+        return out;
+    }
+    let parts: Vec<String> = serde_json::from_str(key).unwrap_or_default();
+    for (field, part) in key_fields.iter().zip(parts) {
+        out.insert(field.clone(), Value::String(part));
+    }
+    out
+}
+
+/// Maps a source row to destination fields. Columns missing from the row map to null.
+pub fn map_row(row: &Values, mapping: &std::collections::BTreeMap<String, String>) -> Values {
+    let mut out = Map::new();
+    for (field, column) in mapping {
+        out.insert(
+            field.clone(),
+            row.get(column).cloned().unwrap_or(Value::Null),
+        );
+    }
+    out
+}
+
+/// Hash of the mapped values, independent of field order. 0 is reserved for "unknown".
+pub fn value_hash(values: &Values) -> u128 {
+    let mut fields: Vec<(&String, &Value)> = values.iter().collect();
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut h = Xxh3::new();
+    let mut buf = Vec::with_capacity(128);
+    for (k, v) in fields {
+        buf.clear();
+        write_canonical(&mut buf, v);
+        h.update(&(k.len() as u32).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update(&(buf.len() as u32).to_le_bytes());
+        h.update(&buf);
+    }
+    match h.digest128() {
+        0 => 1,
+        x => x,
+    }
+}
+
+/// JSON with object keys sorted at every depth, so equal values hash equally.
+fn write_canonical(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            let mut fields: Vec<(&String, &Value)> = m.iter().collect();
+            fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            buf.push(b'{');
+            for (i, (k, v)) in fields.into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                serde_json::to_writer(&mut *buf, k).expect("writing to a Vec cannot fail");
+                buf.push(b':');
+                write_canonical(buf, v);
+            }
+            buf.push(b'}');
+        }
+        Value::Array(items) => {
+            buf.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_canonical(buf, item);
+            }
+            buf.push(b']');
+        }
+        other => serde_json::to_writer(&mut *buf, other).expect("writing to a Vec cannot fail"),
+    }
+}
+
+/// The key-set shard of a key.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    (xxh3_64(key.as_bytes()) % u64::from(shards.max(1))) as u32
+}
+
+/// A short stable fingerprint of bytes, for idempotency keys.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    format!("{:032x}", xxh3_128(bytes))
+}
+
+/// Hex form of a value hash, as stored in plans.
+pub fn hash_hex(hash: u128) -> String {
+    format!("{hash:032x}")
+}
+
+/// Parses [`hash_hex`] output.
+pub fn parse_hash(hex: &str) -> Option<u128> {
+    u128::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Values {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn keys_compare_as_text() {
+        let a = obj(json!({"id": 4}));
+        let b = obj(json!({"id": "4"}));
+        let cols = vec!["id".to_string()];
+        assert_eq!(key_of(&a, &cols), key_of(&b, &cols));
+    }
+
+    #[test]
+    fn composite_keys_round_trip() {
+        let row = obj(json!({"acct": 7, "email": "a@x.io"}));
+        let cols = vec!["acct".to_string(), "email".to_string()];
+        let key = key_of(&row, &cols).unwrap();
+        assert_eq!(key, r#"["7","a@x.io"]"#);
+        let back = key_values(&key, &cols);
+        assert_eq!(back["email"], json!("a@x.io"));
+        assert_eq!(back["acct"], json!("7"));
+    }
+
+    #[test]
+    fn null_and_object_keys_are_rejected() {
+        let cols = vec!["id".to_string()];
+        assert_eq!(
+            key_of(&obj(json!({"id": null})), &cols),
+            Err(KeyProblem::NullKey("id".into()))
+        );
+        assert_eq!(
+            key_of(&obj(json!({"id": {"a": 1}})), &cols),
+            Err(KeyProblem::NotScalar("id".into()))
+        );
+    }
+
+    #[test]
+    fn hash_ignores_field_order_but_not_values() {
+        let a = obj(json!({"a": 1, "b": {"x": 1, "y": [1, 2]}}));
+        let mut b = Map::new();
+        b.insert("b".into(), json!({"y": [1, 2], "x": 1}));
+        b.insert("a".into(), json!(1));
+        assert_eq!(value_hash(&a), value_hash(&b));
+        let c = obj(json!({"a": 2, "b": {"x": 1, "y": [1, 2]}}));
+        assert_ne!(value_hash(&a), value_hash(&c));
+    }
+
+    #[test]
+    fn precise_numbers_keep_their_digits() {
+        let v: Value = serde_json::from_str("12345678901234567890.123456789").unwrap();
+        assert_eq!(v.to_string(), "12345678901234567890.123456789");
+    }
+}
