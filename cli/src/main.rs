@@ -1,1 +1,64 @@
-fn main() {}
+//! The `retl` command line.
+
+mod args;
+mod commands;
+mod context;
+mod progress;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::Cli;
+use commands::{dispatch, exit_for_error, Exit};
+
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("RETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logs(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let code = exit_for_error(&e);
+            if cli.json {
+                let name = e
+                    .downcast_ref::<retl_shared::engine::EngineError>()
+                    .map(|x| x.error_name())
+                    .unwrap_or(if code == Exit::Usage { "Retl.ConfigError" } else { "Retl.Error" });
+                println!("{}", serde_json::json!({"error": format!("{e:#}"), "error_name": name}));
+            } else {
+                eprintln!("{e:#}");
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}

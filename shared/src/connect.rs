@@ -1,10 +1,10 @@
 //! Builds sources and destinations from connection configs, reading secrets through the port.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::ConnectionConfig;
-use crate::destinations::{PostgresDestination, WebhookDestination};
+use crate::destinations::{PostgresDestination, SqliteDestination, WebhookDestination};
 use crate::ports::{Destination, DestinationError, Secrets, Source, SourceError};
 use crate::sources::{PostgresSource, SqliteSource};
 
@@ -32,10 +32,8 @@ pub async fn open_source(
         message,
     };
     match conn {
-        ConnectionConfig::Sqlite { path } => {
-            let p = Path::new(path);
-            let p = if p.is_absolute() { p.to_path_buf() } else { root.join(p) };
-            Ok(Arc::new(SqliteSource::new(name, p)))
+        ConnectionConfig::Sqlite { path, .. } => {
+            Ok(Arc::new(SqliteSource::new(name, resolve(root, path))))
         }
         ConnectionConfig::Postgres { url, url_env, .. } => {
             let url = postgres_url(url, url_env, secrets).await.map_err(config_error)?;
@@ -48,10 +46,20 @@ pub async fn open_source(
     }
 }
 
-/// The destination behind connection `name`.
+fn resolve(root: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}
+
+/// The destination behind connection `name`. SQLite paths are relative to `root`.
 pub async fn open_destination(
     name: &str,
     conn: &ConnectionConfig,
+    root: &Path,
     secrets: &dyn Secrets,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
     let invalid = |message: String| DestinationError::Invalid {
@@ -59,6 +67,15 @@ pub async fn open_destination(
         message,
     };
     match conn {
+        ConnectionConfig::Sqlite {
+            path,
+            create_tables,
+            ..
+        } => Ok(Arc::new(SqliteDestination::new(
+            name,
+            resolve(root, path),
+            *create_tables,
+        ))),
         ConnectionConfig::Postgres { url, url_env, .. } => {
             let url = postgres_url(url, url_env, secrets).await.map_err(invalid)?;
             Ok(Arc::new(PostgresDestination::new(name, url)))
@@ -80,9 +97,5 @@ pub async fn open_destination(
                 headers.clone(),
             )?))
         }
-        other => Err(invalid(format!(
-            "a {} connection cannot be a destination",
-            other.type_name()
-        ))),
     }
 }

@@ -182,3 +182,8 @@ pub fn sync_schema() -> serde_json::Value {
 pub fn project_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ProjectFile)).expect("schema serialises")
 }
+
+/// YAML text of a value (used to write sync files, e.g. by `retl clone`).
+pub fn to_yaml(value: &serde_json::Value) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+}

@@ -50,10 +50,16 @@ fn default_state_path() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConnectionConfig {
-    /// An SQLite database file (a local warehouse).
+    /// An SQLite database file: a local warehouse, or a destination.
     Sqlite {
         /// Path to the database file, relative to the project folder.
         path: String,
+        /// As a destination: create a missing table (mapped fields, primary key on the key).
+        #[serde(default)]
+        create_tables: bool,
+        /// Delivery tuning (batch size, retries).
+        #[serde(default)]
+        delivery: DeliverySettings,
     },
     /// A PostgreSQL database: a warehouse or a destination.
     Postgres {
@@ -106,8 +112,7 @@ impl ConnectionConfig {
     /// connection cannot be a destination.
     pub fn destination_modes(&self) -> &'static [SyncMode] {
         match self {
-            ConnectionConfig::Sqlite { .. } => &[],
-            ConnectionConfig::Postgres { .. } => SyncMode::ALL,
+            ConnectionConfig::Sqlite { .. } | ConnectionConfig::Postgres { .. } => SyncMode::ALL,
             ConnectionConfig::Webhook { .. } => &[
                 SyncMode::Upsert,
                 SyncMode::Mirror,
@@ -119,10 +124,10 @@ impl ConnectionConfig {
         }
     }
 
-    /// Delivery tuning given by the user, if the connection is a destination.
+    /// Delivery tuning given by the user.
     pub fn delivery(&self) -> Option<&DeliverySettings> {
         match self {
-            ConnectionConfig::Sqlite { .. } => None,
+            ConnectionConfig::Sqlite { delivery, .. } => Some(delivery),
             ConnectionConfig::Postgres { delivery, .. } => Some(delivery),
             ConnectionConfig::Webhook { delivery, .. } => Some(delivery),
         }

@@ -97,7 +97,7 @@ fn check_connection(
                     .hint("write https://example.com/path"),
             ),
         },
-        ConnectionConfig::Sqlite { path } if path.trim().is_empty() => {
+        ConnectionConfig::Sqlite { path, .. } if path.trim().is_empty() => {
             diags.push(at(format!("connection `{name}` has an empty `path`")).hint("give the database file path"))
         }
         ConnectionConfig::Sqlite { .. } => {}
@@ -192,7 +192,7 @@ fn check_sync(
                         c.type_name()
                     ),
                 )
-                .hint("use a postgres or webhook connection as the destination"),
+                .hint("use a sqlite, postgres or webhook connection as the destination"),
             );
         } else if !modes.contains(&mode) {
             let list: Vec<&str> = modes.iter().map(|m| m.as_str()).collect();

@@ -2,7 +2,9 @@
 //! delivery framework does the rest.
 
 mod postgres;
+mod sqlite;
 mod webhook;
 
 pub use postgres::PostgresDestination;
+pub use sqlite::SqliteDestination;
 pub use webhook::{sign as webhook_signature, WebhookDestination};

@@ -97,7 +97,7 @@ impl Engine {
     /// The sync's destination.
     pub async fn destination(&self, sync: &SyncDef) -> Result<Arc<dyn Destination>, EngineError> {
         let conn = self.connection(&sync.destination_connection)?;
-        Ok(open_destination(&sync.destination_connection, conn, self.secrets.as_ref()).await?)
+        Ok(open_destination(&sync.destination_connection, conn, &self.root, self.secrets.as_ref()).await?)
     }
 }
 

@@ -1,0 +1,309 @@
+//! Human and JSON output.
+
+use std::fmt::Write;
+
+use retl_shared::engine::{DeletionPreview, Preview, RecordLogEntry};
+use retl_shared::ports::{ConfigVersion, Counts, RunRecord, RunStatus};
+use serde_json::{json, Value};
+
+/// The counts a run reports: what it applied, or what it planned when it applied nothing.
+fn reported(run: &RunRecord) -> &Counts {
+    let applied = matches!(
+        run.status,
+        RunStatus::Succeeded | RunStatus::PartiallyFailed
+    ) || (run.status == RunStatus::Failed && run.counts != Counts::default());
+    if applied {
+        &run.counts
+    } else {
+        &run.planned
+    }
+}
+
+/// One JSON object describing a run (`--json` of plan and run).
+pub fn run_json(run: &RunRecord) -> Value {
+    let c = reported(run);
+    json!({
+        "run_id": run.run_id,
+        "sync": run.sync,
+        "status": run.status.as_str(),
+        "rows": c.rows,
+        "creates": c.creates,
+        "updates": c.updates,
+        "deletes": c.deletes,
+        "unchanged": c.unchanged,
+        "skipped": c.skipped,
+        "rejected": c.rejected,
+        "failed": c.failed,
+        "planned": run.planned,
+        "existing": run.existing,
+        "config_version": run.config_version,
+        "trigger": run.trigger,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "timings_ms": run.timings,
+        "resync_reason": run.resync_reason,
+        "approval": run.approval.as_ref().map(|a| json!({
+            "reason": a.reason,
+            "expires_at": a.expires_at,
+            "decision": a.decision,
+            "decided_by": a.decided_by,
+            "note": a.note,
+        })),
+        "error": run.error,
+        "error_name": run.error_name,
+    })
+}
+
+fn plan_lines(out: &mut String, c: &Counts) {
+    if c.changes() == 0 {
+        let _ = writeln!(out, "No changes. The destination already matches the model.");
+    } else {
+        let _ = writeln!(
+            out,
+            "Plan: + {} to create, ~ {} to update, - {} to delete",
+            c.creates, c.updates, c.deletes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "      {} rows: {} unchanged, {} skipped, {} rejected",
+        c.rows, c.unchanged, c.skipped, c.rejected
+    );
+}
+
+/// The terraform-style summary of a run.
+pub fn run_text(run: &RunRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run {} of {} (config v{}, {} trigger)",
+        run.run_id, run.sync, run.config_version, run.trigger
+    );
+    if let Some(r) = &run.resync_reason {
+        let _ = writeln!(out, "Full resync: {r}");
+    }
+    plan_lines(&mut out, &run.planned);
+    let secs = |k: &str| run.timings.get(k).map(|ms| *ms as f64 / 1000.0);
+    match run.status {
+        RunStatus::Planned => {
+            let _ = writeln!(out, "Dry run: nothing was written. `retl run {}` applies it.", run.sync);
+        }
+        RunStatus::AwaitingApproval => {
+            let reason = run.approval.as_ref().map(|a| a.reason.as_str()).unwrap_or("");
+            let expires = run
+                .approval
+                .as_ref()
+                .and_then(|a| a.expires_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "Stopped for approval: {reason}. Nothing was written.");
+            let _ = writeln!(
+                out,
+                "  review:  retl plan {} --show-deletes   (or: retl runs show {})",
+                run.sync, run.run_id
+            );
+            let _ = writeln!(out, "  approve: retl approve {}", run.run_id);
+            let _ = writeln!(out, "  reject:  retl reject {}   (expires {expires})", run.run_id);
+        }
+        RunStatus::Aborted => {
+            let _ = writeln!(
+                out,
+                "Aborted by a safety rule: {}",
+                run.error.as_deref().unwrap_or("")
+            );
+        }
+        RunStatus::Succeeded | RunStatus::PartiallyFailed | RunStatus::Failed => {
+            let c = &run.counts;
+            let total: f64 = ["extract_ms", "plan_ms", "apply_ms"]
+                .iter()
+                .filter_map(|k| secs(k))
+                .sum();
+            let _ = writeln!(
+                out,
+                "Applied: {} created, {} updated, {} deleted, {} skipped, {} rejected, {} failed ({:.1}s)",
+                c.creates, c.updates, c.deletes, c.skipped, c.rejected, c.failed, total
+            );
+            let _ = writeln!(out, "Status: {}", run.status.as_str());
+            if let Some(e) = &run.error {
+                let _ = writeln!(out, "Error: {e}");
+            }
+            if c.rejected > 0 {
+                let _ = writeln!(out, "Rejected records: retl errors {}", run.run_id);
+            }
+            if c.failed > 0 {
+                let _ = writeln!(out, "Failed records are planned again by the next run.");
+            }
+        }
+        other => {
+            let _ = writeln!(out, "Status: {}", other.as_str());
+            if let Some(e) = &run.error {
+                let _ = writeln!(out, "Error: {e}");
+            }
+        }
+    }
+    out
+}
+
+/// `retl runs`.
+pub fn runs_table(runs: &[RunRecord]) -> String {
+    let mut out = format!(
+        "{:<28} {:<18} {:<18} {:>7} {:>7} {:>7} {:>8} {:>7}  {}\n",
+        "RUN", "SYNC", "STATUS", "CREATE", "UPDATE", "DELETE", "REJECT", "FAIL", "STARTED"
+    );
+    for r in runs {
+        let c = reported(r);
+        let _ = writeln!(
+            out,
+            "{:<28} {:<18} {:<18} {:>7} {:>7} {:>7} {:>8} {:>7}  {}",
+            r.run_id,
+            r.sync,
+            r.status.as_str(),
+            c.creates,
+            c.updates,
+            c.deletes,
+            c.rejected,
+            c.failed,
+            r.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    if runs.is_empty() {
+        out.push_str("(no runs yet)\n");
+    }
+    out
+}
+
+/// `retl runs show`.
+pub fn run_detail(run: &RunRecord) -> String {
+    let mut out = run_text(run);
+    let _ = writeln!(out, "Started:  {}", run.created_at.to_rfc3339());
+    if let Some(f) = run.finished_at {
+        let _ = writeln!(out, "Finished: {}", f.to_rfc3339());
+    }
+    for (k, v) in &run.timings {
+        let _ = writeln!(out, "  {k}: {v}");
+    }
+    let _ = writeln!(out, "Existing records at plan time: {}", run.existing);
+    if let Some(a) = &run.approval {
+        let _ = writeln!(out, "Approval: {}", a.reason);
+        if let Some(d) = &a.decision {
+            let _ = writeln!(
+                out,
+                "  {d} by {} at {}{}",
+                a.decided_by.as_deref().unwrap_or("?"),
+                a.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                a.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+            );
+        }
+    }
+    if let Some(n) = &run.error_name {
+        let _ = writeln!(out, "Error name: {n}");
+    }
+    out
+}
+
+/// `retl errors`.
+pub fn errors_text(run_id: &str, entries: &[RecordLogEntry], limit: usize) -> String {
+    if entries.is_empty() {
+        return format!("Run {run_id} rejected no records.\n");
+    }
+    let mut out = format!("{} rejected record(s) in run {run_id}:\n", entries.len());
+    for e in entries.iter().take(limit) {
+        let _ = writeln!(
+            out,
+            "- key {} [{}] {}: {}\n    payload: {}",
+            e.key.as_deref().unwrap_or("(none)"),
+            e.stage,
+            e.code,
+            e.message,
+            serde_json::to_string(&e.values).unwrap_or_default()
+        );
+    }
+    if entries.len() > limit {
+        let _ = writeln!(out, "... and {} more (use --limit or --json)", entries.len() - limit);
+    }
+    out
+}
+
+/// `retl history`.
+pub fn history_text(versions: &[ConfigVersion]) -> String {
+    let mut out = String::new();
+    let mut prev: Option<Value> = None;
+    for v in versions {
+        let cur = serde_json::to_value(&v.definition).unwrap_or(Value::Null);
+        let changed = match (&prev, &cur) {
+            (Some(Value::Object(a)), Value::Object(b)) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let diff: Vec<&str> = keys
+                    .into_iter()
+                    .filter(|k| a.get(*k) != b.get(*k))
+                    .map(|k| k.as_str())
+                    .collect();
+                format!("changed: {}", diff.join(", "))
+            }
+            _ => "first version".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "v{:<3} {}  {:<40} ({changed})",
+            v.version,
+            v.created_at.format("%Y-%m-%d %H:%M"),
+            v.note.as_deref().unwrap_or("(no note)")
+        );
+        prev = Some(cur);
+    }
+    if versions.is_empty() {
+        out.push_str("(no versions yet: they are recorded by runs and `retl save`)\n");
+    }
+    out
+}
+
+/// `retl preview`.
+pub fn preview_text(sync: &str, p: &Preview) -> String {
+    let mut out = format!(
+        "Model of {sync}: {} rows, columns: {}\n",
+        p.rows,
+        p.columns.join(", ")
+    );
+    let _ = writeln!(out, "Sample (mapped to destination fields):");
+    for row in &p.sample {
+        let _ = writeln!(out, "  {}", serde_json::to_string(row).unwrap_or_default());
+    }
+    if p.bad_keys == 0 && p.duplicate_keys == 0 {
+        let _ = writeln!(out, "Keys: every row has a unique, non-null key.");
+    } else {
+        let _ = writeln!(
+            out,
+            "Key problems: {} rows with a null or invalid key, {} keys duplicated over {} rows \
+             (runs reject these rows)",
+            p.bad_keys, p.duplicate_keys, p.duplicate_rows
+        );
+        for pr in &p.problems {
+            let _ = writeln!(out, "  - {pr}");
+        }
+    }
+    out
+}
+
+/// `retl plan --show-deletes`.
+pub fn deletes_text(d: &DeletionPreview) -> String {
+    if d.total == 0 {
+        return "No records would be deleted.\n".into();
+    }
+    let mut out = format!("{} record(s) would be deleted:\n", d.total);
+    for e in &d.entries {
+        match &e.values {
+            Some(v) => {
+                let _ = writeln!(out, "  - {}  {}", e.key, serde_json::to_string(v).unwrap_or_default());
+            }
+            None => {
+                let _ = writeln!(out, "  - {}", e.key);
+            }
+        }
+    }
+    if (d.entries.len() as u64) < d.total {
+        let _ = writeln!(out, "  ... and {} more", d.total - d.entries.len() as u64);
+    }
+    out
+}
