@@ -1,1 +1,9 @@
-//! Integration and end-to-end tests of retl live in `tests/`.
+//! The test harness: temporary projects, the `retl` binary, a PostgreSQL schema per test, and
+//! HTTP servers standing in for destinations. A missing service fails the test loudly.
+
+pub mod http;
+pub mod pg;
+pub mod project;
+
+pub use pg::Pg;
+pub use project::{Project, RetlOutput};

@@ -1,0 +1,169 @@
+//! A real HTTP server standing in for a webhook receiver: records what it receives, checks
+//! signatures, and answers from a script (429 with Retry-After, 5xx, per-record rejections).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+
+/// One scripted answer, used before normal processing.
+#[derive(Debug, Clone, Copy)]
+pub enum Scripted {
+    /// Answer this status, with `Retry-After` seconds when given.
+    Status(u16, Option<u64>),
+}
+
+/// A request the receiver accepted or refused.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// When it arrived.
+    pub at: Instant,
+    /// The status answered.
+    pub status: u16,
+    /// The parsed body.
+    pub body: Value,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Scripted>,
+    received: Vec<Received>,
+    reject_keys: HashSet<String>,
+    delay: Duration,
+    secret: Option<String>,
+    bad_signatures: u64,
+}
+
+/// The receiver; dropping it does not stop the server (it ends with the test runtime).
+#[derive(Clone)]
+pub struct WebhookReceiver {
+    /// URL to POST to.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let (Some(ts), Some(sig)) = (headers.get("x-retl-timestamp"), headers.get("x-retl-signature")) else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    sig.as_bytes() == want.as_bytes()
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let delay = inner.lock().unwrap().delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = inner.lock().unwrap();
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(secret) = s.secret.clone() {
+        if !verify(&secret, &headers, &body) {
+            s.bad_signatures += 1;
+            s.received.push(Received { at: Instant::now(), status: 401, body: parsed, idempotency_key: idem });
+            return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+        }
+    }
+    if let Some(Scripted::Status(code, retry)) = s.script.pop_front() {
+        s.received.push(Received { at: Instant::now(), status: code, body: parsed, idempotency_key: idem });
+        let mut resp = (StatusCode::from_u16(code).expect("valid status"), "scripted").into_response();
+        if let Some(r) = retry {
+            resp.headers_mut().insert("retry-after", r.to_string().parse().expect("header"));
+        }
+        return resp;
+    }
+    let mut results = Vec::new();
+    if let Some(records) = parsed["records"].as_array() {
+        for r in records {
+            let key = r["key"].as_str().unwrap_or_default().to_string();
+            if s.reject_keys.contains(&key) {
+                results.push(json!({"key": key, "status": "rejected", "code": "invalid_email", "error": "email is not valid"}));
+            }
+        }
+    }
+    s.received.push(Received { at: Instant::now(), status: 200, body: parsed, idempotency_key: idem });
+    (StatusCode::OK, axum::Json(json!({"results": results}))).into_response()
+}
+
+impl WebhookReceiver {
+    /// Starts a receiver on a free loopback port.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/ingest", post(handle))
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        WebhookReceiver {
+            url: format!("http://{addr}/ingest"),
+            inner,
+        }
+    }
+
+    /// Requires this HMAC secret on every request.
+    pub fn require_secret(&self, secret: &str) {
+        self.inner.lock().unwrap().secret = Some(secret.to_string());
+    }
+
+    /// Answers the next requests from `script`, in order.
+    pub fn script(&self, script: &[Scripted]) {
+        self.inner.lock().unwrap().script.extend(script.iter().copied());
+    }
+
+    /// Rejects these record keys (per-record results).
+    pub fn reject(&self, keys: &[&str]) {
+        self.inner.lock().unwrap().reject_keys.extend(keys.iter().map(|k| k.to_string()));
+    }
+
+    /// Waits this long before answering each request.
+    pub fn delay(&self, d: Duration) {
+        self.inner.lock().unwrap().delay = d;
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+
+    /// Requests refused for a bad signature.
+    pub fn bad_signatures(&self) -> u64 {
+        self.inner.lock().unwrap().bad_signatures
+    }
+
+    /// Records accepted (status 200, not rejected per record): (op, key, fields).
+    pub fn accepted(&self) -> Vec<(String, String, Value)> {
+        let s = self.inner.lock().unwrap();
+        let mut out = Vec::new();
+        for r in s.received.iter().filter(|r| r.status == 200) {
+            let op = r.body["op"].as_str().unwrap_or_default().to_string();
+            for rec in r.body["records"].as_array().into_iter().flatten() {
+                let key = rec["key"].as_str().unwrap_or_default().to_string();
+                if !s.reject_keys.contains(&key) {
+                    out.push((op.clone(), key, rec["fields"].clone()));
+                }
+            }
+        }
+        out
+    }
+}
