@@ -164,10 +164,24 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             match &args.show {
                 Some(RunsCommand::Show { run }) => {
                     let r = ctx.engine.runs.get_run(run).await.map_err(EngineError::from)?;
+                    let deletes = match (&r.plan, ctx.project.sync(&r.sync)) {
+                        (Some(_), Ok(def)) if r.planned.deletes > 0 => {
+                            let manifest = read_manifest(&ctx.engine, &r).await?;
+                            Some(deletion_preview(&ctx.engine, def, &manifest, 20).await?)
+                        }
+                        _ => None,
+                    };
                     if cli.json {
-                        println!("{}", render::run_json(&r));
+                        let mut v = render::run_json(&r);
+                        if let Some(d) = &deletes {
+                            v["deletes_preview"] = serde_json::to_value(d)?;
+                        }
+                        println!("{v}");
                     } else {
                         print!("{}", render::run_detail(&r));
+                        if let Some(d) = &deletes {
+                            print!("{}", render::deletes_text(d));
+                        }
                     }
                 }
                 None => {

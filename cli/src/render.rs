@@ -97,11 +97,7 @@ pub fn run_text(run: &RunRecord) -> String {
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default();
             let _ = writeln!(out, "Stopped for approval: {reason}. Nothing was written.");
-            let _ = writeln!(
-                out,
-                "  review:  retl plan {} --show-deletes   (or: retl runs show {})",
-                run.sync, run.run_id
-            );
+            let _ = writeln!(out, "  review:  retl runs show {}", run.run_id);
             let _ = writeln!(out, "  approve: retl approve {}", run.run_id);
             let _ = writeln!(out, "  reject:  retl reject {}   (expires {expires})", run.run_id);
         }

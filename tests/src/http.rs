@@ -39,6 +39,7 @@ struct Inner {
     script: VecDeque<Scripted>,
     received: Vec<Received>,
     reject_keys: HashSet<String>,
+    poison_keys: HashSet<String>,
     delay: Duration,
     secret: Option<String>,
     bad_signatures: u64,
@@ -90,6 +91,13 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         }
         return resp;
     }
+    let poisoned = parsed["records"].as_array().is_some_and(|rs| {
+        rs.iter().any(|r| s.poison_keys.contains(r["key"].as_str().unwrap_or_default()))
+    });
+    if poisoned {
+        s.received.push(Received { at: Instant::now(), status: 400, body: parsed, idempotency_key: idem });
+        return (StatusCode::BAD_REQUEST, "batch contains an invalid record").into_response();
+    }
     let mut results = Vec::new();
     if let Some(records) = parsed["records"].as_array() {
         for r in records {
@@ -134,6 +142,11 @@ impl WebhookReceiver {
     /// Rejects these record keys (per-record results).
     pub fn reject(&self, keys: &[&str]) {
         self.inner.lock().unwrap().reject_keys.extend(keys.iter().map(|k| k.to_string()));
+    }
+
+    /// Refuses with 400 any whole batch that contains one of these keys.
+    pub fn poison(&self, keys: &[&str]) {
+        self.inner.lock().unwrap().poison_keys.extend(keys.iter().map(|k| k.to_string()));
     }
 
     /// Waits this long before answering each request.

@@ -1,46 +1,12 @@
 //! Every sync mode, with the product documents' worked examples, against a real PostgreSQL
 //! destination table and an SQLite warehouse, driven through the `retl` binary.
 
+use retl_tests::fixtures::{people, people_project, set_model};
 use retl_tests::{Pg, Project};
 use serde_json::{json, Value};
 
-/// A project syncing `model` (SQLite) into `people` (PostgreSQL) with `mode`.
-async fn setup(test: &str, mode: &str, dest: &[(i64, &str)], sync_extra: &str) -> (Project, Pg) {
-    let pg = Pg::new(test).await;
-    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)").await;
-    for (id, name) in dest {
-        pg.exec(&format!("INSERT INTO people VALUES ({id}, '{name}')")).await;
-    }
-    let p = Project::new();
-    p.write(
-        "retl.yaml",
-        &format!(
-            "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  app_db: {{ type: postgres, url: \"{}\" }}\n",
-            pg.url
-        ),
-    );
-    p.write(
-        "syncs/people.yaml",
-        &format!(
-            "name: people\nsource: {{ connection: warehouse, sql: \"select id, name from model\" }}\n\
-             primary_key: id\ndestination: {{ connection: app_db, object: {} }}\n\
-             mapping: {{ id: id, name: name }}\nmode: {mode}\n{sync_extra}",
-            pg.table("people")
-        ),
-    );
-    (p, pg)
-}
-
-fn set_model(p: &Project, rows: &[(i64, &str)]) {
-    let mut sql = String::from("DROP TABLE IF EXISTS model; CREATE TABLE model (id INTEGER, name TEXT);");
-    for (id, name) in rows {
-        sql.push_str(&format!("INSERT INTO model VALUES ({id}, '{name}');"));
-    }
-    p.warehouse(&sql);
-}
-
-async fn people(pg: &Pg) -> Value {
-    Value::Array(pg.rows("SELECT id, name FROM people ORDER BY id").await)
+async fn setup(test: &str, mode: &str, dest: &[(i64, &str)], extra: &str) -> (Project, Pg) {
+    people_project(test, mode, dest, extra).await
 }
 
 fn run(p: &Project) -> Value {

@@ -204,7 +204,8 @@ struct Seen {
     seg: usize,
     start: usize,
     len: usize,
-    copies: u64,
+    /// Where further rows with the same key are (duplicates are rejected, all copies).
+    copies: Vec<(usize, usize, usize)>,
 }
 
 /// What to do with one model key.
@@ -325,13 +326,13 @@ pub async fn plan_shard(
             let rec = rec.map_err(EngineError::Corrupt)?;
             let start = rec.values.as_ptr() as usize - seg.as_ptr() as usize;
             seen.entry(rec.key)
-                .and_modify(|s| s.copies += 1)
+                .and_modify(|s| s.copies.push((i, start, rec.values.len())))
                 .or_insert(Seen {
                     hash: rec.hash,
                     seg: i,
                     start,
                     len: rec.values.len(),
-                    copies: 1,
+                    copies: Vec::new(),
                 });
         }
     }
@@ -342,20 +343,23 @@ pub async fn plan_shard(
     let mut lookups: Vec<&str> = Vec::new();
     let resync = ctx.full_resync.is_some();
     for (key, s) in &seen {
-        if s.copies > 1 {
-            counts.rejected += s.copies;
-            if rejected.len() < MAX_LOGGED {
-                rejected.push(RecordLogEntry {
-                    key: Some(key.to_string()),
-                    stage: "plan".into(),
-                    code: "duplicate_key".into(),
-                    message: format!(
-                        "the key appears {} times in the model; all {} rows are rejected",
-                        s.copies, s.copies
-                    ),
-                    values: serde_json::from_slice(&segments[s.seg][s.start..s.start + s.len])
-                        .unwrap_or_default(),
-                });
+        if !s.copies.is_empty() {
+            let n = s.copies.len() + 1;
+            counts.rejected += n as u64;
+            let rows = std::iter::once((s.seg, s.start, s.len)).chain(s.copies.iter().copied());
+            for (seg, start, len) in rows {
+                if rejected.len() < MAX_LOGGED {
+                    rejected.push(RecordLogEntry {
+                        key: Some(key.to_string()),
+                        stage: "plan".into(),
+                        code: "duplicate_key".into(),
+                        message: format!(
+                            "the key appears {n} times in the model; all {n} rows are rejected"
+                        ),
+                        values: serde_json::from_slice(&segments[seg][start..start + len])
+                            .unwrap_or_default(),
+                    });
+                }
             }
             continue;
         }
