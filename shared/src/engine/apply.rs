@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::lifecycle::finish_run;
-use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp};
+use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
 use crate::config::{SyncDef, SyncMode};
@@ -99,35 +99,60 @@ fn count_delivered(counts: &mut Counts, op: OpKind) {
     }
 }
 
-/// Applies one plan file. With `resume`, operations the key set already reflects (delivered
-/// by an earlier attempt of this step) are counted as delivered and not sent again.
-pub async fn apply_file(
+/// Groups plan files into apply units of about [`OPS_PER_FILE`] operations, so that small
+/// shards still fill whole batches.
+pub fn apply_units(manifest: &PlanManifest) -> Vec<Vec<String>> {
+    let mut units: Vec<Vec<String>> = Vec::new();
+    let mut current = Vec::new();
+    let mut ops = 0usize;
+    for (file, n) in manifest.files.iter().zip(&manifest.file_ops) {
+        if !current.is_empty() && ops + *n as usize > OPS_PER_FILE {
+            units.push(std::mem::take(&mut current));
+            ops = 0;
+        }
+        ops += *n as usize;
+        current.push(file.clone());
+    }
+    if !current.is_empty() {
+        units.push(current);
+    }
+    units
+}
+
+/// Applies a unit of plan files (see [`apply_units`]). With `resume`, operations the key set
+/// already reflects (delivered by an earlier attempt of this step) are counted as delivered
+/// and not sent again.
+pub async fn apply_files(
     engine: &Engine,
     run_id: &str,
     sync: &SyncDef,
     manifest: &PlanManifest,
     deliverer: &Arc<Deliverer>,
-    file: &str,
+    files: &[String],
     resume: bool,
 ) -> Result<ApplyOutcome, EngineError> {
-    let mut ops = read_plan_ops(engine, file).await?;
+    let mut ops = Vec::new();
     let mut counts = Counts::default();
-    if resume {
-        if let Some(shard) = shard_of_file(file) {
-            let entries: HashMap<String, KeyEntry> = engine
-                .keysets
-                .load_shard(&manifest.keyset, shard, manifest.shards)
-                .await?
-                .into_iter()
-                .collect();
-            ops.retain(|op| {
-                let done = already_applied(sync.mode, op, entries.get(&op.key));
-                if done {
-                    count_delivered(&mut counts, op.op);
-                }
-                !done
-            });
+    for file in files {
+        let mut file_ops = read_plan_ops(engine, file).await?;
+        if resume {
+            if let Some(shard) = shard_of_file(file) {
+                let entries: HashMap<String, KeyEntry> = engine
+                    .keysets
+                    .load_shard(&manifest.keyset, shard, manifest.shards)
+                    .await?
+                    .into_iter()
+                    .collect();
+                file_ops.retain(|op| {
+                    let done = already_applied(sync.mode, op, entries.get(&op.key));
+                    if done {
+                        count_delivered(&mut counts, op.op);
+                    }
+                    !done
+                });
+            }
         }
+        ops.extend(file_ops);
     }
 
     let mut by_key: HashMap<String, PlanOp> = HashMap::with_capacity(ops.len());
@@ -186,7 +211,8 @@ pub async fn apply_file(
         }
     }
     engine.progress.finish();
-    let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".jsonl");
+    let first = files.first().map(String::as_str).unwrap_or("none");
+    let stem = first.rsplit('/').next().unwrap_or(first).trim_end_matches(".jsonl");
     write_record_log(engine.objects.as_ref(), run_id, &format!("apply-{stem}"), &rejected).await?;
     Ok(ApplyOutcome {
         counts,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::apply::{apply_file, finish_apply, ApplyOutcome};
+use super::apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
 use super::extract::{extract, ExtractOptions};
 use super::lifecycle::{finish_run, request_approval, start_run, StartOptions};
 use super::plan::{plan_shard, prepare_plan, read_manifest, summarize_plan, PlanManifest, ShardPlan};
@@ -127,12 +127,11 @@ pub async fn apply_plan(
     let cfg = DeliveryConfig::resolve(dest.delivery_defaults(), user);
     let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);
     let mut total = ApplyOutcome::default();
-    for file in &plan.files {
-        let out = apply_file(engine, &run.run_id, sync, plan, &deliverer, file, false).await?;
+    // After a fatal destination error the deliverer sends nothing more; every remaining
+    // record still passes through it so that it ends counted as failed.
+    for unit in apply_units(plan) {
+        let out = apply_files(engine, &run.run_id, sync, plan, &deliverer, &unit, false).await?;
         total.add(&out);
-        if total.fatal.is_some() {
-            break;
-        }
     }
     run.timings.insert("apply_ms".into(), t.elapsed().as_millis() as u64);
     finish_apply(engine, run, sync, plan, &total).await

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use apply::{apply_file, finish_apply, ApplyOutcome};
+pub use apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
 pub use extract::{extract, ExtractOptions};
 pub use lifecycle::{
     approve, expire_if_due, finish_run, local_owner, plan_is_stale, reject, request_approval,

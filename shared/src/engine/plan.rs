@@ -80,6 +80,8 @@ pub struct ShardPlan {
     pub shard: u32,
     /// Plan files written.
     pub files: Vec<String>,
+    /// Operations in each plan file.
+    pub file_ops: Vec<u64>,
     /// Planned counts.
     pub counts: Counts,
     /// Present records of the key set in this shard (within the delete scope).
@@ -99,6 +101,8 @@ pub struct PlanManifest {
     pub shards: u32,
     /// Plan files in apply order.
     pub files: Vec<String>,
+    /// Operations in each plan file.
+    pub file_ops: Vec<u64>,
     /// Planned counts.
     pub counts: Counts,
     /// Present records before the run (base of the delete threshold).
@@ -256,6 +260,7 @@ struct PlanWriter<'a> {
     buf: Vec<u8>,
     ops: usize,
     files: Vec<String>,
+    file_ops: Vec<u64>,
 }
 
 impl PlanWriter<'_> {
@@ -283,6 +288,7 @@ impl PlanWriter<'_> {
             .put(&key, Bytes::from(std::mem::take(&mut self.buf)))
             .await?;
         self.files.push(key);
+        self.file_ops.push(self.ops as u64);
         self.ops = 0;
         Ok(())
     }
@@ -419,6 +425,7 @@ pub async fn plan_shard(
         buf: Vec::new(),
         ops: 0,
         files: Vec::new(),
+        file_ops: Vec::new(),
     };
     ops.sort_unstable_by(|a, b| a.1.cmp(b.1));
     for (op, key) in ops {
@@ -472,6 +479,7 @@ pub async fn plan_shard(
     Ok(ShardPlan {
         shard,
         files: writer.files,
+        file_ops: writer.file_ops,
         counts,
         existing,
         delete_sample,
@@ -494,6 +502,7 @@ pub async fn summarize_plan(
     };
     let mut existing = 0;
     let mut files = Vec::new();
+    let mut file_ops = Vec::new();
     let mut delete_sample = Vec::new();
     let mut by_shard: BTreeMap<u32, &ShardPlan> = BTreeMap::new();
     for p in shard_plans {
@@ -503,6 +512,7 @@ pub async fn summarize_plan(
         counts.add(&p.counts);
         existing += p.existing;
         files.extend(p.files.iter().cloned());
+        file_ops.extend(p.file_ops.iter().copied());
         for k in &p.delete_sample {
             if delete_sample.len() < 20 {
                 delete_sample.push(k.clone());
@@ -516,6 +526,7 @@ pub async fn summarize_plan(
         keyset: ctx.keyset.clone(),
         shards: ctx.shards,
         files,
+        file_ops,
         counts: counts.clone(),
         existing,
         verdict,
