@@ -185,5 +185,41 @@ pub fn project_schema() -> serde_json::Value {
 
 /// YAML text of a value (used to write sync files, e.g. by `retl clone`).
 pub fn to_yaml(value: &serde_json::Value) -> Result<String, String> {
-    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+    serde_saphyr::to_string(&PlainJson(value)).map_err(|e| e.to_string())
+}
+
+/// Serialises JSON numbers as plain numbers: with serde_json's exact-number representation a
+/// `Number` would otherwise reach other serialisers as a private map.
+struct PlainJson<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for PlainJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde_json::Value;
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => s.serialize_i64(i),
+                (_, Some(u), _) => s.serialize_u64(u),
+                (_, _, Some(f)) => s.serialize_f64(f),
+                _ => s.serialize_str(&n.to_string()),
+            },
+            Value::String(t) => s.serialize_str(t),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(&PlainJson(i))?;
+                }
+                seq.end()
+            }
+            Value::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    map.serialize_entry(k, &PlainJson(v))?;
+                }
+                map.end()
+            }
+        }
+    }
 }
