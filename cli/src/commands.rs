@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context as _};
 use retl_shared::config::{self, load_project, SyncDef};
 use retl_shared::engine::{
-    self, apply_approved, deletion_preview, read_manifest, read_record_log, run_local,
-    EngineError, LocalRunOptions,
+    self, apply_approved, deletion_preview, read_manifest, read_record_log, run_local, EngineError,
+    LocalRunOptions,
 };
 use retl_shared::ports::{RunRecord, RunStatus};
 use serde_json::json;
@@ -54,9 +54,11 @@ pub fn exit_for_error(e: &anyhow::Error) -> Exit {
     }
     match e.downcast_ref::<EngineError>() {
         Some(EngineError::Locked { .. } | EngineError::Paused(_)) => Exit::Refused,
-        Some(EngineError::Config(_) | EngineError::Invalid(_) | EngineError::NotAwaitingApproval { .. }) => {
-            Exit::Usage
-        }
+        Some(
+            EngineError::Config(_)
+            | EngineError::Invalid(_)
+            | EngineError::NotAwaitingApproval { .. },
+        ) => Exit::Usage,
         Some(EngineError::StalePlan { .. }) => Exit::Safety,
         _ => Exit::Failed,
     }
@@ -163,7 +165,12 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             let ctx = open(cli.project.clone(), false)?;
             match &args.show {
                 Some(RunsCommand::Show { run }) => {
-                    let r = ctx.engine.runs.get_run(run).await.map_err(EngineError::from)?;
+                    let r = ctx
+                        .engine
+                        .runs
+                        .get_run(run)
+                        .await
+                        .map_err(EngineError::from)?;
                     let deletes = match (&r.plan, ctx.project.sync(&r.sync)) {
                         (Some(_), Ok(def)) if r.planned.deletes > 0 => {
                             let manifest = read_manifest(&ctx.engine, &r).await?;
@@ -206,7 +213,11 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         }
         Command::Errors { run, limit } => {
             let ctx = open(cli.project.clone(), false)?;
-            ctx.engine.runs.get_run(run).await.map_err(EngineError::from)?;
+            ctx.engine
+                .runs
+                .get_run(run)
+                .await
+                .map_err(EngineError::from)?;
             let entries = read_record_log(ctx.engine.objects.as_ref(), run).await?;
             if cli.json {
                 println!("{}", serde_json::to_string(&entries)?);
@@ -222,7 +233,13 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             new_name,
             object,
             connection,
-        } => clone(cli, sync, new_name, object.as_deref(), connection.as_deref()),
+        } => clone(
+            cli,
+            sync,
+            new_name,
+            object.as_deref(),
+            connection.as_deref(),
+        ),
         Command::Save { sync, message } => {
             let ctx = open(cli.project.clone(), false)?;
             let defs: Vec<&SyncDef> = match sync {
@@ -309,7 +326,8 @@ async fn approve(cli: &Cli, d: &Decision) -> anyhow::Result<Exit> {
         .await
         .map_err(EngineError::from)?;
     let def = ctx.project.sync(&run.sync)?;
-    let mut run = engine::approve(&ctx.engine, def, &d.run, &decider(d), d.reason.as_deref()).await?;
+    let mut run =
+        engine::approve(&ctx.engine, def, &d.run, &decider(d), d.reason.as_deref()).await?;
     apply_approved(&ctx.engine, &mut run, def).await?;
     print_run(cli, &run);
     Ok(exit_for(&run))
@@ -333,7 +351,11 @@ async fn set_paused(cli: &Cli, sync: &str, paused: bool) -> anyhow::Result<Exit>
     println!(
         "{}: {}",
         def.name,
-        if paused { "paused (runs are refused until `retl resume`)" } else { "resumed" }
+        if paused {
+            "paused (runs are refused until `retl resume`)"
+        } else {
+            "resumed"
+        }
     );
     Ok(Exit::Ok)
 }
@@ -378,7 +400,9 @@ fn clone(
     let ctx = open(cli.project.clone(), false)?;
     let def = ctx.project.sync(sync)?;
     if ctx.project.syncs.iter().any(|s| s.name == new_name) {
-        return Err(anyhow!("a sync named `{new_name}` already exists; choose another name"));
+        return Err(anyhow!(
+            "a sync named `{new_name}` already exists; choose another name"
+        ));
     }
     let mut copy = def.clone();
     copy.name = new_name.to_string();
@@ -404,7 +428,9 @@ fn clone(
         .with_context(|| format!("writing {}", path.display()))?;
     if let Err(e) = load_project(&ctx.project.root) {
         let _ = std::fs::remove_file(&path);
-        return Err(anyhow!("the clone would be invalid, so it was not written:\n{e}"));
+        return Err(anyhow!(
+            "the clone would be invalid, so it was not written:\n{e}"
+        ));
     }
     println!("{} cloned to {} ({})", sync, new_name, path.display());
     Ok(Exit::Ok)

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use retl_shared::adapters::local::{EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier};
+use retl_shared::adapters::local::{
+    EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier,
+};
 use retl_shared::config::{load_project, ConfigError, Project};
 use retl_shared::engine::{local_owner, Engine, NoProgress, Progress};
 
@@ -24,8 +26,12 @@ pub fn open(dir: Option<PathBuf>, show_progress: bool) -> Result<Context, anyhow
         None => std::env::current_dir()?,
     };
     let project = load_project(&dir)?;
-    let store = SqliteStateStore::open(&project.state_dir.join("state.db"))
-        .map_err(|e| anyhow::anyhow!("cannot open the local state in {}: {e}", project.state_dir.display()))?;
+    let store = SqliteStateStore::open(&project.state_dir.join("state.db")).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the local state in {}: {e}",
+            project.state_dir.display()
+        )
+    })?;
     let store = Arc::new(store);
     let progress: Arc<dyn Progress> = if show_progress {
         Arc::new(BarProgress::default())

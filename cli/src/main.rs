@@ -38,7 +38,10 @@ fn main() -> ExitCode {
         }
     };
     init_logs(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -53,8 +56,15 @@ fn main() -> ExitCode {
                 let name = e
                     .downcast_ref::<retl_shared::engine::EngineError>()
                     .map(|x| x.error_name())
-                    .unwrap_or(if code == Exit::Usage { "Retl.ConfigError" } else { "Retl.Error" });
-                println!("{}", serde_json::json!({"error": format!("{e:#}"), "error_name": name}));
+                    .unwrap_or(if code == Exit::Usage {
+                        "Retl.ConfigError"
+                    } else {
+                        "Retl.Error"
+                    });
+                println!(
+                    "{}",
+                    serde_json::json!({"error": format!("{e:#}"), "error_name": name})
+                );
             } else {
                 eprintln!("{e:#}");
             }

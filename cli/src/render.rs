@@ -56,7 +56,10 @@ pub fn run_json(run: &RunRecord) -> Value {
 
 fn plan_lines(out: &mut String, c: &Counts) {
     if c.changes() == 0 {
-        let _ = writeln!(out, "No changes. The destination already matches the model.");
+        let _ = writeln!(
+            out,
+            "No changes. The destination already matches the model."
+        );
     } else {
         let _ = writeln!(
             out,
@@ -86,10 +89,18 @@ pub fn run_text(run: &RunRecord) -> String {
     let secs = |k: &str| run.timings.get(k).map(|ms| *ms as f64 / 1000.0);
     match run.status {
         RunStatus::Planned => {
-            let _ = writeln!(out, "Dry run: nothing was written. `retl run {}` applies it.", run.sync);
+            let _ = writeln!(
+                out,
+                "Dry run: nothing was written. `retl run {}` applies it.",
+                run.sync
+            );
         }
         RunStatus::AwaitingApproval => {
-            let reason = run.approval.as_ref().map(|a| a.reason.as_str()).unwrap_or("");
+            let reason = run
+                .approval
+                .as_ref()
+                .map(|a| a.reason.as_str())
+                .unwrap_or("");
             let expires = run
                 .approval
                 .as_ref()
@@ -99,7 +110,11 @@ pub fn run_text(run: &RunRecord) -> String {
             let _ = writeln!(out, "Stopped for approval: {reason}. Nothing was written.");
             let _ = writeln!(out, "  review:  retl runs show {}", run.run_id);
             let _ = writeln!(out, "  approve: retl approve {}", run.run_id);
-            let _ = writeln!(out, "  reject:  retl reject {}   (expires {expires})", run.run_id);
+            let _ = writeln!(
+                out,
+                "  reject:  retl reject {}   (expires {expires})",
+                run.run_id
+            );
         }
         RunStatus::Aborted => {
             let _ = writeln!(
@@ -187,7 +202,10 @@ pub fn run_detail(run: &RunRecord) -> String {
                 "  {d} by {} at {}{}",
                 a.decided_by.as_deref().unwrap_or("?"),
                 a.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                a.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                a.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -215,7 +233,11 @@ pub fn errors_text(run_id: &str, entries: &[RecordLogEntry], limit: usize) -> St
         );
     }
     if entries.len() > limit {
-        let _ = writeln!(out, "... and {} more (use --limit or --json)", entries.len() - limit);
+        let _ = writeln!(
+            out,
+            "... and {} more (use --limit or --json)",
+            entries.len() - limit
+        );
     }
     out
 }
@@ -291,7 +313,12 @@ pub fn deletes_text(d: &DeletionPreview) -> String {
     for e in &d.entries {
         match &e.values {
             Some(v) => {
-                let _ = writeln!(out, "  - {}  {}", e.key, serde_json::to_string(v).unwrap_or_default());
+                let _ = writeln!(
+                    out,
+                    "  - {}  {}",
+                    e.key,
+                    serde_json::to_string(v).unwrap_or_default()
+                );
             }
             None => {
                 let _ = writeln!(out, "  - {}", e.key);

@@ -7,7 +7,10 @@ fn retl(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .expect("retl runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -16,12 +19,32 @@ fn sync_schema_lists_every_sync_field_and_mode() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
     let props = v["properties"].as_object().expect("properties");
-    for f in ["name", "source", "primary_key", "destination", "mapping", "mode", "safety", "schedule"] {
+    for f in [
+        "name",
+        "source",
+        "primary_key",
+        "destination",
+        "mapping",
+        "mode",
+        "safety",
+        "schedule",
+    ] {
         assert!(props.contains_key(f), "schema lacks {f}");
     }
     let text = out.as_str();
-    for mode in ["upsert", "mirror", "append", "insert", "update", "delete_only", "delete"] {
-        assert!(text.contains(&format!("\"{mode}\"")), "schema lacks mode {mode}");
+    for mode in [
+        "upsert",
+        "mirror",
+        "append",
+        "insert",
+        "update",
+        "delete_only",
+        "delete",
+    ] {
+        assert!(
+            text.contains(&format!("\"{mode}\"")),
+            "schema lacks mode {mode}"
+        );
     }
 }
 
@@ -32,14 +55,20 @@ fn project_schema_describes_connections() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
     assert!(v["properties"]["connections"].is_object(), "{v}");
     for t in ["sqlite", "postgres", "webhook"] {
-        assert!(out.contains(&format!("\"{t}\"")), "schema lacks connection type {t}");
+        assert!(
+            out.contains(&format!("\"{t}\"")),
+            "schema lacks connection type {t}"
+        );
     }
 }
 
 #[test]
 fn committed_schema_files_are_current() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (file, args) in [("docs/sync.schema.json", vec!["schema"]), ("docs/retl.schema.json", vec!["schema", "--project-file"])] {
+    for (file, args) in [
+        ("docs/sync.schema.json", vec!["schema"]),
+        ("docs/retl.schema.json", vec!["schema", "--project-file"]),
+    ] {
         let (_, out) = retl(&args);
         let committed = std::fs::read_to_string(root.join(file)).unwrap_or_default();
         assert_eq!(

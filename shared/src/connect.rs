@@ -36,7 +36,9 @@ pub async fn open_source(
             Ok(Arc::new(SqliteSource::new(name, resolve(root, path))))
         }
         ConnectionConfig::Postgres { url, url_env, .. } => {
-            let url = postgres_url(url, url_env, secrets).await.map_err(config_error)?;
+            let url = postgres_url(url, url_env, secrets)
+                .await
+                .map_err(config_error)?;
             Ok(Arc::new(PostgresSource::new(name, url)))
         }
         other => Err(config_error(format!(

@@ -25,11 +25,18 @@ pub fn people_sync(pg: &Pg, mode: &str, extra: &str) -> String {
 
 /// A project syncing `model` (SQLite) into `people` (PostgreSQL) with `mode`, the
 /// destination holding `dest` first.
-pub async fn people_project(test: &str, mode: &str, dest: &[(i64, &str)], extra: &str) -> (Project, Pg) {
+pub async fn people_project(
+    test: &str,
+    mode: &str,
+    dest: &[(i64, &str)],
+    extra: &str,
+) -> (Project, Pg) {
     let pg = Pg::new(test).await;
-    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)").await;
+    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
+        .await;
     for (id, name) in dest {
-        pg.exec(&format!("INSERT INTO people VALUES ({id}, '{name}')")).await;
+        pg.exec(&format!("INSERT INTO people VALUES ({id}, '{name}')"))
+            .await;
     }
     let p = Project::new();
     p.write("retl.yaml", &project_yaml(&pg));
@@ -39,9 +46,13 @@ pub async fn people_project(test: &str, mode: &str, dest: &[(i64, &str)], extra:
 
 /// Replaces the model's rows.
 pub fn set_model(p: &Project, rows: &[(i64, &str)]) {
-    let mut sql = String::from("DROP TABLE IF EXISTS model; CREATE TABLE model (id INTEGER, name TEXT);");
+    let mut sql =
+        String::from("DROP TABLE IF EXISTS model; CREATE TABLE model (id INTEGER, name TEXT);");
     for (id, name) in rows {
-        sql.push_str(&format!("INSERT INTO model VALUES ({id}, '{}');", name.replace('\'', "''")));
+        sql.push_str(&format!(
+            "INSERT INTO model VALUES ({id}, '{}');",
+            name.replace('\'', "''")
+        ));
     }
     p.warehouse(&sql);
 }

@@ -54,7 +54,10 @@ pub struct WebhookReceiver {
 }
 
 fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    let (Some(ts), Some(sig)) = (headers.get("x-retl-timestamp"), headers.get("x-retl-signature")) else {
+    let (Some(ts), Some(sig)) = (
+        headers.get("x-retl-timestamp"),
+        headers.get("x-retl-signature"),
+    ) else {
         return false;
     };
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
@@ -65,7 +68,11 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     sig.as_bytes() == want.as_bytes()
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let delay = inner.lock().unwrap().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -79,23 +86,46 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     if let Some(secret) = s.secret.clone() {
         if !verify(&secret, &headers, &body) {
             s.bad_signatures += 1;
-            s.received.push(Received { at: Instant::now(), status: 401, body: parsed, idempotency_key: idem });
+            s.received.push(Received {
+                at: Instant::now(),
+                status: 401,
+                body: parsed,
+                idempotency_key: idem,
+            });
             return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
         }
     }
     if let Some(Scripted::Status(code, retry)) = s.script.pop_front() {
-        s.received.push(Received { at: Instant::now(), status: code, body: parsed, idempotency_key: idem });
-        let mut resp = (StatusCode::from_u16(code).expect("valid status"), "scripted").into_response();
+        s.received.push(Received {
+            at: Instant::now(),
+            status: code,
+            body: parsed,
+            idempotency_key: idem,
+        });
+        let mut resp = (
+            StatusCode::from_u16(code).expect("valid status"),
+            "scripted",
+        )
+            .into_response();
         if let Some(r) = retry {
-            resp.headers_mut().insert("retry-after", r.to_string().parse().expect("header"));
+            resp.headers_mut()
+                .insert("retry-after", r.to_string().parse().expect("header"));
         }
         return resp;
     }
     let poisoned = parsed["records"].as_array().is_some_and(|rs| {
-        rs.iter().any(|r| s.poison_keys.contains(r["key"].as_str().unwrap_or_default()))
+        rs.iter().any(|r| {
+            s.poison_keys
+                .contains(r["key"].as_str().unwrap_or_default())
+        })
     });
     if poisoned {
-        s.received.push(Received { at: Instant::now(), status: 400, body: parsed, idempotency_key: idem });
+        s.received.push(Received {
+            at: Instant::now(),
+            status: 400,
+            body: parsed,
+            idempotency_key: idem,
+        });
         return (StatusCode::BAD_REQUEST, "batch contains an invalid record").into_response();
     }
     let mut results = Vec::new();
@@ -107,7 +137,12 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
             }
         }
     }
-    s.received.push(Received { at: Instant::now(), status: 200, body: parsed, idempotency_key: idem });
+    s.received.push(Received {
+        at: Instant::now(),
+        status: 200,
+        body: parsed,
+        idempotency_key: idem,
+    });
     (StatusCode::OK, axum::Json(json!({"results": results}))).into_response()
 }
 
@@ -118,7 +153,9 @@ impl WebhookReceiver {
         let app = Router::new()
             .route("/ingest", post(handle))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -136,17 +173,29 @@ impl WebhookReceiver {
 
     /// Answers the next requests from `script`, in order.
     pub fn script(&self, script: &[Scripted]) {
-        self.inner.lock().unwrap().script.extend(script.iter().copied());
+        self.inner
+            .lock()
+            .unwrap()
+            .script
+            .extend(script.iter().copied());
     }
 
     /// Rejects these record keys (per-record results).
     pub fn reject(&self, keys: &[&str]) {
-        self.inner.lock().unwrap().reject_keys.extend(keys.iter().map(|k| k.to_string()));
+        self.inner
+            .lock()
+            .unwrap()
+            .reject_keys
+            .extend(keys.iter().map(|k| k.to_string()));
     }
 
     /// Refuses with 400 any whole batch that contains one of these keys.
     pub fn poison(&self, keys: &[&str]) {
-        self.inner.lock().unwrap().poison_keys.extend(keys.iter().map(|k| k.to_string()));
+        self.inner
+            .lock()
+            .unwrap()
+            .poison_keys
+            .extend(keys.iter().map(|k| k.to_string()));
     }
 
     /// Waits this long before answering each request.

@@ -24,12 +24,14 @@ impl Pg {
     /// Connects and creates a fresh schema named after the test.
     pub async fn new(test: &str) -> Pg {
         let url = base_url();
-        let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is required at {url} ({e}). Start it (see README: \
+        let (client, conn) = tokio_postgres::connect(&url, NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is required at {url} ({e}). Start it (see README: \
                  pg_ctlcluster 15 main start) or set RETL_TEST_PG_URL"
-            )
-        });
+                )
+            });
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -40,7 +42,11 @@ impl Pg {
             ))
             .await
             .expect("create test schema");
-        Pg { client, schema, url }
+        Pg {
+            client,
+            schema,
+            url,
+        }
     }
 
     /// Runs statements in the test schema.

@@ -99,7 +99,8 @@ impl Project {
 
     /// Runs SQL against the project's SQLite warehouse (`warehouse.db`).
     pub fn warehouse(&self, sql: &str) {
-        let c = rusqlite::Connection::open(self.dir.path().join("warehouse.db")).expect("open warehouse");
+        let c = rusqlite::Connection::open(self.dir.path().join("warehouse.db"))
+            .expect("open warehouse");
         c.execute_batch(sql).expect("warehouse SQL");
     }
 

@@ -43,31 +43,47 @@ fn an_unknown_key_points_at_it_and_suggests_the_right_one() {
 
 #[test]
 fn an_unknown_connection_suggests_a_defined_one() {
-    let (code, out) = validate(&project(&GOOD.replace("connection: app_db", "connection: app_dbb")));
+    let (code, out) = validate(&project(
+        &GOOD.replace("connection: app_db", "connection: app_dbb"),
+    ));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("syncs/people.yaml:4:28"), "{out}");
-    assert!(out.contains("connection `app_dbb` is not defined in retl.yaml"), "{out}");
+    assert!(
+        out.contains("connection `app_dbb` is not defined in retl.yaml"),
+        "{out}"
+    );
     assert!(out.contains("did you mean `app_db`?"), "{out}");
 }
 
 #[test]
 fn an_unmapped_primary_key_is_reported() {
-    let (code, out) = validate(&project(&GOOD.replace("mapping: { id: id, name: name }", "mapping: { name: name }")));
+    let (code, out) = validate(&project(
+        &GOOD.replace("mapping: { id: id, name: name }", "mapping: { name: name }"),
+    ));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("syncs/people.yaml:3:14"), "{out}");
-    assert!(out.contains("primary key column `id` is not mapped"), "{out}");
+    assert!(
+        out.contains("primary key column `id` is not mapped"),
+        "{out}"
+    );
     assert!(out.contains("add `id: id` under mapping"), "{out}");
 }
 
 #[test]
 fn a_mode_the_destination_does_not_support_is_reported() {
     let sync = GOOD
-        .replace("connection: app_db, object: public.people", "connection: hook, object: people")
+        .replace(
+            "connection: app_db, object: public.people",
+            "connection: hook, object: people",
+        )
         .replace("mode: upsert", "mode: update");
     let (code, out) = validate(&project(&sync));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("syncs/people.yaml:6:7"), "{out}");
-    assert!(out.contains("mode `update` is not supported by the webhook destination `hook`"), "{out}");
+    assert!(
+        out.contains("mode `update` is not supported by the webhook destination `hook`"),
+        "{out}"
+    );
     assert!(out.contains("use one of: upsert, mirror"), "{out}");
 }
 
@@ -88,7 +104,12 @@ fn a_bad_schedule_and_an_unknown_mode_are_both_reported() {
 #[test]
 fn problems_in_several_files_are_reported_together() {
     let p = project(&GOOD.replace("primary_key: id", "primary_key: [id, id]"));
-    p.write("syncs/other.yaml", &GOOD.replace("name: people", "name: other").replace("warehouse,", "warehous,"));
+    p.write(
+        "syncs/other.yaml",
+        &GOOD
+            .replace("name: people", "name: other")
+            .replace("warehouse,", "warehous,"),
+    );
     let (code, out) = validate(&p);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("syncs/people.yaml:3:14"), "{out}");
@@ -105,7 +126,10 @@ fn broken_yaml_and_unknown_connection_types_have_positions() {
     assert!(out.contains("syncs/people.yaml:"), "{out}");
 
     let p = Project::new();
-    p.write("retl.yaml", "connections:\n  wh:\n    type: snowflak\n    path: x\n");
+    p.write(
+        "retl.yaml",
+        "connections:\n  wh:\n    type: snowflak\n    path: x\n",
+    );
     let (code, out) = validate(&p);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("retl.yaml:3:5"), "{out}");
@@ -132,7 +156,11 @@ fn a_missing_project_or_sync_is_a_usage_error() {
     let p = project(GOOD);
     let out = p.retl(&["run", "peple"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("did you mean `people`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `people`?"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -141,5 +169,10 @@ fn a_missing_secret_says_how_to_provide_it() {
     p.warehouse("CREATE TABLE model (id INTEGER, name TEXT)");
     let out = p.retl(&["run", "people"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("secret `APP_DB_URL` is not set: export APP_DB_URL="), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("secret `APP_DB_URL` is not set: export APP_DB_URL="),
+        "{}",
+        out.stdout
+    );
 }

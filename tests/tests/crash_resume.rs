@@ -42,14 +42,23 @@ async fn kill_mid_apply(p: &Project, pg: &Pg) {
         if n >= 200 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "apply never started");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "apply never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A second run of the same sync is refused while the first holds the lock.
     let (code, v) = p.retl_json(&["run", "people"]);
     assert_eq!(code, 4, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("already running"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("already running"),
+        "{v}"
+    );
 
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
@@ -59,9 +68,13 @@ async fn kill_mid_apply(p: &Project, pg: &Pg) {
 
 async fn assert_complete(pg: &Pg) {
     assert_eq!(pg.count("SELECT count(*) FROM people").await, ROWS);
-    assert_eq!(pg.count("SELECT count(DISTINCT id) FROM people").await, ROWS);
     assert_eq!(
-        pg.count("SELECT count(*) FROM people WHERE name = 'person ' || id").await,
+        pg.count("SELECT count(DISTINCT id) FROM people").await,
+        ROWS
+    );
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people WHERE name = 'person ' || id")
+            .await,
         ROWS,
         "every record holds the model's values"
     );
@@ -77,7 +90,11 @@ async fn a_killed_upsert_run_resumes_without_loss() {
     assert_complete(&pg).await;
     // The interrupted run is recorded as failed, its lock taken over.
     let (_, runs) = p.retl_json(&["runs", "people"]);
-    let interrupted = runs.as_array().unwrap().iter().find(|r| r["error_name"] == "Retl.Interrupted");
+    let interrupted = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["error_name"] == "Retl.Interrupted");
     assert!(interrupted.is_some(), "{runs}");
     assert_eq!(interrupted.unwrap()["status"], "failed");
     // Nothing left to do.

@@ -40,18 +40,32 @@ async fn a_paused_sync_refuses_to_run_until_resumed() {
 #[tokio::test]
 async fn clone_writes_a_valid_sync_that_runs_on_its_own() {
     let (p, pg) = people_project("clone", "upsert", &[], "schedule: \"rate(1 hour)\"\n").await;
-    pg.exec("CREATE TABLE people_sandbox (id integer PRIMARY KEY, name text NOT NULL)").await;
+    pg.exec("CREATE TABLE people_sandbox (id integer PRIMARY KEY, name text NOT NULL)")
+        .await;
     set_model(&p, &[(1, "Alice"), (2, "Bob")]);
-    let out = p.retl(&["clone", "people", "people_test", "--object", &pg.table("people_sandbox")]);
+    let out = p.retl(&[
+        "clone",
+        "people",
+        "people_test",
+        "--object",
+        &pg.table("people_sandbox"),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = std::fs::read_to_string(p.path().join("syncs/people_test.yaml")).unwrap();
     assert!(text.contains("Cloned from `people`"), "{text}");
-    assert!(!text.contains("rate(1 hour)"), "schedules are not copied: {text}");
+    assert!(
+        !text.contains("rate(1 hour)"),
+        "schedules are not copied: {text}"
+    );
     let (code, v) = p.retl_json(&["run", "people_test"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["creates"], 2);
     assert_eq!(pg.count("SELECT count(*) FROM people_sandbox").await, 2);
-    assert_eq!(pg.count("SELECT count(*) FROM people").await, 0, "the original is untouched");
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people").await,
+        0,
+        "the original is untouched"
+    );
     // Cloning onto an existing name is refused.
     let out = p.retl(&["clone", "people", "people_test"]);
     assert_ne!(out.code, 0);
@@ -77,7 +91,11 @@ async fn versions_record_each_change_with_its_note() {
     assert_eq!(versions[1]["note"], "switch to mirror");
     assert_eq!(versions[1]["definition"]["mode"], "mirror");
     let out = p.retl(&["history", "people"]);
-    assert!(out.stdout.contains("changed: description, mode"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("changed: description, mode"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]

@@ -17,8 +17,18 @@ fn run(p: &Project) -> Value {
 }
 
 fn counts(v: &Value) -> [u64; 6] {
-    ["creates", "updates", "deletes", "unchanged", "skipped", "rejected"]
-        .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}")))
+    [
+        "creates",
+        "updates",
+        "deletes",
+        "unchanged",
+        "skipped",
+        "rejected",
+    ]
+    .map(|k| {
+        v[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {v}"))
+    })
 }
 
 const SEED_DEST: &[(i64, &str)] = &[(1, "Alice"), (2, "Bobby"), (4, "Dave")];
@@ -53,16 +63,32 @@ async fn mirror_deletes_dave_on_the_first_run() {
     set_model(&p, &[(1, "Alice"), (2, "Bob*")]);
     let v = run(&p);
     assert_eq!(counts(&v), [0, 0, 1, 2, 0, 0], "{v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob*"}]));
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob*"}])
+    );
 }
 
 #[tokio::test]
 async fn mirror_with_synced_scope_keeps_records_retl_did_not_write() {
-    let (p, pg) = setup("mirror_scope", "mirror", SEED_DEST, "delete_scope: synced\n").await;
+    let (p, pg) = setup(
+        "mirror_scope",
+        "mirror",
+        SEED_DEST,
+        "delete_scope: synced\n",
+    )
+    .await;
     set_model(&p, SEED_MODEL);
     let v = run(&p);
-    assert_eq!(counts(&v), [1, 1, 0, 1, 0, 0], "Dave was not synced by retl: {v}");
-    assert_eq!(pg.count("SELECT count(*) FROM people WHERE id = 4").await, 1);
+    assert_eq!(
+        counts(&v),
+        [1, 1, 0, 1, 0, 0],
+        "Dave was not synced by retl: {v}"
+    );
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people WHERE id = 4").await,
+        1
+    );
     // Carol was created by retl: when she leaves the model she is deleted.
     set_model(&p, &[(1, "Alice"), (2, "Bob*")]);
     let v = run(&p);
@@ -105,15 +131,23 @@ async fn insert_creates_keys_the_destination_lacks() {
     let v = run(&p);
     assert_eq!(v["creates"], 1, "{v}");
     assert_eq!(v["updates"], 0, "{v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}]));
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}])
+    );
     // A record created in the destination by someone else after the baseline is found by
     // lookup and not inserted again.
-    pg.exec("INSERT INTO people VALUES (3, 'Carol (CRM)')").await;
+    pg.exec("INSERT INTO people VALUES (3, 'Carol (CRM)')")
+        .await;
     set_model(&p, &[(1, "Alice*"), (2, "Bob"), (3, "Carol")]);
     let v = run(&p);
     assert_eq!(v["creates"], 0, "{v}");
     assert_eq!(v["skipped"], 2, "Alice* and Carol exist: {v}");
-    assert_eq!(pg.count("SELECT count(*) FROM people WHERE name = 'Carol (CRM)'").await, 1);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people WHERE name = 'Carol (CRM)'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -121,35 +155,64 @@ async fn update_changes_existing_records_and_skips_the_rest() {
     let (p, pg) = setup("update", "update", &[(1, "Alice"), (2, "Bob")], "").await;
     set_model(&p, &[(1, "Alice*"), (2, "Bob"), (3, "Carol")]);
     let v = run(&p);
-    assert_eq!(counts(&v), [0, 1, 0, 1, 1, 0], "Carol is skipped and counted: {v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice*"},{"id":2,"name":"Bob"}]));
+    assert_eq!(
+        counts(&v),
+        [0, 1, 0, 1, 1, 0],
+        "Carol is skipped and counted: {v}"
+    );
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice*"},{"id":2,"name":"Bob"}])
+    );
     // Once Carol exists in the destination, the next run updates her.
     pg.exec("INSERT INTO people VALUES (3, 'C.')").await;
     let v = run(&p);
     assert_eq!(v["updates"], 1, "{v}");
-    assert_eq!(pg.count("SELECT count(*) FROM people WHERE id = 3 AND name = 'Carol'").await, 1);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people WHERE id = 3 AND name = 'Carol'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn delete_only_removes_keys_that_left_the_model_and_nothing_else() {
-    let (p, pg) = setup("delete_only", "delete_only", &[(1, "Alice"), (2, "Bob"), (3, "Carol")], "").await;
+    let (p, pg) = setup(
+        "delete_only",
+        "delete_only",
+        &[(1, "Alice"), (2, "Bob"), (3, "Carol")],
+        "",
+    )
+    .await;
     set_model(&p, &[(1, "Alice*"), (2, "Bob"), (4, "Dave")]);
     let v = run(&p);
     assert_eq!(v["deletes"], 1, "{v}");
     assert_eq!(v["creates"], 0, "{v}");
     assert_eq!(v["updates"], 0, "{v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}]));
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}])
+    );
 }
 
 #[tokio::test]
 async fn delete_removes_the_records_the_model_names() {
-    let (p, pg) = setup("delete", "delete", &[(1, "Alice"), (2, "Bob"), (3, "Carol")], "").await;
+    let (p, pg) = setup(
+        "delete",
+        "delete",
+        &[(1, "Alice"), (2, "Bob"), (3, "Carol")],
+        "",
+    )
+    .await;
     // The model is a list of erasure requests; 9 is not in the destination.
     set_model(&p, &[(2, "erase"), (9, "erase")]);
     let v = run(&p);
     assert_eq!(v["deletes"], 1, "{v}");
     assert_eq!(v["skipped"], 1, "the absent key is skipped: {v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice"},{"id":3,"name":"Carol"}]));
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice"},{"id":3,"name":"Carol"}])
+    );
     // The same requests again: nothing left to do.
     let v = run(&p);
     assert_eq!(v["deletes"], 0, "{v}");
@@ -172,8 +235,18 @@ async fn a_mapping_change_forces_a_full_resync_with_the_reason() {
     );
     let v = run(&p);
     assert_eq!(v["updates"], 2, "every row is re-sent once: {v}");
-    assert!(v["resync_reason"].as_str().unwrap_or_default().contains("mapping changed"), "{v}");
-    assert_eq!(pg.count("SELECT count(*) FROM people WHERE label = name").await, 2);
+    assert!(
+        v["resync_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("mapping changed"),
+        "{v}"
+    );
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people WHERE label = name")
+            .await,
+        2
+    );
     let v = run(&p);
     assert_eq!(v["updates"], 0, "only once: {v}");
     assert!(v["resync_reason"].is_null(), "{v}");
@@ -189,5 +262,8 @@ async fn full_resync_on_request_re_sends_unchanged_rows() {
     let (code, v) = p.retl_json(&["run", "people", "--full-resync"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["updates"], 2, "{v}");
-    assert_eq!(people(&pg).await, json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}]));
+    assert_eq!(
+        people(&pg).await,
+        json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}])
+    );
 }

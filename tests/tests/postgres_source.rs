@@ -47,21 +47,34 @@ async fn postgres_types_map_to_json_without_precision_loss() {
     let (code, v) = p.run_json(&["run", "types"]).await;
     assert_eq!(code, 0, "{v}");
     let accepted = hook.accepted();
-    let big = accepted.iter().find(|(_, k, _)| k == "9007199254740993").expect("big id keeps its digits").2.clone();
+    let big = accepted
+        .iter()
+        .find(|(_, k, _)| k == "9007199254740993")
+        .expect("big id keeps its digits")
+        .2
+        .clone();
     assert_eq!(big["id"].to_string(), "9007199254740993");
     assert_eq!(big["amount"].to_string(), "12345678901234567890.1234567890");
     assert_eq!(big["ratio"].to_string(), "0.5");
     assert_eq!(big["flag"], true);
     assert_eq!(big["label"], "Zoë");
     assert_eq!(big["born"], "2024-02-29");
-    assert_eq!(big["seen"], "2024-03-01T08:00:00+00:00", "timestamptz in UTC");
+    assert_eq!(
+        big["seen"], "2024-03-01T08:00:00+00:00",
+        "timestamptz in UTC"
+    );
     assert_eq!(big["seen_local"], "2024-03-01T10:00:00");
     assert_eq!(big["tags"], serde_json::json!(["a", "b"]));
     assert_eq!(big["doc"]["plan"], "pro");
     assert_eq!(big["doc"]["seats"].to_string(), "3");
     assert_eq!(big["blob"], "\\xdeadbeef");
     assert!(big["missing"].is_null());
-    let small = accepted.iter().find(|(_, k, _)| k == "2").unwrap().2.clone();
+    let small = accepted
+        .iter()
+        .find(|(_, k, _)| k == "2")
+        .unwrap()
+        .2
+        .clone();
     assert_eq!(small["amount"].to_string(), "0.1000000000");
     assert_eq!(small["tags"], serde_json::json!([]));
     assert_eq!(small["doc"], serde_json::json!([1, 2]));
@@ -92,7 +105,10 @@ async fn a_postgres_to_postgres_sync_round_trips_every_type() {
     let diff = pg
         .count("SELECT count(*) FROM ((TABLE src EXCEPT TABLE dst) UNION ALL (TABLE dst EXCEPT TABLE src)) d")
         .await;
-    assert_eq!(diff, 0, "the destination equals the source, value for value");
+    assert_eq!(
+        diff, 0,
+        "the destination equals the source, value for value"
+    );
     // A second sync seeing this destination for the first time finds every record equal to
     // the model: source rows and destination listing hash alike.
     p.write("syncs/copy2.yaml", &sync("copy2"));

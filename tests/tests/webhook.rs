@@ -61,7 +61,11 @@ async fn mirror_sends_deletes_with_the_key_fields() {
     let (code, v) = p.run_json(&["run", "people"]).await;
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["deletes"], 1, "{v}");
-    let deletes: Vec<_> = hook.accepted().into_iter().filter(|(op, _, _)| op == "delete").collect();
+    let deletes: Vec<_> = hook
+        .accepted()
+        .into_iter()
+        .filter(|(op, _, _)| op == "delete")
+        .collect();
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0].1, "3");
     assert_eq!(deletes[0].2, serde_json::json!({"id": "3"}));
@@ -77,9 +81,15 @@ async fn rate_limits_and_server_errors_are_retried_honouring_retry_after() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["creates"], 2, "{v}");
     let received = hook.received();
-    assert_eq!(received.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 503, 200]);
+    assert_eq!(
+        received.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![429, 503, 200]
+    );
     let waited = received[1].at.duration_since(received[0].at);
-    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 was honoured, waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured, waited {waited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,8 +105,17 @@ async fn records_rejected_by_the_receiver_go_to_the_dead_letter_queue_and_are_re
     assert_eq!(v["rejected"], 1, "{v}");
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let out = p.run(&["errors", &run_id]).await;
-    assert!(out.stdout.contains("key 2 [upsert] invalid_email: email is not valid"), "{}", out.stdout);
-    assert!(out.stdout.contains(r#""name":"not-an-email""#), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("key 2 [upsert] invalid_email: email is not valid"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#""name":"not-an-email""#),
+        "{}",
+        out.stdout
+    );
     // Only the rejected record is sent again by the next run.
     let before = hook.received().len();
     let (_, v) = p.run_json(&["run", "people"]).await;
@@ -153,5 +172,9 @@ async fn a_refused_signature_stops_delivery_and_fails_the_run() {
     assert_eq!(v["status"], "failed", "{v}");
     assert!(v["error"].as_str().unwrap().contains("401"), "{v}");
     assert_eq!(v["failed"], 3, "{v}");
-    assert_eq!(hook.bad_signatures(), 1, "delivery stopped after the first 401");
+    assert_eq!(
+        hook.bad_signatures(),
+        1,
+        "delivery stopped after the first 401"
+    );
 }

@@ -43,7 +43,12 @@ impl Diagnostic {
     }
 
     /// A diagnostic pointing at a spanned value.
-    pub fn at_span<T>(file: &Path, text: &str, span: &Spanned<T>, message: impl Into<String>) -> Self {
+    pub fn at_span<T>(
+        file: &Path,
+        text: &str,
+        span: &Spanned<T>,
+        message: impl Into<String>,
+    ) -> Self {
         let loc = span.referenced;
         Diagnostic::at(file, text, loc.line(), loc.column(), message)
     }

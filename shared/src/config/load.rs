@@ -74,13 +74,7 @@ pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
             let text = read(&path)?;
             let shown = display_root(&path);
             match serde_saphyr::from_str::<SyncConfig>(&text) {
-                Ok(s) => sync_sources.push((
-                    s,
-                    SourceText {
-                        file: shown,
-                        text,
-                    },
-                )),
+                Ok(s) => sync_sources.push((s, SourceText { file: shown, text })),
                 Err(e) => diags.push(from_yaml_error(&shown, &text, &e)),
             }
         }

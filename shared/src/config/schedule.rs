@@ -101,7 +101,9 @@ fn check_field(field: &str, name: &str, (lo, hi): (u32, u32), index: usize) -> R
         return if index == 2 || index == 4 {
             Ok(())
         } else {
-            Err(format!("`?` is only allowed in day-of-month or day-of-week, not in {name}"))
+            Err(format!(
+                "`?` is only allowed in day-of-month or day-of-week, not in {name}"
+            ))
         };
     }
     for item in field.split(',') {
@@ -125,10 +127,15 @@ fn check_field(field: &str, name: &str, (lo, hi): (u32, u32), index: usize) -> R
         if index == 4 {
             if let Some((d, n)) = range.split_once('#') {
                 value(d, index).ok_or_else(bad)?;
-                n.parse::<u32>().ok().filter(|n| (1..=5).contains(n)).ok_or_else(bad)?;
+                n.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=5).contains(n))
+                    .ok_or_else(bad)?;
                 continue;
             }
-            if range == "L" || range.ends_with('L') && value(&range[..range.len() - 1], index).is_some() {
+            if range == "L"
+                || range.ends_with('L') && value(&range[..range.len() - 1], index).is_some()
+            {
                 continue;
             }
         }
@@ -156,7 +163,10 @@ fn value(s: &str, index: usize) -> Option<u32> {
     }
     let upper = s.to_ascii_uppercase();
     match index {
-        3 => MONTHS.iter().position(|m| *m == upper).map(|p| p as u32 + 1),
+        3 => MONTHS
+            .iter()
+            .position(|m| *m == upper)
+            .map(|p| p as u32 + 1),
         4 => DAYS.iter().position(|d| *d == upper).map(|p| p as u32 + 1),
         _ => None,
     }
@@ -178,7 +188,11 @@ mod tests {
             "rate(5 minutes)",
             "at(2026-12-01T09:00:00)",
         ] {
-            assert!(validate_schedule(e).is_ok(), "{e}: {:?}", validate_schedule(e));
+            assert!(
+                validate_schedule(e).is_ok(),
+                "{e}: {:?}",
+                validate_schedule(e)
+            );
         }
     }
 

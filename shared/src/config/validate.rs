@@ -68,8 +68,10 @@ fn check_connection(
     let at = |msg: String| Diagnostic::at_span(&src.file, &src.text, conn, msg);
     if !valid_name(name) {
         diags.push(
-            at(format!("connection name `{name}` has characters other than letters, digits, `-` and `_`"))
-                .hint("rename the connection"),
+            at(format!(
+                "connection name `{name}` has characters other than letters, digits, `-` and `_`"
+            ))
+            .hint("rename the connection"),
         );
     }
     match &conn.value {
@@ -82,10 +84,16 @@ fn check_connection(
                 at(format!("connection `{name}` needs `url` or `url_env`"))
                     .hint("add `url_env: MY_DB_URL` and export MY_DB_URL=postgres://..."),
             ),
-            (Some(u), None) if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.contains("host=")) => {
+            (Some(u), None)
+                if !(u.starts_with("postgres://")
+                    || u.starts_with("postgresql://")
+                    || u.contains("host=")) =>
+            {
                 diags.push(
-                    at(format!("connection `{name}`: `{u}` is not a PostgreSQL URL"))
-                        .hint("write postgres://user@host:5432/database"),
+                    at(format!(
+                        "connection `{name}`: `{u}` is not a PostgreSQL URL"
+                    ))
+                    .hint("write postgres://user@host:5432/database"),
                 )
             }
             _ => {}
@@ -93,13 +101,16 @@ fn check_connection(
         ConnectionConfig::Webhook { url, .. } => match url::Url::parse(url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             _ => diags.push(
-                at(format!("connection `{name}`: `{url}` is not an http(s) URL"))
-                    .hint("write https://example.com/path"),
+                at(format!(
+                    "connection `{name}`: `{url}` is not an http(s) URL"
+                ))
+                .hint("write https://example.com/path"),
             ),
         },
-        ConnectionConfig::Sqlite { path, .. } if path.trim().is_empty() => {
-            diags.push(at(format!("connection `{name}` has an empty `path`")).hint("give the database file path"))
-        }
+        ConnectionConfig::Sqlite { path, .. } if path.trim().is_empty() => diags.push(
+            at(format!("connection `{name}` has an empty `path`"))
+                .hint("give the database file path"),
+        ),
         ConnectionConfig::Sqlite { .. } => {}
     }
     if let Some(d) = conn.value.delivery() {
@@ -108,7 +119,9 @@ fn check_connection(
                 "connection `{name}`: delivery batch_size and concurrency must be at least 1"
             )));
         }
-        if d.rate_per_second.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
+        if d.rate_per_second
+            .is_some_and(|r| r <= 0.0 || !r.is_finite())
+        {
             diags.push(at(format!(
                 "connection `{name}`: delivery rate_per_second must be a positive number"
             )));
@@ -138,20 +151,30 @@ fn check_sync(
     let name = &sync.name.value;
     if !valid_name(name) {
         diags.push(
-            at(&sync.name, format!("sync name `{name}` must be 1-64 letters, digits, `-` or `_`"))
-                .hint("names are used in S3 keys, DynamoDB items and schedule names"),
+            at(
+                &sync.name,
+                format!("sync name `{name}` must be 1-64 letters, digits, `-` or `_`"),
+            )
+            .hint("names are used in S3 keys, DynamoDB items and schedule names"),
         );
     }
     let conn_names: Vec<&str> = project.connections.keys().map(String::as_str).collect();
     let lookup = |span: &serde_saphyr::Spanned<String>, diags: &mut Vec<Diagnostic>| {
         let c = project.connections.get(&span.value).map(|c| &c.value);
         if c.is_none() {
-            let mut d = at(span, format!("connection `{}` is not defined in retl.yaml", span.value));
+            let mut d = at(
+                span,
+                format!("connection `{}` is not defined in retl.yaml", span.value),
+            );
             d = match did_you_mean(&span.value, conn_names.iter().copied()) {
                 Some(s) => d.hint(format!("did you mean `{s}`?")),
                 None => d.hint(format!(
                     "define it under `connections:` in retl.yaml (defined: {})",
-                    if conn_names.is_empty() { "none".to_string() } else { conn_names.join(", ") }
+                    if conn_names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        conn_names.join(", ")
+                    }
                 )),
             };
             diags.push(d);
@@ -175,7 +198,10 @@ fn check_sync(
         }
     }
     if sync.source.sql.value.trim().is_empty() {
-        diags.push(at(&sync.source.sql, "the model SQL is empty".into()).hint("write the SELECT that returns the model rows"));
+        diags.push(
+            at(&sync.source.sql, "the model SQL is empty".into())
+                .hint("write the SELECT that returns the model rows"),
+        );
     }
 
     let mode = sync.mode.value;
@@ -213,10 +239,7 @@ fn check_sync(
                 diags.push(
                     at(
                         &sync.destination.object,
-                        format!(
-                            "`{}` is not a table name",
-                            sync.destination.object.value
-                        ),
+                        format!("`{}` is not a table name", sync.destination.object.value),
                     )
                     .hint("write `table` or `schema.table`"),
                 );
@@ -224,27 +247,41 @@ fn check_sync(
         }
     }
     if sync.destination.object.value.trim().is_empty() {
-        diags.push(at(&sync.destination.object, "the destination object is empty".into()));
+        diags.push(at(
+            &sync.destination.object,
+            "the destination object is empty".into(),
+        ));
     }
 
     let mapping = &sync.mapping.value;
     if mapping.is_empty() {
-        diags.push(at(&sync.mapping, "the mapping is empty".into()).hint("map at least the key: `id: id`"));
+        diags.push(
+            at(&sync.mapping, "the mapping is empty".into()).hint("map at least the key: `id: id`"),
+        );
     }
     for (field, col) in mapping {
         if field.trim().is_empty() || col.value.trim().is_empty() {
-            diags.push(at(col, format!("mapping `{field}: {}` has an empty name", col.value)));
+            diags.push(at(
+                col,
+                format!("mapping `{field}: {}` has an empty name", col.value),
+            ));
         }
     }
     let pk = sync.primary_key.value.columns();
     if pk.is_empty() {
-        diags.push(at(&sync.primary_key, "primary_key is empty".into()).hint("name the column(s) that identify a record"));
+        diags.push(
+            at(&sync.primary_key, "primary_key is empty".into())
+                .hint("name the column(s) that identify a record"),
+        );
     }
     let mut seen = BTreeSet::new();
     let mut key_fields = Vec::new();
     for col in &pk {
         if !seen.insert(col) {
-            diags.push(at(&sync.primary_key, format!("primary key column `{col}` is listed twice")));
+            diags.push(at(
+                &sync.primary_key,
+                format!("primary key column `{col}` is listed twice"),
+            ));
             continue;
         }
         let mapped: Vec<&String> = mapping
@@ -259,39 +296,55 @@ fn check_sync(
                     &sync.primary_key,
                     format!("primary key column `{col}` is not mapped to a destination field"),
                 )
-                .hint(format!("add `{col}: {col}` under mapping (destination field: source column)")),
+                .hint(format!(
+                    "add `{col}: {col}` under mapping (destination field: source column)"
+                )),
             ),
         }
     }
 
     if sync.delete_scope == DeleteScope::Synced && !mode.deletes_missing() {
         diags.push(
-            at(&sync.mode, format!("delete_scope: synced has no effect in mode `{mode}`"))
-                .hint("remove delete_scope, or use mode mirror or delete_only"),
+            at(
+                &sync.mode,
+                format!("delete_scope: synced has no effect in mode `{mode}`"),
+            )
+            .hint("remove delete_scope, or use mode mirror or delete_only"),
         );
     }
     let safety = &sync.safety;
     if !(0.0..=100.0).contains(&safety.delete_threshold_pct) {
         diags.push(
-            at(&sync.mode, format!(
-                "safety.delete_threshold_pct is {}; it must be between 0 and 100",
-                safety.delete_threshold_pct
-            ))
+            at(
+                &sync.mode,
+                format!(
+                    "safety.delete_threshold_pct is {}; it must be between 0 and 100",
+                    safety.delete_threshold_pct
+                ),
+            )
             .hint("it is a percentage of the existing records, e.g. 50"),
         );
     }
     if !(safety.approval_timeout_hours > 0.0 && safety.approval_timeout_hours <= 8760.0) {
-        diags.push(at(&sync.mode, "safety.approval_timeout_hours must be between 0 and 8760 (one year)".into()));
+        diags.push(at(
+            &sync.mode,
+            "safety.approval_timeout_hours must be between 0 and 8760 (one year)".into(),
+        ));
     }
     if let Some(s) = &sync.schedule {
         if let Err(e) = validate_schedule(&s.value) {
-            diags.push(at(s, e).hint("see https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html"));
+            diags.push(at(s, e).hint(
+                "see https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html",
+            ));
         }
     }
     for t in &sync.triggers {
         if let Some(after) = &t.after_sync {
             if !sync_names.contains(after.as_str()) {
-                let mut d = at(&sync.name, format!("trigger after_sync `{after}` names no sync"));
+                let mut d = at(
+                    &sync.name,
+                    format!("trigger after_sync `{after}` names no sync"),
+                );
                 if let Some(s) = did_you_mean(after, sync_names.iter().copied()) {
                     d = d.hint(format!("did you mean `{s}`?"));
                 }
@@ -299,17 +352,26 @@ fn check_sync(
             }
         }
         if t.after_sync.is_none() && t.event_pattern.is_none() {
-            diags.push(at(&sync.name, "a trigger needs `after_sync` or `event_pattern`".into()));
+            diags.push(at(
+                &sync.name,
+                "a trigger needs `after_sync` or `event_pattern`".into(),
+            ));
         }
         if let Some(p) = &t.event_pattern {
             if !p.is_object() {
-                diags.push(at(&sync.name, "trigger event_pattern must be a mapping (an EventBridge pattern)".into()));
+                diags.push(at(
+                    &sync.name,
+                    "trigger event_pattern must be a mapping (an EventBridge pattern)".into(),
+                ));
             }
         }
     }
     let shards = match &sync.shards {
         Some(s) if !(1..=4096).contains(&s.value) => {
-            diags.push(at(s, format!("shards is {}; it must be between 1 and 4096", s.value)));
+            diags.push(at(
+                s,
+                format!("shards is {}; it must be between 1 and 4096", s.value),
+            ));
             DEFAULT_SHARDS
         }
         Some(s) => s.value,

@@ -45,14 +45,29 @@ mod tests {
     #[test]
     fn respects_record_limit() {
         let recs: Vec<_> = (0..250).map(|i| rec(i, 1)).collect();
-        let b = batches(recs, BatchLimits { max_records: 100, max_bytes: 1 << 20 });
-        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
+        let b = batches(
+            recs,
+            BatchLimits {
+                max_records: 100,
+                max_bytes: 1 << 20,
+            },
+        );
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![100, 100, 50]
+        );
     }
 
     #[test]
     fn respects_byte_limit() {
         let recs: Vec<_> = (0..10).map(|i| rec(i, 1000)).collect();
-        let b = batches(recs, BatchLimits { max_records: 100, max_bytes: 3500 });
+        let b = batches(
+            recs,
+            BatchLimits {
+                max_records: 100,
+                max_bytes: 3500,
+            },
+        );
         assert!(b.iter().all(|b| b.len() <= 3));
         assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 10);
     }

@@ -81,7 +81,9 @@ impl AdaptiveConcurrency {
     pub fn on_overload(&self) {
         let mut s = self.lock();
         let now = Instant::now();
-        if s.last_decrease.is_some_and(|t| now.duration_since(t) < self.cooldown) {
+        if s.last_decrease
+            .is_some_and(|t| now.duration_since(t) < self.cooldown)
+        {
             return;
         }
         s.limit = (s.limit / 2.0).max(1.0);

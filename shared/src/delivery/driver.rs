@@ -169,14 +169,23 @@ impl Deliverer {
         let mut queue: VecDeque<(Vec<OutRecord>, u32)> = VecDeque::from([(records, 1)]);
         while let Some((recs, attempt)) = queue.pop_front() {
             if let Some((code, message)) = self.fatal_error() {
-                done.extend(recs.into_iter().map(|r| (r, RecordOutcome::Failed { code: code.clone(), message: message.clone() })));
+                done.extend(recs.into_iter().map(|r| {
+                    (
+                        r,
+                        RecordOutcome::Failed {
+                            code: code.clone(),
+                            message: message.clone(),
+                        },
+                    )
+                }));
                 continue;
             }
             self.wait_gates().await;
             let permit = self.concurrency.acquire().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let batch = Batch { op, records: recs };
-            let res = tokio::time::timeout(self.cfg.timeout, self.dest.send(&self.sync, &batch)).await;
+            let res =
+                tokio::time::timeout(self.cfg.timeout, self.dest.send(&self.sync, &batch)).await;
             drop(permit);
             let recs = batch.records;
             let err = match res {
@@ -204,7 +213,10 @@ impl Deliverer {
                         }
                     }
                     if let Some((code, message)) = last {
-                        self.retry_or_fail(&mut queue, &mut done, again, attempt, code, message, None).await;
+                        self.retry_or_fail(
+                            &mut queue, &mut done, again, attempt, code, message, None,
+                        )
+                        .await;
                     }
                     continue;
                 }
@@ -214,30 +226,71 @@ impl Deliverer {
                         outcomes.len(),
                         recs.len()
                     );
-                    done.extend(recs.into_iter().map(|r| (r, RecordOutcome::Failed { code: "connector_error".into(), message: message.clone() })));
+                    done.extend(recs.into_iter().map(|r| {
+                        (
+                            r,
+                            RecordOutcome::Failed {
+                                code: "connector_error".into(),
+                                message: message.clone(),
+                            },
+                        )
+                    }));
                     continue;
                 }
                 Ok(Err(e)) => e,
             };
             match err {
-                SendError::RateLimited { message, retry_after } => {
+                SendError::RateLimited {
+                    message,
+                    retry_after,
+                } => {
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                     self.concurrency.on_overload();
                     if let Some(d) = retry_after {
                         self.pause_for(d);
                     }
-                    self.retry_or_fail(&mut queue, &mut done, recs, attempt, "rate_limited".into(), message, retry_after).await;
+                    self.retry_or_fail(
+                        &mut queue,
+                        &mut done,
+                        recs,
+                        attempt,
+                        "rate_limited".into(),
+                        message,
+                        retry_after,
+                    )
+                    .await;
                 }
-                SendError::Transient { code, message, retry_after } => {
+                SendError::Transient {
+                    code,
+                    message,
+                    retry_after,
+                } => {
                     self.stats.transient_errors.fetch_add(1, Ordering::Relaxed);
                     if let Some(d) = retry_after {
                         self.pause_for(d);
                     }
-                    self.retry_or_fail(&mut queue, &mut done, recs, attempt, code, message, retry_after).await;
+                    self.retry_or_fail(
+                        &mut queue,
+                        &mut done,
+                        recs,
+                        attempt,
+                        code,
+                        message,
+                        retry_after,
+                    )
+                    .await;
                 }
                 SendError::BatchRejected { code, message } => {
                     if recs.len() == 1 {
-                        done.extend(recs.into_iter().map(|r| (r, RecordOutcome::Rejected { code: code.clone(), message: message.clone() })));
+                        done.extend(recs.into_iter().map(|r| {
+                            (
+                                r,
+                                RecordOutcome::Rejected {
+                                    code: code.clone(),
+                                    message: message.clone(),
+                                },
+                            )
+                        }));
                     } else {
                         self.stats.splits.fetch_add(1, Ordering::Relaxed);
                         let mut left = recs;
@@ -248,8 +301,17 @@ impl Deliverer {
                 }
                 SendError::Fatal { code, message } => {
                     tracing::error!(%code, %message, "destination refused the write; stopping delivery");
-                    *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some((code.clone(), message.clone()));
-                    done.extend(recs.into_iter().map(|r| (r, RecordOutcome::Failed { code: code.clone(), message: message.clone() })));
+                    *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((code.clone(), message.clone()));
+                    done.extend(recs.into_iter().map(|r| {
+                        (
+                            r,
+                            RecordOutcome::Failed {
+                                code: code.clone(),
+                                message: message.clone(),
+                            },
+                        )
+                    }));
                 }
             }
         }

@@ -51,7 +51,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(3600)))
+    Some(
+        wait.to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(3600)),
+    )
 }
 
 /// The framework's reading of a non-success response. `message` should come from the body.
@@ -93,7 +97,10 @@ mod tests {
         let later = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         h.insert(RETRY_AFTER, later.parse().unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -103,9 +110,21 @@ mod tests {
             headers: HeaderMap::new(),
             body: String::new(),
         };
-        assert!(matches!(classify(&r(429), "x".into()), SendError::RateLimited { .. }));
-        assert!(matches!(classify(&r(503), "x".into()), SendError::Transient { .. }));
-        assert!(matches!(classify(&r(401), "x".into()), SendError::Fatal { .. }));
-        assert!(matches!(classify(&r(400), "x".into()), SendError::BatchRejected { .. }));
+        assert!(matches!(
+            classify(&r(429), "x".into()),
+            SendError::RateLimited { .. }
+        ));
+        assert!(matches!(
+            classify(&r(503), "x".into()),
+            SendError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(&r(401), "x".into()),
+            SendError::Fatal { .. }
+        ));
+        assert!(matches!(
+            classify(&r(400), "x".into()),
+            SendError::BatchRejected { .. }
+        ));
     }
 }

@@ -11,5 +11,5 @@ mod settings;
 
 pub use batcher::batches;
 pub use concurrency::AdaptiveConcurrency;
-pub use driver::{Deliverer, Delivered, DeliveryStatsSnapshot};
+pub use driver::{Delivered, Deliverer, DeliveryStatsSnapshot};
 pub use settings::DeliveryConfig;

@@ -14,8 +14,8 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::config::SyncDef;
 use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome,
-    SendError, WriteOp,
+    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
+    WriteOp,
 };
 use crate::record::{key_of, key_values, Values};
 
@@ -137,7 +137,10 @@ impl PostgresDestination {
             WriteOp::Upsert => {
                 let action = if non_keys.is_empty() {
                     // Nothing to update: an existing row is already what the record says.
-                    format!("DO UPDATE SET {0} = EXCLUDED.{0}", quote_ident(&sync.key_fields[0]))
+                    format!(
+                        "DO UPDATE SET {0} = EXCLUDED.{0}",
+                        quote_ident(&sync.key_fields[0])
+                    )
                 } else {
                     let sets = non_keys
                         .iter()
@@ -336,7 +339,11 @@ impl Destination for PostgresDestination {
             .boxed())
     }
 
-    async fn lookup(&self, sync: &SyncDef, keys: &[String]) -> Result<Vec<Values>, DestinationError> {
+    async fn lookup(
+        &self,
+        sync: &SyncDef,
+        keys: &[String],
+    ) -> Result<Vec<Values>, DestinationError> {
         let client = self.client().await.map_err(|e| self.read_error(e))?;
         let table = quote_table(&sync.object);
         let fields: Vec<&String> = sync.mapping.keys().collect();
@@ -352,14 +359,18 @@ impl Destination for PostgresDestination {
         );
         let mut out = Vec::new();
         for chunk in keys.chunks(1000) {
-            let payload: Vec<Values> = chunk.iter().map(|k| key_values(k, &sync.key_fields)).collect();
+            let payload: Vec<Values> = chunk
+                .iter()
+                .map(|k| key_values(k, &sync.key_fields))
+                .collect();
             let payload = serde_json::to_string(&payload).expect("keys serialise");
             let rows = client
                 .query(sql.as_str(), &[&payload])
                 .await
                 .map_err(|e| self.read_error(e))?;
             for r in rows {
-                let v: Values = serde_json::from_str(r.get(0)).map_err(|e| self.invalid(e.to_string()))?;
+                let v: Values =
+                    serde_json::from_str(r.get(0)).map_err(|e| self.invalid(e.to_string()))?;
                 out.push(v);
             }
         }

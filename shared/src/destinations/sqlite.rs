@@ -14,8 +14,8 @@ use serde_json::{Number, Value};
 
 use crate::config::SyncDef;
 use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome,
-    SendError, WriteOp,
+    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
+    WriteOp,
 };
 use crate::record::{key_values, Values};
 
@@ -32,7 +32,11 @@ fn quote_ident(s: &str) -> String {
 }
 
 fn quote_table(object: &str) -> String {
-    object.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
+    object
+        .split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// JSON -> SQLite: integers stay integers, other numbers become REAL when exact and TEXT
@@ -63,7 +67,9 @@ fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Number(i.into()),
-        ValueRef::Real(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        ValueRef::Real(f) => Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::String(format!("\\x{}", hex::encode(b))),
     }
@@ -147,8 +153,13 @@ fn table_columns(c: &Connection, object: &str) -> rusqlite::Result<Vec<(String, 
         Some((s, t)) => (quote_ident(s), t.to_string()),
         None => ("main".to_string(), object.to_string()),
     };
-    let mut stmt = c.prepare(&format!("PRAGMA {schema}.table_info({})", quote_ident(&table)))?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)? > 0)))?;
+    let mut stmt = c.prepare(&format!(
+        "PRAGMA {schema}.table_info({})",
+        quote_ident(&table)
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)? > 0))
+    })?;
     rows.collect()
 }
 
@@ -238,10 +249,18 @@ impl Destination for SqliteDestination {
             return Err(self.invalid(format!(
                 "table {} has no column {}",
                 sync.object,
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
-        let mut pk: Vec<String> = cols.iter().filter(|(_, k)| *k).map(|(n, _)| n.clone()).collect();
+        let mut pk: Vec<String> = cols
+            .iter()
+            .filter(|(_, k)| *k)
+            .map(|(n, _)| n.clone())
+            .collect();
         pk.sort();
         let mut want = sync.key_fields.clone();
         want.sort();
@@ -262,7 +281,11 @@ impl Destination for SqliteDestination {
         let fields: Vec<String> = sync.mapping.keys().cloned().collect();
         let sql = format!(
             "SELECT {} FROM {}",
-            fields.iter().map(|f| quote_ident(f)).collect::<Vec<_>>().join(", "),
+            fields
+                .iter()
+                .map(|f| quote_ident(f))
+                .collect::<Vec<_>>()
+                .join(", "),
             quote_table(&sync.object)
         );
         let rows = self
@@ -282,11 +305,19 @@ impl Destination for SqliteDestination {
         Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))))
     }
 
-    async fn lookup(&self, sync: &SyncDef, keys: &[String]) -> Result<Vec<Values>, DestinationError> {
+    async fn lookup(
+        &self,
+        sync: &SyncDef,
+        keys: &[String],
+    ) -> Result<Vec<Values>, DestinationError> {
         let fields: Vec<String> = sync.mapping.keys().cloned().collect();
         let sql = format!(
             "SELECT {} FROM {} WHERE {}",
-            fields.iter().map(|f| quote_ident(f)).collect::<Vec<_>>().join(", "),
+            fields
+                .iter()
+                .map(|f| quote_ident(f))
+                .collect::<Vec<_>>()
+                .join(", "),
             quote_table(&sync.object),
             key_where(sync)
         );
@@ -320,10 +351,22 @@ impl Destination for SqliteDestination {
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
         let table = quote_table(&sync.object);
         let fields: Vec<String> = sync.mapping.keys().cloned().collect();
-        let cols = fields.iter().map(|f| quote_ident(f)).collect::<Vec<_>>().join(", ");
+        let cols = fields
+            .iter()
+            .map(|f| quote_ident(f))
+            .collect::<Vec<_>>()
+            .join(", ");
         let marks = vec!["?"; fields.len()].join(", ");
-        let keys = sync.key_fields.iter().map(|f| quote_ident(f)).collect::<Vec<_>>().join(", ");
-        let non_keys: Vec<&String> = fields.iter().filter(|f| !sync.key_fields.contains(f)).collect();
+        let keys = sync
+            .key_fields
+            .iter()
+            .map(|f| quote_ident(f))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let non_keys: Vec<&String> = fields
+            .iter()
+            .filter(|f| !sync.key_fields.contains(f))
+            .collect();
         let sets = |src: &str| {
             non_keys
                 .iter()
@@ -382,7 +425,9 @@ impl Destination for SqliteDestination {
                                 let kv = key_values(&r.key, &key_fields);
                                 key_fields
                                     .iter()
-                                    .flat_map(|f| key_forms(kv.get(f).unwrap_or(&Value::Null)).map(Param))
+                                    .flat_map(|f| {
+                                        key_forms(kv.get(f).unwrap_or(&Value::Null)).map(Param)
+                                    })
                                     .collect()
                             }
                         };
@@ -430,12 +475,21 @@ mod tests {
         assert_eq!(to_sql(&json!(5)), SqlValue::Integer(5));
         assert_eq!(to_sql(&json!(1.5)), SqlValue::Real(1.5));
         let big: Value = serde_json::from_str("12345678901234567890.123456789").unwrap();
-        assert_eq!(to_sql(&big), SqlValue::Text("12345678901234567890.123456789".into()));
+        assert_eq!(
+            to_sql(&big),
+            SqlValue::Text("12345678901234567890.123456789".into())
+        );
     }
 
     #[test]
     fn key_parts_match_text_or_integer_storage() {
-        assert_eq!(key_forms(&json!("7")), [SqlValue::Text("7".into()), SqlValue::Integer(7)]);
-        assert_eq!(key_forms(&json!("007")), [SqlValue::Text("007".into()), SqlValue::Text("007".into())]);
+        assert_eq!(
+            key_forms(&json!("7")),
+            [SqlValue::Text("7".into()), SqlValue::Integer(7)]
+        );
+        assert_eq!(
+            key_forms(&json!("007")),
+            [SqlValue::Text("007".into()), SqlValue::Text("007".into())]
+        );
     }
 }

@@ -24,8 +24,7 @@ use sha2::Sha256;
 use crate::config::SyncDef;
 use crate::delivery::http::{classify, excerpt, send};
 use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome,
-    SendError,
+    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
 };
 use crate::record::{fingerprint, Values};
 
@@ -55,7 +54,8 @@ struct RecordResult {
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -129,7 +129,11 @@ impl Destination for WebhookDestination {
         Err(self.unsupported("list its records"))
     }
 
-    async fn lookup(&self, _sync: &SyncDef, _keys: &[String]) -> Result<Vec<Values>, DestinationError> {
+    async fn lookup(
+        &self,
+        _sync: &SyncDef,
+        _keys: &[String],
+    ) -> Result<Vec<Values>, DestinationError> {
         Err(self.unsupported("look records up"))
     }
 
@@ -171,7 +175,10 @@ impl Destination for WebhookDestination {
         }
         let resp = send(req.body(body)).await?;
         if !resp.status.is_success() {
-            return Err(classify(&resp, format!("HTTP {}: {}", resp.status.as_u16(), excerpt(&resp.body))));
+            return Err(classify(
+                &resp,
+                format!("HTTP {}: {}", resp.status.as_u16(), excerpt(&resp.body)),
+            ));
         }
         let Ok(parsed) = serde_json::from_str::<ResultsBody>(&resp.body) else {
             return Ok(vec![RecordOutcome::Delivered; batch.records.len()]);

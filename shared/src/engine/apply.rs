@@ -44,7 +44,13 @@ fn shard_of_file(file: &str) -> Option<u32> {
 }
 
 /// The key-set change an outcome implies, if any.
-fn key_change(mode: SyncMode, write: WriteOp, op: &PlanOp, outcome: &RecordOutcome, now: i64) -> Option<KeyChange> {
+fn key_change(
+    mode: SyncMode,
+    write: WriteOp,
+    op: &PlanOp,
+    outcome: &RecordOutcome,
+    now: i64,
+) -> Option<KeyChange> {
     let put = |hash, state, origin| KeyChange::Put {
         key: op.key.clone(),
         entry: KeyEntry {
@@ -59,7 +65,9 @@ fn key_change(mode: SyncMode, write: WriteOp, op: &PlanOp, outcome: &RecordOutco
             // Remembered so later runs do not delete it again.
             put(0, KeyState::Deleted, KeyOrigin::Synced)
         } else {
-            KeyChange::Remove { key: op.key.clone() }
+            KeyChange::Remove {
+                key: op.key.clone(),
+            }
         }
     };
     match (outcome, write) {
@@ -72,7 +80,9 @@ fn key_change(mode: SyncMode, write: WriteOp, op: &PlanOp, outcome: &RecordOutco
         (RecordOutcome::Skipped { .. }, WriteOp::Create) => {
             Some(put(0, KeyState::Present, KeyOrigin::Baseline))
         }
-        (RecordOutcome::Skipped { .. }, WriteOp::Update) => Some(KeyChange::Remove { key: op.key.clone() }),
+        (RecordOutcome::Skipped { .. }, WriteOp::Update) => Some(KeyChange::Remove {
+            key: op.key.clone(),
+        }),
         (RecordOutcome::Skipped { .. }, WriteOp::Delete) => Some(gone()),
         _ => None,
     }
@@ -85,9 +95,8 @@ fn already_applied(mode: SyncMode, op: &PlanOp, entry: Option<&KeyEntry>) -> boo
             None => mode != SyncMode::Delete,
             Some(e) => e.state == KeyState::Deleted,
         },
-        _ => entry.is_some_and(|e| {
-            e.state == KeyState::Present && Some(e.hash) == parse_hash(&op.hash)
-        }),
+        _ => entry
+            .is_some_and(|e| e.state == KeyState::Present && Some(e.hash) == parse_hash(&op.hash)),
     }
 }
 
@@ -156,10 +165,15 @@ pub async fn apply_files(
     }
 
     let mut by_key: HashMap<String, PlanOp> = HashMap::with_capacity(ops.len());
-    let mut groups: Vec<(WriteOp, Vec<OutRecord>)> = [WriteOp::Upsert, WriteOp::Create, WriteOp::Update, WriteOp::Delete]
-        .into_iter()
-        .map(|w| (w, Vec::new()))
-        .collect();
+    let mut groups: Vec<(WriteOp, Vec<OutRecord>)> = [
+        WriteOp::Upsert,
+        WriteOp::Create,
+        WriteOp::Update,
+        WriteOp::Delete,
+    ]
+    .into_iter()
+    .map(|w| (w, Vec::new()))
+    .collect();
     for op in ops {
         let w = op.write_op(sync.mode);
         if let Some((_, g)) = groups.iter_mut().find(|(x, _)| *x == w) {
@@ -182,7 +196,9 @@ pub async fn apply_files(
             let now = chrono::Utc::now().timestamp();
             let mut changes = Vec::with_capacity(done.results.len());
             for (rec, outcome) in &done.results {
-                let Some(op) = by_key.get(&rec.key) else { continue };
+                let Some(op) = by_key.get(&rec.key) else {
+                    continue;
+                };
                 if let Some(c) = key_change(sync.mode, write, op, outcome, now) {
                     changes.push(c);
                 }
@@ -205,15 +221,28 @@ pub async fn apply_files(
                 }
             }
             // The acknowledgement is durable before the next batch is counted as done.
-            engine.keysets.apply(&manifest.keyset, manifest.shards, &changes).await?;
+            engine
+                .keysets
+                .apply(&manifest.keyset, manifest.shards, &changes)
+                .await?;
             engine.runs.heartbeat(&sync.name, run_id).await?;
             engine.progress.advance(done.results.len() as u64);
         }
     }
     engine.progress.finish();
     let first = files.first().map(String::as_str).unwrap_or("none");
-    let stem = first.rsplit('/').next().unwrap_or(first).trim_end_matches(".jsonl");
-    write_record_log(engine.objects.as_ref(), run_id, &format!("apply-{stem}"), &rejected).await?;
+    let stem = first
+        .rsplit('/')
+        .next()
+        .unwrap_or(first)
+        .trim_end_matches(".jsonl");
+    write_record_log(
+        engine.objects.as_ref(),
+        run_id,
+        &format!("apply-{stem}"),
+        &rejected,
+    )
+    .await?;
     Ok(ApplyOutcome {
         counts,
         fatal: deliverer.fatal_error(),
@@ -241,7 +270,11 @@ pub async fn finish_apply(
     };
     let mut state = engine.runs.sync_state(&sync.name).await?;
     let identity = sync.identity_fingerprint();
-    if let Some(old) = state.identity_fingerprint.as_ref().filter(|f| **f != identity) {
+    if let Some(old) = state
+        .identity_fingerprint
+        .as_ref()
+        .filter(|f| **f != identity)
+    {
         let old_keyset = format!("{}@{old}", sync.name);
         engine.keysets.clear(&old_keyset, manifest.shards).await?;
     }
@@ -250,7 +283,9 @@ pub async fn finish_apply(
     state.mapping_fingerprint = Some(sync.mapping_fingerprint());
     engine.runs.put_sync_state(&state).await?;
     let status = if let Some((code, message)) = &applied.fatal {
-        run.error = Some(format!("the destination stopped the delivery: {code}: {message}"));
+        run.error = Some(format!(
+            "the destination stopped the delivery: {code}: {message}"
+        ));
         run.error_name = Some("Retl.DestinationFatal".into());
         RunStatus::Failed
     } else if run.counts.failed > 0 || run.counts.rejected > 0 {

@@ -119,7 +119,8 @@ pub async fn extract(
         let mapped = map_row(&row, &sync.mapping);
         match key_of(&row, &sync.primary_key) {
             Ok(key) => {
-                let json = serde_json::to_vec(&mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+                let json =
+                    serde_json::to_vec(&mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
                 let shard = shard_of(&key, shards) as usize;
                 let before = writer.shards[shard].len();
                 encode_record(&mut writer.shards[shard], &key, value_hash(&mapped), &json);

@@ -7,7 +7,9 @@ use super::plan::PlanManifest;
 use super::preview::write_deletion_preview;
 use super::{new_run_id, Engine, EngineError};
 use crate::config::SyncDef;
-use crate::ports::{Approval, LockInfo, LockOutcome, Notification, RunRecord, RunStatus, StoreError};
+use crate::ports::{
+    Approval, LockInfo, LockOutcome, Notification, RunRecord, RunStatus, StoreError,
+};
 
 /// A lock whose holder has shown no sign of life for this long is stale.
 const LOCK_LEASE_MINUTES: i64 = 15;
@@ -70,10 +72,17 @@ pub async fn start_run(
     if state.paused {
         return Err(EngineError::Paused(sync.name.clone()));
     }
-    let version = engine.runs.record_version(sync, opts.note.as_deref()).await?;
+    let version = engine
+        .runs
+        .record_version(sync, opts.note.as_deref())
+        .await?;
     let run_id = opts.run_id.unwrap_or_else(new_run_id);
     acquire_lock(engine, &sync.name, &run_id).await?;
-    let trigger = if opts.trigger.is_empty() { "manual" } else { &opts.trigger };
+    let trigger = if opts.trigger.is_empty() {
+        "manual"
+    } else {
+        &opts.trigger
+    };
     let mut run = RunRecord::new(run_id, &sync.name, trigger, version.version);
     run.generation_at_plan = state.generation;
     if let Err(e) = engine.runs.put_run(&run).await {
@@ -122,7 +131,7 @@ async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), E
                 status: holder_run
                     .map(|r| r.status.as_str().to_string())
                     .unwrap_or_else(|| "unknown".into()),
-                holder,
+                holder: Box::new(holder),
             });
         }
         if engine

@@ -8,7 +8,9 @@ use futures::StreamExt;
 use super::apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
 use super::extract::{extract, ExtractOptions};
 use super::lifecycle::{finish_run, request_approval, start_run, StartOptions};
-use super::plan::{plan_shard, prepare_plan, read_manifest, summarize_plan, PlanManifest, ShardPlan};
+use super::plan::{
+    plan_shard, prepare_plan, read_manifest, summarize_plan, PlanManifest, ShardPlan,
+};
 use super::safety::SafetyVerdict;
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
@@ -64,7 +66,8 @@ async fn drive(
     let t = Instant::now();
     let ctx = prepare_plan(engine, run, sync, opts.full_resync).await?;
     let manifest = extract(engine, run, sync, ctx.shards, opts.extract).await?;
-    run.timings.insert("extract_ms".into(), t.elapsed().as_millis() as u64);
+    run.timings
+        .insert("extract_ms".into(), t.elapsed().as_millis() as u64);
 
     let t = Instant::now();
     let dest = engine.destination(sync).await?;
@@ -81,17 +84,29 @@ async fn drive(
             let run_id = run.run_id.clone();
             // Shards are independent: plan them on separate tasks to use every core.
             tokio::spawn(async move {
-                plan_shard(&engine, &run_id, &sync, &ctx, &manifest, shard, Some(dest.as_ref())).await
+                plan_shard(
+                    &engine,
+                    &run_id,
+                    &sync,
+                    &ctx,
+                    &manifest,
+                    shard,
+                    Some(dest.as_ref()),
+                )
+                .await
             })
         })
         .buffer_unordered(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .map(|joined| joined.map_err(|e| EngineError::Corrupt(format!("planner task failed: {e}")))?)
+        .map(|joined| {
+            joined.map_err(|e| EngineError::Corrupt(format!("planner task failed: {e}")))?
+        })
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
     let plan = summarize_plan(engine, run, sync, &ctx, &manifest, &shard_plans).await?;
-    run.timings.insert("plan_ms".into(), t.elapsed().as_millis() as u64);
+    run.timings
+        .insert("plan_ms".into(), t.elapsed().as_millis() as u64);
     engine
         .objects
         .delete_prefix(&format!("{}extract/", super::run_prefix(&run.run_id)))
@@ -133,7 +148,8 @@ pub async fn apply_plan(
         let out = apply_files(engine, &run.run_id, sync, plan, &deliverer, &unit, false).await?;
         total.add(&out);
     }
-    run.timings.insert("apply_ms".into(), t.elapsed().as_millis() as u64);
+    run.timings
+        .insert("apply_ms".into(), t.elapsed().as_millis() as u64);
     finish_apply(engine, run, sync, plan, &total).await
 }
 

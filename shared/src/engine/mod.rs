@@ -91,13 +91,25 @@ impl Engine {
     /// The sync's source.
     pub async fn source(&self, sync: &SyncDef) -> Result<Arc<dyn Source>, EngineError> {
         let conn = self.connection(&sync.source_connection)?;
-        Ok(open_source(&sync.source_connection, conn, &self.root, self.secrets.as_ref()).await?)
+        Ok(open_source(
+            &sync.source_connection,
+            conn,
+            &self.root,
+            self.secrets.as_ref(),
+        )
+        .await?)
     }
 
     /// The sync's destination.
     pub async fn destination(&self, sync: &SyncDef) -> Result<Arc<dyn Destination>, EngineError> {
         let conn = self.connection(&sync.destination_connection)?;
-        Ok(open_destination(&sync.destination_connection, conn, &self.root, self.secrets.as_ref()).await?)
+        Ok(open_destination(
+            &sync.destination_connection,
+            conn,
+            &self.root,
+            self.secrets.as_ref(),
+        )
+        .await?)
     }
 }
 
@@ -128,7 +140,7 @@ pub enum EngineError {
         /// The sync.
         sync: String,
         /// The holder.
-        holder: LockInfo,
+        holder: Box<LockInfo>,
         /// The holder run's status.
         status: String,
     },

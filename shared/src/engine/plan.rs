@@ -137,11 +137,19 @@ pub async fn prepare_plan(
     if force_full_resync {
         reasons.push("a full resync was requested".to_string());
     }
-    if state.identity_fingerprint.as_ref().is_some_and(|f| *f != identity) {
+    if state
+        .identity_fingerprint
+        .as_ref()
+        .is_some_and(|f| *f != identity)
+    {
         reasons.push(
             "the primary key or the destination object changed, so a new key set is built".into(),
         );
-    } else if state.mapping_fingerprint.as_ref().is_some_and(|f| *f != mapping) {
+    } else if state
+        .mapping_fingerprint
+        .as_ref()
+        .is_some_and(|f| *f != mapping)
+    {
         reasons.push("the field mapping changed since the last run".into());
     }
     let dest = engine.destination(sync).await?;
@@ -220,7 +228,13 @@ enum Decision {
     NeedsLookup,
 }
 
-fn decide(mode: SyncMode, entry: Option<&KeyEntry>, hash: u128, resync: bool, can_lookup: bool) -> Decision {
+fn decide(
+    mode: SyncMode,
+    entry: Option<&KeyEntry>,
+    hash: u128,
+    resync: bool,
+    can_lookup: bool,
+) -> Decision {
     let present = entry.filter(|e| e.state == KeyState::Present);
     let changed = |e: &KeyEntry| resync || e.hash != hash;
     match mode {
@@ -282,7 +296,12 @@ impl PlanWriter<'_> {
         if self.ops == 0 || (!force && self.ops < OPS_PER_FILE) {
             return Ok(());
         }
-        let key = format!("{}ops-{:04}-{:03}.jsonl", self.prefix, self.shard, self.files.len());
+        let key = format!(
+            "{}ops-{:04}-{:03}.jsonl",
+            self.prefix,
+            self.shard,
+            self.files.len()
+        );
         self.engine
             .objects
             .put(&key, Bytes::from(std::mem::take(&mut self.buf)))
@@ -314,7 +333,11 @@ pub async fn plan_shard(
 
     let mut segments: Vec<Bytes> = Vec::new();
     for part in &extract.parts {
-        let seg = part.segments.get(shard as usize).copied().unwrap_or_default();
+        let seg = part
+            .segments
+            .get(shard as usize)
+            .copied()
+            .unwrap_or_default();
         if seg.len > 0 {
             segments.push(
                 engine
@@ -402,13 +425,18 @@ pub async fn plan_shard(
                 });
             }
         }
-        engine.keysets.apply(&ctx.keyset, ctx.shards, &learned).await?;
+        engine
+            .keysets
+            .apply(&ctx.keyset, ctx.shards, &learned)
+            .await?;
         for key in lookups {
             let hash = seen[key].hash;
             match (sync.mode, found_hash.get(key)) {
                 (SyncMode::Insert, Some(_)) => counts.skipped += 1,
                 (SyncMode::Insert, None) => ops.push((OpKind::Create, key)),
-                (SyncMode::Update, Some(h)) if resync || *h != hash => ops.push((OpKind::Update, key)),
+                (SyncMode::Update, Some(h)) if resync || *h != hash => {
+                    ops.push((OpKind::Update, key))
+                }
                 (SyncMode::Update, Some(_)) => counts.unchanged += 1,
                 (SyncMode::Update, None) | (SyncMode::Delete, None) => counts.skipped += 1,
                 (SyncMode::Delete, Some(_)) => ops.push((OpKind::Delete, key)),
@@ -436,7 +464,8 @@ pub async fn plan_shard(
             OpKind::Delete => counts.deletes += 1,
         }
         if op == OpKind::Delete {
-            let kv = serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
+            let kv =
+                serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
             writer.push(op, key, 0, &kv);
         } else {
             writer.push(op, key, s.hash, &segments[s.seg][s.start..s.start + s.len]);
@@ -463,7 +492,8 @@ pub async fn plan_shard(
             if delete_sample.len() < 20 {
                 delete_sample.push(key.clone());
             }
-            let kv = serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
+            let kv =
+                serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
             writer.push(OpKind::Delete, key, 0, &kv);
             writer.maybe_flush(false).await?;
         }
@@ -559,6 +589,8 @@ pub async fn read_plan_ops(engine: &Engine, file: &str) -> Result<Vec<PlanOp>, E
     let body = engine.objects.get(file).await?;
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|e| EngineError::Corrupt(format!("{file}: {e}"))))
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| EngineError::Corrupt(format!("{file}: {e}")))
+        })
         .collect()
 }

@@ -31,7 +31,11 @@ pub struct Preview {
 }
 
 /// Runs the model and reports row count, a sample and key problems, in bounded memory.
-pub async fn preview(engine: &Engine, sync: &SyncDef, sample: usize) -> Result<Preview, EngineError> {
+pub async fn preview(
+    engine: &Engine,
+    sync: &SyncDef,
+    sample: usize,
+) -> Result<Preview, EngineError> {
     let source = engine.source(sync).await?;
     let columns = source.columns(&sync.sql).await?;
     let mut stream = source.rows(&sync.sql).await?;
@@ -57,11 +61,14 @@ pub async fn preview(engine: &Engine, sync: &SyncDef, sample: usize) -> Result<P
             Err(problem) => {
                 p.bad_keys += 1;
                 if p.problems.len() < 10 {
-                    p.problems.push(format!("row {}: {}", p.rows, problem.message()));
+                    p.problems
+                        .push(format!("row {}: {}", p.rows, problem.message()));
                 }
             }
             Ok(key) => {
-                let n = seen.entry(xxhash_rust::xxh3::xxh3_64(key.as_bytes())).or_insert(0);
+                let n = seen
+                    .entry(xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+                    .or_insert(0);
                 *n += 1;
                 if *n == 2 {
                     p.duplicate_keys += 1;

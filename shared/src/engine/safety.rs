@@ -105,22 +105,37 @@ mod tests {
     #[test]
     fn empty_model_aborts_mirror_and_delete_only_but_not_upsert() {
         for mode in [SyncMode::Mirror, SyncMode::DeleteOnly] {
-            assert!(matches!(evaluate(&sync(mode, None), &planned(0, 10), 10, 0), SafetyVerdict::Abort { .. }));
+            assert!(matches!(
+                evaluate(&sync(mode, None), &planned(0, 10), 10, 0),
+                SafetyVerdict::Abort { .. }
+            ));
         }
-        assert_eq!(evaluate(&sync(SyncMode::Upsert, None), &planned(0, 0), 10, 0), SafetyVerdict::Proceed);
+        assert_eq!(
+            evaluate(&sync(SyncMode::Upsert, None), &planned(0, 0), 10, 0),
+            SafetyVerdict::Proceed
+        );
     }
 
     #[test]
     fn threshold_is_a_share_of_existing_records() {
         let s = sync(SyncMode::Mirror, None);
         assert_eq!(evaluate(&s, &planned(5, 5), 10, 5), SafetyVerdict::Proceed);
-        assert!(matches!(evaluate(&s, &planned(4, 6), 10, 4), SafetyVerdict::NeedsApproval { .. }));
+        assert!(matches!(
+            evaluate(&s, &planned(4, 6), 10, 4),
+            SafetyVerdict::NeedsApproval { .. }
+        ));
     }
 
     #[test]
     fn max_deletes_is_absolute() {
         let s = sync(SyncMode::Mirror, Some(3));
-        assert!(matches!(evaluate(&s, &planned(100, 4), 1000, 100), SafetyVerdict::NeedsApproval { .. }));
-        assert_eq!(evaluate(&s, &planned(100, 3), 1000, 100), SafetyVerdict::Proceed);
+        assert!(matches!(
+            evaluate(&s, &planned(100, 4), 1000, 100),
+            SafetyVerdict::NeedsApproval { .. }
+        ));
+        assert_eq!(
+            evaluate(&s, &planned(100, 3), 1000, 100),
+            SafetyVerdict::Proceed
+        );
     }
 }

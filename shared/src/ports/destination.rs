@@ -204,7 +204,11 @@ pub trait Destination: Send + Sync {
         sync: &SyncDef,
     ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError>;
     /// The records with these keys that exist, as destination fields of the mapping.
-    async fn lookup(&self, sync: &SyncDef, keys: &[String]) -> Result<Vec<Values>, DestinationError>;
+    async fn lookup(
+        &self,
+        sync: &SyncDef,
+        keys: &[String],
+    ) -> Result<Vec<Values>, DestinationError>;
     /// Writes one batch; returns one outcome per record, in order.
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError>;
 }

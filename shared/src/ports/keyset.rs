@@ -74,7 +74,8 @@ pub trait KeySetStore: Send + Sync {
         shards: u32,
     ) -> Result<Vec<(String, KeyEntry)>, StoreError>;
     /// Applies acknowledged changes.
-    async fn apply(&self, sync: &str, shards: u32, changes: &[KeyChange]) -> Result<(), StoreError>;
+    async fn apply(&self, sync: &str, shards: u32, changes: &[KeyChange])
+        -> Result<(), StoreError>;
     /// Forgets the whole key set (after a key or destination change).
     async fn clear(&self, sync: &str, shards: u32) -> Result<(), StoreError>;
 }

@@ -10,8 +10,8 @@ mod secrets;
 mod source;
 
 pub use destination::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, OutRecord,
-    RecordOutcome, SendError, WriteOp,
+    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, OutRecord, RecordOutcome,
+    SendError, WriteOp,
 };
 pub use keyset::{KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState};
 pub use notifier::{Notification, Notifier};

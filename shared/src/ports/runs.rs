@@ -272,7 +272,12 @@ pub struct ConfigVersion {
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Takes the sync's run lock for `run_id` if free.
-    async fn try_lock(&self, sync: &str, run_id: &str, owner: &str) -> Result<LockOutcome, StoreError>;
+    async fn try_lock(
+        &self,
+        sync: &str,
+        run_id: &str,
+        owner: &str,
+    ) -> Result<LockOutcome, StoreError>;
     /// Moves a stale lock from `from_run` to `to_run`; false if the holder changed meanwhile.
     async fn take_over_lock(
         &self,
@@ -293,7 +298,11 @@ pub trait RunStore: Send + Sync {
     /// One run.
     async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError>;
     /// Recent runs, newest first, optionally of one sync.
-    async fn list_runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    async fn list_runs(
+        &self,
+        sync: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
 
     /// A sync's state (default when never run).
     async fn sync_state(&self, sync: &str) -> Result<SyncState, StoreError>;
@@ -301,7 +310,11 @@ pub trait RunStore: Send + Sync {
     async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError>;
 
     /// Records `def` as a new version unless it equals the latest; returns the current version.
-    async fn record_version(&self, def: &SyncDef, note: Option<&str>) -> Result<ConfigVersion, StoreError>;
+    async fn record_version(
+        &self,
+        def: &SyncDef,
+        note: Option<&str>,
+    ) -> Result<ConfigVersion, StoreError>;
     /// All versions of a sync, oldest first.
     async fn versions(&self, sync: &str) -> Result<Vec<ConfigVersion>, StoreError>;
 }

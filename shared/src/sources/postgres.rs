@@ -81,7 +81,11 @@ impl Source for PostgresSource {
             .prepare(subquery_sql(sql))
             .await
             .map_err(|e| self.error(e))?;
-        Ok(stmt.columns().iter().map(|c| c.name().to_string()).collect())
+        Ok(stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect())
     }
 
     async fn rows(&self, sql: &str) -> Result<RowStream, SourceError> {

@@ -57,7 +57,9 @@ fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Number(i.into()),
-        ValueRef::Real(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        ValueRef::Real(f) => Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::String(format!("\\x{}", hex::encode(b))),
     }
@@ -71,7 +73,11 @@ impl Source for SqliteSource {
         tokio::task::spawn_blocking(move || {
             let conn = this.open()?;
             let stmt = conn.prepare(&sql).map_err(|e| this.query_error(e))?;
-            Ok(stmt.column_names().into_iter().map(str::to_string).collect())
+            Ok(stmt
+                .column_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect())
         })
         .await
         .map_err(|e| SourceError::Unavailable {
@@ -101,7 +107,11 @@ impl Source for SqliteSource {
                     return;
                 }
             };
-            let names: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
+            let names: Vec<String> = stmt
+                .column_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
             let mut rows = match stmt.query([]) {
                 Ok(r) => r,
                 Err(e) => {

@@ -139,15 +139,33 @@ mod tests {
     async fn put_get_range_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileObjectStore::new(dir.path());
-        s.put("runs/r1/a.bin", Bytes::from_static(b"hello world")).await.unwrap();
-        s.put("runs/r1/b.bin", Bytes::from_static(b"x")).await.unwrap();
-        s.put("runs/r2/c.bin", Bytes::from_static(b"y")).await.unwrap();
-        assert_eq!(s.get("runs/r1/a.bin").await.unwrap(), Bytes::from_static(b"hello world"));
-        assert_eq!(s.get_range("runs/r1/a.bin", 6, 5).await.unwrap(), Bytes::from_static(b"world"));
-        assert_eq!(s.list("runs/r1/").await.unwrap(), vec!["runs/r1/a.bin", "runs/r1/b.bin"]);
+        s.put("runs/r1/a.bin", Bytes::from_static(b"hello world"))
+            .await
+            .unwrap();
+        s.put("runs/r1/b.bin", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        s.put("runs/r2/c.bin", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("runs/r1/a.bin").await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
+        assert_eq!(
+            s.get_range("runs/r1/a.bin", 6, 5).await.unwrap(),
+            Bytes::from_static(b"world")
+        );
+        assert_eq!(
+            s.list("runs/r1/").await.unwrap(),
+            vec!["runs/r1/a.bin", "runs/r1/b.bin"]
+        );
         s.delete_prefix("runs/r1/").await.unwrap();
         assert!(s.list("runs/r1/").await.unwrap().is_empty());
-        assert!(matches!(s.get("runs/r1/a.bin").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.get("runs/r1/a.bin").await,
+            Err(StoreError::NotFound(_))
+        ));
         assert!(s.put("../escape", Bytes::new()).await.is_err());
     }
 }

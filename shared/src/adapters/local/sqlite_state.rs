@@ -138,7 +138,12 @@ impl KeySetStore for SqliteStateStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    async fn apply(&self, sync: &str, shards: u32, changes: &[KeyChange]) -> Result<(), StoreError> {
+    async fn apply(
+        &self,
+        sync: &str,
+        shards: u32,
+        changes: &[KeyChange],
+    ) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         {
@@ -149,8 +154,8 @@ impl KeySetStore for SqliteStateStore {
                    hash = excluded.hash, state = excluded.state,
                    origin = excluded.origin, updated_at = excluded.updated_at",
             )?;
-            let mut del =
-                tx.prepare_cached("DELETE FROM keyset WHERE sync = ?1 AND shard = ?2 AND key = ?3")?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM keyset WHERE sync = ?1 AND shard = ?2 AND key = ?3")?;
             for c in changes {
                 let shard = shard_of(c.key(), shards);
                 match c {
@@ -203,7 +208,12 @@ fn to_lock(row: (String, String, String, String, String)) -> Result<LockInfo, St
 
 #[async_trait]
 impl RunStore for SqliteStateStore {
-    async fn try_lock(&self, sync: &str, run_id: &str, owner: &str) -> Result<LockOutcome, StoreError> {
+    async fn try_lock(
+        &self,
+        sync: &str,
+        run_id: &str,
+        owner: &str,
+    ) -> Result<LockOutcome, StoreError> {
         let db = self.db();
         let now = Utc::now().to_rfc3339();
         let n = db.execute(
@@ -296,7 +306,11 @@ impl RunStore for SqliteStateStore {
         }
     }
 
-    async fn list_runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    async fn list_runs(
+        &self,
+        sync: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let db = self.db();
         let bodies: Vec<String> = match sync {
             Some(s) => {
@@ -343,7 +357,11 @@ impl RunStore for SqliteStateStore {
         Ok(())
     }
 
-    async fn record_version(&self, def: &SyncDef, note: Option<&str>) -> Result<ConfigVersion, StoreError> {
+    async fn record_version(
+        &self,
+        def: &SyncDef,
+        note: Option<&str>,
+    ) -> Result<ConfigVersion, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let latest: Option<String> = tx

@@ -11,7 +11,10 @@ impl Notifier for TerminalNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), String> {
         match n {
             Notification::ApprovalNeeded {
-                run_id, reason, preview, ..
+                run_id,
+                reason,
+                preview,
+                ..
             } => eprintln!(
                 "approval needed for run {run_id}: {reason}\n  deletion preview: {preview}\n  \
                  approve with `retl approve {run_id}` or reject with `retl reject {run_id}`"
@@ -24,7 +27,10 @@ impl Notifier for TerminalNotifier {
                 ..
             } => eprintln!(
                 "alert: run {run_id} of {sync} ended {status}{}",
-                error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             ),
         }
         Ok(())

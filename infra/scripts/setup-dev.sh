@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, idempotently:
+#   - PostgreSQL on 127.0.0.1:5432 (started if installed but not running)
+#   - a Python virtualenv at .venv with moto server (the local AWS emulator)
+# Safe to run again; prints what it does.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+
+log() { printf '==> %s\n' "$*"; }
+
+# PostgreSQL: tests use postgres://postgres@127.0.0.1:5432/test (override: RETL_TEST_PG_URL).
+if [ -z "${RETL_TEST_PG_URL:-}" ]; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+      version="$(ls /etc/postgresql | sort -V | tail -n1)"
+      log "starting PostgreSQL $version"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    fi
+    for _ in $(seq 1 30); do
+      pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && break
+      sleep 1
+    done
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "error: PostgreSQL is not reachable on 127.0.0.1:5432; install and start it, or set RETL_TEST_PG_URL" >&2
+    exit 1
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' >/dev/null 2>&1; then
+    log "creating database test"
+    psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
+  fi
+fi
+
+# moto server in a virtualenv (pinned: the Step Functions bridge relies on its internals).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, sys; sys.exit(0 if moto.__version__ == "5.2.5" else 1)' 2>/dev/null; then
+  log "creating .venv with moto server"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r infra/local/requirements.txt
+fi
+log "dev dependencies ready"
