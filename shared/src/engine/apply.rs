@@ -250,12 +250,15 @@ pub async fn apply_files(
 }
 
 /// Ends an applied run: final counts and status, key-set generation and fingerprints.
+/// `failure` (a step that failed for good after some records were delivered) makes the run
+/// failed while keeping what was delivered.
 pub async fn finish_apply(
     engine: &Engine,
     run: &mut RunRecord,
     sync: &SyncDef,
     manifest: &PlanManifest,
     applied: &ApplyOutcome,
+    failure: Option<(String, String)>,
 ) -> Result<(), EngineError> {
     let planned = &manifest.counts;
     run.counts = Counts {
@@ -282,7 +285,11 @@ pub async fn finish_apply(
     state.identity_fingerprint = Some(identity);
     state.mapping_fingerprint = Some(sync.mapping_fingerprint());
     engine.runs.put_sync_state(&state).await?;
-    let status = if let Some((code, message)) = &applied.fatal {
+    let status = if let Some((name, message)) = failure {
+        run.error = Some(message);
+        run.error_name = Some(name);
+        RunStatus::Failed
+    } else if let Some((code, message)) = &applied.fatal {
         run.error = Some(format!(
             "the destination stopped the delivery: {code}: {message}"
         ));

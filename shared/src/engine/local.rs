@@ -150,7 +150,7 @@ pub async fn apply_plan(
     }
     run.timings
         .insert("apply_ms".into(), t.elapsed().as_millis() as u64);
-    finish_apply(engine, run, sync, plan, &total).await
+    finish_apply(engine, run, sync, plan, &total, None).await
 }
 
 /// Applies the plan of an approved run (after [`super::approve`]).

@@ -10,6 +10,7 @@ mod plan;
 mod preview;
 mod record_log;
 mod safety;
+pub mod steps;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
