@@ -78,8 +78,8 @@ impl PartWriter<'_> {
             *rows = 0;
         }
         let key = format!(
-            "{}extract/part-{:05}.bin",
-            run_prefix(self.run_id),
+            "{}part-{:05}.bin",
+            run_prefix("extract", self.run_id),
             self.parts.len()
         );
         self.engine.objects.put(&key, Bytes::from(body)).await?;
@@ -159,7 +159,7 @@ pub async fn extract(
         columns,
         parts: writer.parts,
     };
-    let key = format!("{}extract/manifest.json", run_prefix(&run.run_id));
+    let key = format!("{}manifest.json", run_prefix("extract", &run.run_id));
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
     tracing::info!(run_id = %run.run_id, rows, rejected = rejected_count, parts = manifest.parts.len(), "extract done");

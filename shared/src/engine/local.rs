@@ -109,7 +109,7 @@ async fn drive(
         .insert("plan_ms".into(), t.elapsed().as_millis() as u64);
     engine
         .objects
-        .delete_prefix(&format!("{}extract/", super::run_prefix(&run.run_id)))
+        .delete_prefix(&super::run_prefix("extract", &run.run_id))
         .await?;
 
     match &plan.verdict {

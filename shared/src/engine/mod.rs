@@ -208,9 +208,11 @@ impl EngineError {
     }
 }
 
-/// Object key prefix of a run's artifacts.
-pub fn run_prefix(run_id: &str) -> String {
-    format!("runs/{run_id}/")
+/// Object key prefix of one kind of a run's artifacts: `extract`, `plan`, `apply` or
+/// `rejected`. The kind comes first so that storage lifecycle rules can keep each kind for
+/// its own time (extracts for days, record logs as long as the user says).
+pub fn run_prefix(kind: &str, run_id: &str) -> String {
+    format!("{kind}/{run_id}/")
 }
 
 /// A new sortable run id.

@@ -445,7 +445,7 @@ pub async fn plan_shard(
         }
     }
 
-    let prefix = format!("{}plan/", run_prefix(run_id));
+    let prefix = run_prefix("plan", run_id);
     let mut writer = PlanWriter {
         engine,
         prefix,
@@ -563,7 +563,7 @@ pub async fn summarize_plan(
         delete_sample,
         full_resync: ctx.full_resync.clone(),
     };
-    let key = format!("{}plan/manifest.json", run_prefix(&run.run_id));
+    let key = format!("{}manifest.json", run_prefix("plan", &run.run_id));
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
     run.planned = counts;

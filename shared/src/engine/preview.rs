@@ -155,7 +155,10 @@ pub async fn write_deletion_preview(
         serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         buf.push(b'\n');
     }
-    let key = format!("{}plan/deletes-preview.jsonl", run_prefix(&manifest.run_id));
+    let key = format!(
+        "{}deletes-preview.jsonl",
+        run_prefix("plan", &manifest.run_id)
+    );
     engine.objects.put(&key, Bytes::from(buf)).await?;
     Ok(engine.objects.location(&key))
 }

@@ -41,7 +41,7 @@ pub async fn write_record_log(
         serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         buf.push(b'\n');
     }
-    let key = format!("{}rejected/{name}.jsonl", run_prefix(run_id));
+    let key = format!("{}{name}.jsonl", run_prefix("rejected", run_id));
     objects.put(&key, Bytes::from(buf)).await?;
     Ok(())
 }
@@ -52,10 +52,7 @@ pub async fn read_record_log(
     run_id: &str,
 ) -> Result<Vec<RecordLogEntry>, EngineError> {
     let mut out = Vec::new();
-    for key in objects
-        .list(&format!("{}rejected/", run_prefix(run_id)))
-        .await?
-    {
+    for key in objects.list(&run_prefix("rejected", run_id)).await? {
         let body = objects.get(&key).await?;
         for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             out.push(

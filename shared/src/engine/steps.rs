@@ -11,7 +11,9 @@ use super::apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
 use super::extract::{extract, ExtractOptions};
 use super::lifecycle::{approve, finish_run, reject, request_approval};
 use super::parts::ExtractManifest;
-use super::plan::{plan_shard, prepare_plan, read_manifest, summarize_plan, PlanContext, ShardPlan};
+use super::plan::{
+    plan_shard, prepare_plan, read_manifest, summarize_plan, PlanContext, ShardPlan,
+};
 use super::safety::SafetyVerdict;
 use super::{run_prefix, Engine, EngineError};
 use crate::config::SyncDef;
@@ -30,15 +32,15 @@ async fn get_json<T: DeserializeOwned>(engine: &Engine, key: &str) -> Result<T, 
 }
 
 fn context_key(run_id: &str) -> String {
-    format!("{}plan/context.json", run_prefix(run_id))
+    format!("{}context.json", run_prefix("plan", run_id))
 }
 
 fn shard_plan_key(run_id: &str, shard: u32) -> String {
-    format!("{}plan/shard-{shard:04}.json", run_prefix(run_id))
+    format!("{}shard-{shard:04}.json", run_prefix("plan", run_id))
 }
 
 fn unit_result_key(run_id: &str, unit: usize) -> String {
-    format!("{}apply/unit-{unit:05}.json", run_prefix(run_id))
+    format!("{}unit-{unit:05}.json", run_prefix("apply", run_id))
 }
 
 async fn running(engine: &Engine, run_id: &str) -> Result<RunRecord, EngineError> {
@@ -65,16 +67,23 @@ pub struct ExtractStep {
 }
 
 /// Prepares the plan (destination check, baseline) and extracts the model.
-pub async fn step_extract(engine: &Engine, sync: &SyncDef, run_id: &str) -> Result<ExtractStep, EngineError> {
+pub async fn step_extract(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+) -> Result<ExtractStep, EngineError> {
     let mut run = running(engine, run_id).await?;
     let t = std::time::Instant::now();
     let ctx = prepare_plan(engine, &mut run, sync, false).await?;
     put_json(engine, &context_key(run_id), &ctx).await?;
     let manifest = extract(engine, &run, sync, ctx.shards, ExtractOptions::default()).await?;
-    let shards: Vec<serde_json::Value> = (0..ctx.shards).map(|s| serde_json::json!({ "shard": s })).collect();
-    let shards_key = format!("{}extract/shards.json", run_prefix(run_id));
+    let shards: Vec<serde_json::Value> = (0..ctx.shards)
+        .map(|s| serde_json::json!({ "shard": s }))
+        .collect();
+    let shards_key = format!("{}shards.json", run_prefix("extract", run_id));
     put_json(engine, &shards_key, &shards).await?;
-    run.timings.insert("extract_ms".into(), t.elapsed().as_millis() as u64);
+    run.timings
+        .insert("extract_ms".into(), t.elapsed().as_millis() as u64);
     run.updated_at = chrono::Utc::now();
     engine.runs.put_run(&run).await?;
     Ok(ExtractStep {
@@ -102,14 +111,26 @@ pub async fn step_plan_shard(
 ) -> Result<ShardStep, EngineError> {
     running(engine, run_id).await?;
     let ctx: PlanContext = get_json(engine, &context_key(run_id)).await?;
-    let manifest: ExtractManifest =
-        get_json(engine, &format!("{}extract/manifest.json", run_prefix(run_id))).await?;
+    let manifest: ExtractManifest = get_json(
+        engine,
+        &format!("{}manifest.json", run_prefix("extract", run_id)),
+    )
+    .await?;
     let dest = if ctx.can_lookup {
         Some(engine.destination(sync).await?)
     } else {
         None
     };
-    let plan = plan_shard(engine, run_id, sync, &ctx, &manifest, shard, dest.as_deref()).await?;
+    let plan = plan_shard(
+        engine,
+        run_id,
+        sync,
+        &ctx,
+        &manifest,
+        shard,
+        dest.as_deref(),
+    )
+    .await?;
     put_json(engine, &shard_plan_key(run_id, shard), &plan).await?;
     Ok(ShardStep {
         shard,
@@ -147,25 +168,38 @@ pub struct SummaryStep {
 }
 
 /// Combines the shard plans, applies the safety rules and lays out the apply units.
-pub async fn step_summarize(engine: &Engine, sync: &SyncDef, run_id: &str) -> Result<SummaryStep, EngineError> {
+pub async fn step_summarize(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+) -> Result<SummaryStep, EngineError> {
     let mut run = running(engine, run_id).await?;
     let ctx: PlanContext = get_json(engine, &context_key(run_id)).await?;
-    let extract_manifest: ExtractManifest =
-        get_json(engine, &format!("{}extract/manifest.json", run_prefix(run_id))).await?;
+    let extract_manifest: ExtractManifest = get_json(
+        engine,
+        &format!("{}manifest.json", run_prefix("extract", run_id)),
+    )
+    .await?;
     let mut plans: Vec<ShardPlan> = Vec::with_capacity(ctx.shards as usize);
     for shard in 0..ctx.shards {
         // A shard whose planner never stored its result must not be mistaken for an empty one.
-        plans.push(get_json(engine, &shard_plan_key(run_id, shard)).await.map_err(|e| match e {
-            EngineError::Store(StoreError::NotFound(_)) => {
-                EngineError::Corrupt(format!("the plan of shard {shard} is missing"))
-            }
-            other => other,
-        })?);
+        plans.push(
+            get_json(engine, &shard_plan_key(run_id, shard))
+                .await
+                .map_err(|e| match e {
+                    EngineError::Store(StoreError::NotFound(_)) => {
+                        EngineError::Corrupt(format!("the plan of shard {shard} is missing"))
+                    }
+                    other => other,
+                })?,
+        );
     }
     let manifest = summarize_plan(engine, &mut run, sync, &ctx, &extract_manifest, &plans).await?;
     let units = apply_units(&manifest);
-    let list: Vec<serde_json::Value> = (0..units.len()).map(|u| serde_json::json!({ "unit": u })).collect();
-    let units_key = format!("{}plan/units.json", run_prefix(run_id));
+    let list: Vec<serde_json::Value> = (0..units.len())
+        .map(|u| serde_json::json!({ "unit": u }))
+        .collect();
+    let units_key = format!("{}units.json", run_prefix("plan", run_id));
     put_json(engine, &units_key, &list).await?;
     let (decision, reason) = match &manifest.verdict {
         SafetyVerdict::Proceed => (Decision::Proceed, None),
@@ -195,7 +229,15 @@ pub async fn step_request_approval(
         SafetyVerdict::NeedsApproval { reason } => reason.clone(),
         other => format!("unexpected approval request for verdict {other:?}"),
     };
-    request_approval(engine, &mut run, sync, &manifest, &reason, Some(task_token.to_string())).await
+    request_approval(
+        engine,
+        &mut run,
+        sync,
+        &manifest,
+        &reason,
+        Some(task_token.to_string()),
+    )
+    .await
 }
 
 /// A person's decision, with the task token to resume the state machine with.
@@ -271,7 +313,10 @@ pub async fn step_apply_unit(
         .get(unit)
         .ok_or_else(|| EngineError::Corrupt(format!("apply unit {unit} does not exist")))?;
     let dest = engine.destination(sync).await?;
-    let user = engine.connections.get(&sync.destination_connection).and_then(|c| c.delivery());
+    let user = engine
+        .connections
+        .get(&sync.destination_connection)
+        .and_then(|c| c.delivery());
     let mut cfg = DeliveryConfig::resolve(dest.delivery_defaults(), user);
     let share = parallel_units.max(1) as f64;
     cfg.rate_per_second = cfg.rate_per_second.map(|r| r / share);
@@ -348,7 +393,9 @@ pub async fn step_finalize(
         }
         (Ending::Failed, Some((manifest, total, true))) => {
             // Some units delivered: keep their counts and move the generation, then fail.
-            let failure = error.clone().unwrap_or_else(|| ("Retl.Error".into(), "a step failed".into()));
+            let failure = error
+                .clone()
+                .unwrap_or_else(|| ("Retl.Error".into(), "a step failed".into()));
             finish_apply(engine, &mut run, sync, &manifest, &total, Some(failure)).await?;
             return Ok(run);
         }
