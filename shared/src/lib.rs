@@ -3,6 +3,8 @@
 //! shells around it.
 
 pub mod adapters;
+#[cfg(feature = "aws")]
+pub mod aws_host;
 pub mod config;
 pub mod connect;
 pub mod delivery;

@@ -1,0 +1,52 @@
+//! What every retl Lambda function shares: JSON logs, the AWS host built once per cold start,
+//! the event every step receives, and errors converted into `Diagnostic`s whose `errorType` is
+//! the engine's stable error name, so that Step Functions `Retry`/`Catch` can match it.
+
+use lambda_runtime::Diagnostic;
+use retl_shared::aws_host::{AwsHost, DeployedSync};
+use retl_shared::engine::{Engine, EngineError};
+use serde::Deserialize;
+
+pub use lambda_runtime;
+
+/// JSON logs on stdout (CloudWatch), filtered by `RUST_LOG`. Logs carry ids and counts only.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// The host for this function, from the environment the template sets.
+pub async fn host() -> Result<AwsHost, lambda_runtime::Error> {
+    AwsHost::from_lambda_env().await.map_err(Into::into)
+}
+
+/// The input every step of a run receives from the state machine.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunEvent {
+    /// The run.
+    pub run_id: String,
+    /// Its sync.
+    pub sync: String,
+}
+
+/// The error as Step Functions sees it: `errorType` is the stable name (`Retl.*`).
+pub fn diagnostic(e: EngineError) -> Diagnostic {
+    tracing::error!(error_name = e.error_name(), error = %e, "step failed");
+    Diagnostic {
+        error_type: e.error_name().to_string(),
+        error_message: e.to_string(),
+    }
+}
+
+/// Loads the deployed sync and an engine for it.
+pub async fn load(host: &AwsHost, sync: &str) -> Result<(DeployedSync, Engine), Diagnostic> {
+    host.load(sync).await.map_err(diagnostic)
+}

@@ -1,0 +1,236 @@
+//! `retl deploy --aws`: writes the project's sync definitions to the config table and keeps
+//! one EventBridge Scheduler schedule and one EventBridge rule per upstream trigger in step
+//! with them, so adding a sync never means editing `template.yaml`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
+use serde::Serialize;
+use serde_json::json;
+
+use super::config_table::DeployedSync;
+use super::host::AwsHost;
+use crate::config::{ConnectionConfig, Project, SyncDef};
+use crate::engine::EngineError;
+
+/// What a deploy changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeployReport {
+    /// Syncs written.
+    pub deployed: Vec<String>,
+    /// Syncs removed (no longer in the project).
+    pub removed: Vec<String>,
+    /// Schedules created or updated.
+    pub schedules: Vec<String>,
+    /// Upstream trigger rules created or updated.
+    pub rules: Vec<String>,
+}
+
+fn invalid(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Invalid(e.to_string())
+}
+
+/// Rule names must fit in 64 characters; long sync names are shortened with a hash.
+fn rule_name(stack: &str, sync: &str, index: usize) -> String {
+    let name = format!("{stack}-trigger-{sync}-{index}");
+    if name.len() <= 64 {
+        return name;
+    }
+    let hash = crate::record::fingerprint(name.as_bytes());
+    format!("{}-{}", &name[..40], &hash[..16])
+}
+
+fn rule_prefix(stack: &str, sync: &str) -> String {
+    format!("{stack}-trigger-{sync}-")
+}
+
+fn connections_of(project: &Project, def: &SyncDef) -> Result<BTreeMap<String, ConnectionConfig>, EngineError> {
+    let mut out = BTreeMap::new();
+    for name in [&def.source_connection, &def.destination_connection] {
+        let conn = project
+            .connection(name)
+            .ok_or_else(|| invalid(format!("connection `{name}` is not defined")))?;
+        if let ConnectionConfig::Sqlite { .. } = conn {
+            return Err(invalid(format!(
+                "sync `{}` uses the SQLite connection `{name}`, which only exists on this machine; \
+                 use a PostgreSQL warehouse (or another network connector) to deploy it to AWS",
+                def.name
+            )));
+        }
+        if let ConnectionConfig::Postgres { url: Some(_), .. } = conn {
+            tracing::warn!(connection = %name, "the connection URL is stored in the config table in clear; prefer url_env (a Secrets Manager secret)");
+        }
+        out.insert(name.clone(), conn.clone());
+    }
+    Ok(out)
+}
+
+async fn put_schedule(host: &AwsHost, def: &SyncDef, expr: &str) -> Result<(), EngineError> {
+    let target = Target::builder()
+        .arn(&host.names.trigger_function_arn)
+        .role_arn(&host.names.scheduler_role_arn)
+        .input(json!({"sync": def.name, "trigger": "schedule"}).to_string())
+        .build()
+        .map_err(invalid)?;
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .map_err(invalid)?;
+    let created = host
+        .scheduler
+        .create_schedule()
+        .name(&def.name)
+        .group_name(&host.names.schedule_group)
+        .schedule_expression(expr)
+        .flexible_time_window(window.clone())
+        .target(target.clone())
+        .description(format!("retl sync {}", def.name))
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
+            host.scheduler
+                .update_schedule()
+                .name(&def.name)
+                .group_name(&host.names.schedule_group)
+                .schedule_expression(expr)
+                .flexible_time_window(window)
+                .target(target)
+                .description(format!("retl sync {}", def.name))
+                .send()
+                .await
+                .map_err(|e| invalid(aws_sdk_scheduler::error::DisplayErrorContext(e)))?;
+            Ok(())
+        }
+        Err(e) => Err(invalid(aws_sdk_scheduler::error::DisplayErrorContext(e))),
+    }
+}
+
+async fn delete_schedule(host: &AwsHost, sync: &str) -> Result<(), EngineError> {
+    match host
+        .scheduler
+        .delete_schedule()
+        .name(sync)
+        .group_name(&host.names.schedule_group)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+        Err(e) => Err(invalid(aws_sdk_scheduler::error::DisplayErrorContext(e))),
+    }
+}
+
+async fn rules_of(host: &AwsHost, sync: &str) -> Result<Vec<String>, EngineError> {
+    let out = host
+        .events
+        .list_rules()
+        .name_prefix(rule_prefix(&host.names.stack, sync))
+        .send()
+        .await
+        .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+    Ok(out.rules().iter().filter_map(|r| r.name().map(str::to_string)).collect())
+}
+
+async fn delete_rule(host: &AwsHost, name: &str) -> Result<(), EngineError> {
+    host.events
+        .remove_targets()
+        .rule(name)
+        .ids("trigger")
+        .send()
+        .await
+        .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+    host.events
+        .delete_rule()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+async fn put_rules(host: &AwsHost, def: &SyncDef) -> Result<Vec<String>, EngineError> {
+    let mut written = Vec::new();
+    let patterns = def.triggers.iter().filter_map(|t| t.event_pattern.as_ref());
+    for (i, pattern) in patterns.enumerate() {
+        let name = rule_name(&host.names.stack, &def.name, i);
+        host.events
+            .put_rule()
+            .name(&name)
+            .event_pattern(pattern.to_string())
+            .description(format!("starts retl sync {}", def.name))
+            .send()
+            .await
+            .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("trigger")
+            .arn(&host.names.trigger_function_arn)
+            .input(json!({"sync": def.name, "trigger": "event"}).to_string())
+            .build()
+            .map_err(invalid)?;
+        host.events
+            .put_targets()
+            .rule(&name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        written.push(name);
+    }
+    for stale in rules_of(host, &def.name).await? {
+        if !written.contains(&stale) {
+            delete_rule(host, &stale).await?;
+        }
+    }
+    Ok(written)
+}
+
+/// Deploys every sync of `project`; removes deployed syncs the project no longer has.
+pub async fn deploy(host: &AwsHost, project: &Project, note: Option<&str>) -> Result<DeployReport, EngineError> {
+    let mut report = DeployReport::default();
+    let now = chrono::Utc::now().to_rfc3339();
+    for def in &project.syncs {
+        let deployed = DeployedSync {
+            connections: connections_of(project, def)?,
+            config_hash: def.config_hash(),
+            def: def.clone(),
+            deployed_at: now.clone(),
+        };
+        host.config.put(&deployed).await?;
+        host.engine(&deployed).runs.record_version(def, note).await?;
+        match &def.schedule {
+            Some(expr) => {
+                put_schedule(host, def, expr).await?;
+                report.schedules.push(def.name.clone());
+            }
+            None => delete_schedule(host, &def.name).await?,
+        }
+        report.rules.extend(put_rules(host, def).await?);
+        report.deployed.push(def.name.clone());
+    }
+    for old in host.config.list().await? {
+        if project.syncs.iter().any(|s| s.name == old.def.name) {
+            continue;
+        }
+        delete_schedule(host, &old.def.name).await?;
+        for rule in rules_of(host, &old.def.name).await? {
+            delete_rule(host, &rule).await?;
+        }
+        host.config.delete(&old.def.name).await?;
+        report.removed.push(old.def.name);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rule_name;
+
+    #[test]
+    fn rule_names_fit_eventbridge_limits() {
+        assert_eq!(rule_name("retl", "contacts", 0), "retl-trigger-contacts-0");
+        let long = rule_name("retl-production", &"x".repeat(60), 3);
+        assert!(long.len() <= 64, "{long}");
+    }
+}

@@ -1,0 +1,91 @@
+//! Clients built once per process, and an engine per deployed sync.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use super::config_table::{ConfigTable, DeployedSync};
+use super::names::StackNames;
+use crate::adapters::aws::{
+    AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets, SnsNotifier,
+};
+use crate::engine::{Engine, EngineError, NoProgress};
+
+/// Everything a Lambda function (or `retl ... --aws`) needs to reach a deployed stack.
+#[derive(Clone)]
+pub struct AwsHost {
+    /// Resource names.
+    pub names: StackNames,
+    /// The adapters' clients.
+    pub clients: AwsClients,
+    /// Step Functions (start executions, task tokens).
+    pub sfn: aws_sdk_sfn::Client,
+    /// EventBridge (run-completed events, upstream trigger rules).
+    pub events: aws_sdk_eventbridge::Client,
+    /// EventBridge Scheduler (one schedule per sync).
+    pub scheduler: aws_sdk_scheduler::Client,
+    /// Deployed sync definitions.
+    pub config: ConfigTable,
+    secrets: Arc<SecretsManagerSecrets>,
+}
+
+impl AwsHost {
+    /// A host for the stack `names`, with clients from `sdk`.
+    pub fn new(sdk: &SdkConfig, names: StackNames) -> Self {
+        let clients = AwsClients::new(sdk);
+        let secrets = Arc::new(SecretsManagerSecrets::new(clients.secrets.clone(), names.secret_prefix.clone()));
+        AwsHost {
+            config: ConfigTable::new(clients.dynamodb.clone(), names.config_table.clone()),
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+            scheduler: aws_sdk_scheduler::Client::new(sdk),
+            clients,
+            secrets,
+            names,
+        }
+    }
+
+    /// The host a Lambda function runs in: names from `RETL_*`, clients from the environment.
+    pub async fn from_lambda_env() -> Result<Self, String> {
+        let names = StackNames::from_env()?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self::new(&sdk, names))
+    }
+
+    /// The stack's run store.
+    pub fn runs(&self) -> Arc<DynamoRunStore> {
+        Arc::new(DynamoRunStore::new(self.clients.dynamodb.clone(), self.names.runs_table.clone()))
+    }
+
+    /// The stack's object store.
+    pub fn objects(&self) -> Arc<S3ObjectStore> {
+        Arc::new(S3ObjectStore::new(self.clients.s3.clone(), self.names.bucket.clone(), ""))
+    }
+
+    /// An engine wired to the stack's stores, with the deployed sync's connections.
+    pub fn engine(&self, deployed: &DeployedSync) -> Engine {
+        let runs = self.runs();
+        Engine {
+            objects: self.objects(),
+            keysets: Arc::new(DynamoKeySetStore::new(
+                self.clients.dynamodb.clone(),
+                self.names.keyset_table.clone(),
+            )),
+            runs,
+            secrets: self.secrets.clone(),
+            notifier: Arc::new(SnsNotifier::new(self.clients.sns.clone(), self.names.topic_arn.clone())),
+            connections: deployed.connections.clone(),
+            root: PathBuf::from("/tmp"),
+            owner: format!("aws:{}", self.names.stack),
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    /// The deployed sync named `sync` and an engine for it.
+    pub async fn load(&self, sync: &str) -> Result<(DeployedSync, Engine), EngineError> {
+        let deployed = self.config.get(sync).await?;
+        let engine = self.engine(&deployed);
+        Ok((deployed, engine))
+    }
+}

@@ -1,0 +1,19 @@
+//! The AWS host around the engine: resource names of a deployed stack, sync definitions in
+//! the config table, an [`Engine`](crate::engine::Engine) wired to the AWS adapters, starting
+//! executions, deploying schedules and triggers, and run-completion events and metrics.
+
+mod approval;
+mod config_table;
+mod deploy;
+mod events;
+mod host;
+mod names;
+mod trigger;
+
+pub use approval::decide;
+pub use config_table::{ConfigTable, DeployedSync};
+pub use deploy::{deploy, DeployReport};
+pub use events::{emit_run_completed, metrics_line};
+pub use host::AwsHost;
+pub use names::StackNames;
+pub use trigger::{start_sync, start_dependents, TriggerOutcome};

@@ -1,0 +1,71 @@
+//! Names of a deployed stack's resources. The template gives every resource a name derived
+//! from the stack name, so the CLI needs only `--stack` (plus account and region) and the
+//! functions read the same names from their environment.
+
+use serde::{Deserialize, Serialize};
+
+/// Resource names of one retl stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackNames {
+    /// Stack name.
+    pub stack: String,
+    /// Artifacts bucket.
+    pub bucket: String,
+    /// Key-set table.
+    pub keyset_table: String,
+    /// Runs table.
+    pub runs_table: String,
+    /// Config table (deployed sync definitions).
+    pub config_table: String,
+    /// Alerts and approvals topic.
+    pub topic_arn: String,
+    /// The run state machine.
+    pub state_machine_arn: String,
+    /// The trigger function.
+    pub trigger_function_arn: String,
+    /// Scheduler schedule group.
+    pub schedule_group: String,
+    /// Role EventBridge Scheduler assumes to invoke the trigger function.
+    pub scheduler_role_arn: String,
+    /// Secrets Manager prefix of connection secrets.
+    pub secret_prefix: String,
+}
+
+impl StackNames {
+    /// Names of stack `stack` in `account`/`region` (partition `aws`), as the template makes them.
+    pub fn derive(stack: &str, account: &str, region: &str) -> Self {
+        let arn = |service: &str, rest: &str| format!("arn:aws:{service}:{region}:{account}:{rest}");
+        StackNames {
+            stack: stack.to_string(),
+            bucket: format!("{stack}-artifacts-{account}-{region}"),
+            keyset_table: format!("{stack}-keysets"),
+            runs_table: format!("{stack}-runs"),
+            config_table: format!("{stack}-config"),
+            topic_arn: arn("sns", &format!("{stack}-alerts")),
+            state_machine_arn: arn("states", &format!("stateMachine:{stack}-sync")),
+            trigger_function_arn: arn("lambda", &format!("function:{stack}-trigger")),
+            schedule_group: stack.to_string(),
+            scheduler_role_arn: format!("arn:aws:iam::{account}:role/{stack}-scheduler"),
+            secret_prefix: "retl/".to_string(),
+        }
+    }
+
+    /// Names from the function environment the template sets (`RETL_*`).
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).map_err(|_| format!("environment variable {k} is not set"));
+        let stack = var("RETL_STACK")?;
+        Ok(StackNames {
+            bucket: var("RETL_BUCKET")?,
+            keyset_table: var("RETL_KEYSET_TABLE")?,
+            runs_table: var("RETL_RUNS_TABLE")?,
+            config_table: var("RETL_CONFIG_TABLE")?,
+            topic_arn: var("RETL_TOPIC_ARN")?,
+            state_machine_arn: var("RETL_STATE_MACHINE_ARN")?,
+            trigger_function_arn: std::env::var("RETL_TRIGGER_FUNCTION_ARN").unwrap_or_default(),
+            schedule_group: stack.clone(),
+            scheduler_role_arn: std::env::var("RETL_SCHEDULER_ROLE_ARN").unwrap_or_default(),
+            secret_prefix: std::env::var("RETL_SECRET_PREFIX").unwrap_or_else(|_| "retl/".into()),
+            stack,
+        })
+    }
+}
