@@ -14,6 +14,12 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Act on the deployed AWS stack instead of the local state (needs AWS credentials).
+    #[arg(long, global = true)]
+    pub aws: bool,
+    /// Name of the deployed stack (with --aws).
+    #[arg(long, global = true, env = "RETL_STACK", default_value = "retl")]
+    pub stack: String,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -56,6 +62,9 @@ pub enum Command {
     Run {
         /// Sync name.
         sync: String,
+        /// With --aws: wait for the execution to end and print the run.
+        #[arg(long)]
+        wait: bool,
         /// Re-send every row, even unchanged ones.
         #[arg(long)]
         full_resync: bool,
@@ -112,6 +121,12 @@ pub enum Command {
     History {
         /// Sync name.
         sync: String,
+    },
+    /// Deploy the project's syncs to the AWS stack: definitions, schedules, upstream triggers.
+    Deploy {
+        /// Note recorded on the new config versions.
+        #[arg(short, long)]
+        message: Option<String>,
     },
 }
 

@@ -31,7 +31,8 @@ pub enum Exit {
     Refused = 4,
 }
 
-fn exit_for(run: &RunRecord) -> Exit {
+/// Exit code for a run's final status.
+pub fn exit_for(run: &RunRecord) -> Exit {
     match run.status {
         RunStatus::Succeeded | RunStatus::Planned | RunStatus::Rejected => Exit::Ok,
         RunStatus::AwaitingApproval | RunStatus::Aborted => Exit::Safety,
@@ -64,7 +65,8 @@ pub fn exit_for_error(e: &anyhow::Error) -> Exit {
     }
 }
 
-fn print_run(cli: &Cli, run: &RunRecord) {
+/// Prints a run as text or JSON.
+pub fn print_run(cli: &Cli, run: &RunRecord) {
     if cli.json {
         println!("{}", render::run_json(run));
     } else {
@@ -78,6 +80,9 @@ fn show_progress(cli: &Cli) -> bool {
 
 /// Runs the parsed command.
 pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
+    if cli.aws {
+        return dispatch_aws(cli).await;
+    }
     match &cli.command {
         Command::Schema { project_file } => {
             let schema = if *project_file {
@@ -137,10 +142,12 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
                 _ => exit_for(&run),
             })
         }
+        Command::Deploy { .. } => dispatch_aws(cli).await,
         Command::Run {
             sync,
             full_resync,
             note,
+            ..
         } => {
             let ctx = open(cli.project.clone(), show_progress(cli))?;
             let def = ctx.project.sync(sync)?;
@@ -274,6 +281,16 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+#[cfg(feature = "aws")]
+async fn dispatch_aws(cli: &Cli) -> anyhow::Result<Exit> {
+    crate::aws::dispatch(cli).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn dispatch_aws(_cli: &Cli) -> anyhow::Result<Exit> {
+    Err(anyhow!("this retl was built without AWS support; rebuild with the `aws` feature"))
 }
 
 fn validate(cli: &Cli) -> anyhow::Result<Exit> {

@@ -1,6 +1,8 @@
 //! The `retl` command line.
 
 mod args;
+#[cfg(feature = "aws")]
+mod aws;
 mod commands;
 mod context;
 mod progress;
