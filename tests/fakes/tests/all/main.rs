@@ -1,0 +1,8 @@
+//! Drives each fake over real HTTP with reqwest and checks the documented shapes.
+
+mod braze;
+mod common;
+mod faults;
+mod hubspot;
+mod meta;
+mod salesforce;
