@@ -1,8 +1,11 @@
 //! The test harness: temporary projects, the `retl` binary, a PostgreSQL schema per test, and
 //! HTTP servers standing in for destinations. A missing service fails the test loudly.
 
+pub mod aws_stack;
 pub mod fixtures;
 pub mod http;
+pub mod lambda;
+pub mod moto;
 pub mod pg;
 pub mod project;
 

@@ -1,0 +1,185 @@
+//! A whole retl stack on the local AWS emulator: moto (with Step Functions executing the real
+//! state machine definition from `infra/`), the buckets, tables and topic the template
+//! creates, and the real function binaries served by [`LambdaService`].
+
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use retl_shared::aws_host::{AwsHost, StackNames};
+
+use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
+use crate::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
+
+/// moto's account.
+pub const ACCOUNT: &str = "123456789012";
+/// The test region.
+pub const REGION: &str = "us-east-1";
+
+/// The functions of the bundle, with the processes each gets (its concurrency).
+const FUNCTIONS: [(&str, usize); 6] = [
+    ("trigger", 4),
+    ("extract", 1),
+    ("plan", 2),
+    ("approval", 1),
+    ("apply", 2),
+    ("finalize", 1),
+];
+
+/// A running stack.
+pub struct AwsStack {
+    /// The emulator (dropped last: it is declared last in spirit, killed on drop).
+    pub moto: Moto,
+    /// The function binaries.
+    pub lambdas: LambdaService,
+    /// SDK configuration pointing at moto.
+    pub sdk: SdkConfig,
+    /// Resource names.
+    pub names: StackNames,
+    /// The host, as the functions and the CLI build it.
+    pub host: AwsHost,
+}
+
+/// The state machine definition with the template's substitutions filled in.
+pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/statemachine/sync.asl.json");
+    let mut text = std::fs::read_to_string(&path).expect("the state machine definition");
+    let function = |f: &str| format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stack}-{f}");
+    for (key, value) in [
+        ("${ExtractFunctionArn}", function("extract")),
+        ("${PlanFunctionArn}", function("plan")),
+        ("${ApprovalFunctionArn}", function("approval")),
+        ("${ApplyFunctionArn}", function("apply")),
+        ("${FinalizeFunctionArn}", function("finalize")),
+        ("${ArtifactsBucket}", bucket.to_string()),
+        ("${RunsTable}", runs_table.to_string()),
+        ("${PlanConcurrency}", "4".to_string()),
+        ("${ApplyConcurrency}", "2".to_string()),
+    ] {
+        text = text.replace(key, &value);
+    }
+    assert!(!text.contains("${"), "an unfilled substitution remains");
+    text
+}
+
+impl AwsStack {
+    /// Creates the stack `stack` on a fresh moto and starts its functions.
+    pub async fn start(stack: &str) -> AwsStack {
+        let specs = FUNCTIONS
+            .iter()
+            .map(|(f, n)| FunctionSpec {
+                name: format!("{stack}-{f}"),
+                binary: binary_dir().join(format!("retl-{f}")),
+                instances: *n,
+            })
+            .collect();
+        let lambdas = LambdaService::new(specs).await;
+        let moto = Moto::start_with_env(&[
+            ("MOTO_BRIDGE_LAMBDA_ENDPOINT", lambdas.endpoint.as_str()),
+            // Retry waits shrink a hundredfold: the definition keeps production intervals.
+            ("MOTO_BRIDGE_RETRY_SCALE", "0.01"),
+            ("MOTO_BRIDGE_LOG", "0"),
+        ]);
+        let sdk = moto.sdk_config().await;
+        let names = StackNames::derive(stack, ACCOUNT, REGION);
+        let clients = retl_shared::adapters::aws::AwsClients::new(&sdk);
+        create_bucket(&clients, &names.bucket).await;
+        create_keyset_table(&clients, &names.keyset_table).await;
+        create_runs_table(&clients, &names.runs_table).await;
+        create_runs_table(&clients, &names.config_table).await;
+        let topic = clients
+            .sns
+            .create_topic()
+            .name(format!("{stack}-alerts"))
+            .send()
+            .await
+            .expect("create the alerts topic");
+        assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
+        let sfn = aws_sdk_sfn::Client::new(&sdk);
+        let created = sfn
+            .create_state_machine()
+            .name(format!("{stack}-sync"))
+            .definition(render_definition(stack, &names.bucket, &names.runs_table))
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{stack}-states"))
+            .send()
+            .await
+            .expect("moto accepts the state machine definition");
+        assert_eq!(created.state_machine_arn(), names.state_machine_arn);
+        let env = vec![
+            ("RETL_STACK", stack.to_string()),
+            ("RETL_BUCKET", names.bucket.clone()),
+            ("RETL_KEYSET_TABLE", names.keyset_table.clone()),
+            ("RETL_RUNS_TABLE", names.runs_table.clone()),
+            ("RETL_CONFIG_TABLE", names.config_table.clone()),
+            ("RETL_TOPIC_ARN", names.topic_arn.clone()),
+            ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
+            ("RETL_SECRET_PREFIX", names.secret_prefix.clone()),
+            ("RETL_APPLY_CONCURRENCY", "2".to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ]
+        .into_iter()
+        .chain(Self::aws_env_for(&moto.endpoint))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        lambdas.launch(env).await;
+        let host = AwsHost::new(&sdk, names.clone());
+        AwsStack {
+            moto,
+            lambdas,
+            sdk,
+            names,
+            host,
+        }
+    }
+
+    fn aws_env_for(endpoint: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ]
+    }
+
+    /// Environment for the `retl` CLI to reach this stack with `--aws`.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Self::aws_env_for(&self.moto.endpoint);
+        env.push(("RETL_STACK", self.names.stack.clone()));
+        env
+    }
+
+    /// Stores a connection secret (`url_env: NAME` reads `retl/NAME`).
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .create_secret()
+            .name(format!("{}{name}", self.names.secret_prefix))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create the secret");
+    }
+
+    /// Waits for the execution of `run_id` to end; returns its status and error name.
+    pub async fn execution_end(&self, run_id: &str) -> (String, Option<String>) {
+        let arn = format!(
+            "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}-sync:{run_id}",
+            self.names.stack
+        );
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .expect("describe the execution");
+            let status = out.status().as_str().to_string();
+            if status != "RUNNING" {
+                return (status, out.error().map(str::to_string));
+            }
+            assert!(Instant::now() < deadline, "execution {arn} still running after 2 minutes");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The AWS bundle end to end, offline: the real state machine definition executed by moto,
+//! its Lambda tasks served by the real function binaries, the real AWS SDK against moto, and
+//! a real PostgreSQL warehouse and destination. Syncs are deployed with `retl deploy --aws`
+//! and driven with the CLI and the functions' own entry points, as a user would.
+
+use std::time::Duration;
+
+use retl_shared::ports::RunStore;
+use retl_tests::aws_stack::AwsStack;
+use retl_tests::{Pg, Project};
+use serde_json::{json, Value};
+
+/// A project whose syncs read `<sync>_model` and write `<sync>_dest` in the test schema.
+fn project(stack: &AwsStack, pg: &Pg, syncs: &[(&str, &str, &str)]) -> Project {
+    let mut p = Project::new();
+    for (k, v) in stack.cli_env() {
+        p.env(k, &v);
+    }
+    p.write(
+        "retl.yaml",
+        "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL, delivery: { batch_size: 20, concurrency: 1 } }\n",
+    );
+    for (name, mode, extra) in syncs {
+        p.write(
+            &format!("syncs/{name}.yaml"),
+            &format!(
+                "name: {name}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
+                 primary_key: id\ndestination: {{ connection: app_db, object: {dest} }}\n\
+                 mapping: {{ id: id, name: name }}\nmode: {mode}\n{extra}",
+                model = pg.table(&format!("{name}_model")),
+                dest = pg.table(&format!("{name}_dest")),
+            ),
+        );
+    }
+    p
+}
+
+async fn tables(pg: &Pg, name: &str, model: &[i64], dest: &[i64]) {
+    pg.exec(&format!(
+        "CREATE TABLE {name}_model (id integer, name text); CREATE TABLE {name}_dest (id integer PRIMARY KEY, name text NOT NULL);"
+    ))
+    .await;
+    for id in model {
+        pg.exec(&format!("INSERT INTO {name}_model VALUES ({id}, 'person {id}')")).await;
+    }
+    for id in dest {
+        pg.exec(&format!("INSERT INTO {name}_dest VALUES ({id}, 'old {id}')")).await;
+    }
+}
+
+async fn run_and_wait(p: &Project, sync: &str) -> (i32, Value) {
+    p.run_json(&["--aws", "run", sync, "--wait"]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
+    let stack = AwsStack::start("e2e-normal").await;
+    let pg = Pg::new("sfn_normal").await;
+    stack.put_secret("PG_URL", &pg.url).await;
+    tables(&pg, "people", &[1, 2, 3], &[]).await;
+    tables(&pg, "follower", &[7], &[]).await;
+    let p = project(
+        &stack,
+        &pg,
+        &[
+            ("people", "upsert", "schedule: \"rate(1 hour)\"\n"),
+            ("follower", "upsert", "triggers: [{ after_sync: people }]\n"),
+        ],
+    );
+    let out = p.run(&["deploy", "-m", "first deploy"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("schedules: people"), "{}", out.stdout);
+
+    let (code, v) = run_and_wait(&p, "people").await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["creates"], 3, "{v}");
+    let (status, _) = stack.execution_end(v["run_id"].as_str().unwrap()).await;
+    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(pg.count("SELECT count(*) FROM people_dest WHERE name = 'person ' || id").await, 3);
+
+    // A second run finds nothing to do.
+    let (_, v) = run_and_wait(&p, "people").await;
+    assert_eq!(v["unchanged"], 3, "{v}");
+    assert_eq!(v["creates"], 0, "{v}");
+
+    // Ten simultaneous triggers start exactly one run.
+    let trigger = format!("{}-trigger", stack.names.stack);
+    let event = json!({"sync": "people", "trigger": "schedule"});
+    let calls = (0..10).map(|_| stack.lambdas.invoke(&trigger, &event));
+    let answers = futures::future::join_all(calls).await;
+    let started: Vec<String> = answers
+        .iter()
+        .map(|a| a.as_ref().expect("the trigger answers"))
+        .flat_map(|a| a["started"].as_array().cloned().unwrap_or_default())
+        .filter(|o| o["status"] == "started")
+        .map(|o| o["run_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started.len(), 1, "{answers:?}");
+    let (status, _) = stack.execution_end(&started[0]).await;
+    assert_eq!(status, "SUCCEEDED");
+
+    // A succeeded run of `people` starts the syncs that follow it.
+    let event = json!({"detail-type": "retl.run.completed", "source": "retl", "detail": {"sync": "people", "status": "succeeded"}});
+    let answer = stack.lambdas.invoke(&trigger, &event).await.expect("the trigger answers");
+    let follower_run = answer["started"][0]["run_id"].as_str().expect("follower started").to_string();
+    assert_eq!(answer["started"][0]["sync"], "follower");
+    let (status, _) = stack.execution_end(&follower_run).await;
+    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(pg.count("SELECT count(*) FROM follower_dest").await, 1);
+
+    // Run history, versions and the lock are all in DynamoDB.
+    let (_, runs) = p.run_json(&["--aws", "runs", "people"]).await;
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+    let (_, history) = p.run_json(&["--aws", "history", "people"]).await;
+    assert_eq!(history[0]["note"], "first deploy", "{history}");
+    assert!(stack.host.runs().lock_holder("people").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approvals_rejections_timeouts_and_empty_models() {
+    let stack = AwsStack::start("e2e-approval").await;
+    let pg = Pg::new("sfn_approval").await;
+    stack.put_secret("PG_URL", &pg.url).await;
+    tables(&pg, "approve_me", &[1], &[1, 2, 3, 4]).await;
+    tables(&pg, "reject_me", &[1], &[1, 2, 3, 4]).await;
+    tables(&pg, "expire_me", &[1], &[1, 2, 3, 4]).await;
+    tables(&pg, "empty", &[], &[1, 2]).await;
+    let p = project(
+        &stack,
+        &pg,
+        &[
+            ("approve_me", "mirror", ""),
+            ("reject_me", "mirror", ""),
+            ("expire_me", "mirror", "safety: { approval_timeout_hours: 0.0003 }\n"),
+            ("empty", "mirror", ""),
+        ],
+    );
+    assert_eq!(p.run(&["deploy"]).await.code, 0);
+
+    // Approval given from the Lambda console's test event.
+    let (code, v) = run_and_wait(&p, "approve_me").await;
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["status"], "awaiting_approval", "{v}");
+    assert_eq!(v["deletes"], 3, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let run = stack.host.runs().get_run(&run_id).await.unwrap();
+    assert!(run.approval.as_ref().unwrap().task_token.is_some(), "the task token is stored");
+    let approval = format!("{}-approval", stack.names.stack);
+    let answer = stack
+        .lambdas
+        .invoke(&approval, &json!({"run_id": run_id, "decision": "approve", "reason": "expected churn"}))
+        .await
+        .expect("the decision is taken");
+    assert_eq!(answer["decision"], "approve");
+    let (status, _) = stack.execution_end(&run_id).await;
+    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(pg.count("SELECT count(*) FROM approve_me_dest").await, 1);
+    let (_, shown) = p.run_json(&["--aws", "runs", "show", &run_id]).await;
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    assert_eq!(shown["approval"]["decided_by"], "lambda-console", "{shown}");
+
+    // Approval refused with the CLI: the run ends without writes.
+    let (_, v) = run_and_wait(&p, "reject_me").await;
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let out = p.run(&["--aws", "reject", &run_id, "--reason", "looks wrong"]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (status, _) = stack.execution_end(&run_id).await;
+    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(pg.count("SELECT count(*) FROM reject_me_dest").await, 4);
+    assert_eq!(stack.host.runs().get_run(&run_id).await.unwrap().status.as_str(), "rejected");
+
+    // Nobody answers: the wait times out and the run expires.
+    let (_, v) = run_and_wait(&p, "expire_me").await;
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    let (status, error) = stack.execution_end(&run_id).await;
+    assert_eq!((status.as_str(), error.as_deref()), ("FAILED", Some("Retl.ApprovalExpired")));
+    assert_eq!(stack.host.runs().get_run(&run_id).await.unwrap().status.as_str(), "expired");
+    assert_eq!(pg.count("SELECT count(*) FROM expire_me_dest").await, 4);
+    assert!(stack.host.runs().lock_holder("expire_me").await.unwrap().is_none(), "the lock is released");
+
+    // An empty model aborts before any write.
+    let (code, v) = run_and_wait(&p, "empty").await;
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["status"], "aborted", "{v}");
+    let (status, error) = stack.execution_end(v["run_id"].as_str().unwrap()).await;
+    assert_eq!((status.as_str(), error.as_deref()), ("FAILED", Some("Retl.SafetyAbort")));
+    assert_eq!(pg.count("SELECT count(*) FROM empty_dest").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apply_step_that_crashes_is_retried_and_resumes_without_duplicates() {
+    let stack = AwsStack::start("e2e-crash").await;
+    let pg = Pg::new("sfn_crash").await;
+    stack.put_secret("PG_URL", &pg.url).await;
+    let ids: Vec<i64> = (1..=300).collect();
+    tables(&pg, "slow", &ids, &[]).await;
+    pg.exec(
+        "CREATE FUNCTION slow_row() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON slow_dest FOR EACH ROW EXECUTE FUNCTION slow_row();",
+    )
+    .await;
+    let p = project(&stack, &pg, &[("slow", "append", "")]);
+    assert_eq!(p.run(&["deploy"]).await.code, 0);
+    let apply = format!("{}-apply", stack.names.stack);
+    stack.lambdas.crash_next_invocation(&apply, Duration::from_millis(400));
+
+    let (code, v) = run_and_wait(&p, "slow").await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["status"], "succeeded", "{v}");
+    // Records acknowledged before the crash are counted as created by the resumed attempt;
+    // a batch written but not acknowledged when the process died is found to exist (skipped).
+    let created = v["creates"].as_u64().unwrap();
+    let skipped = v["skipped"].as_u64().unwrap();
+    assert_eq!(created + skipped, 300, "{v}");
+    assert!(skipped <= 20, "at most the one batch in flight: {v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    assert!(stack.lambdas.invocations(&apply) >= 2, "the crashed apply step was retried");
+    assert_eq!(pg.count("SELECT count(*) FROM slow_dest").await, 300);
+    assert_eq!(pg.count("SELECT count(DISTINCT id) FROM slow_dest").await, 300);
+}
