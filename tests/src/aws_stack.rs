@@ -94,6 +94,12 @@ impl AwsStack {
             .await
             .expect("create the alerts topic");
         assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
+        aws_sdk_scheduler::Client::new(&sdk)
+            .create_schedule_group()
+            .name(stack)
+            .send()
+            .await
+            .expect("create the schedule group");
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         let created = sfn
             .create_state_machine()
@@ -157,6 +163,34 @@ impl AwsStack {
             .send()
             .await
             .expect("create the secret");
+    }
+
+    /// The execution's events, one line each (type and error), for assertion messages.
+    pub async fn history(&self, run_id: &str) -> String {
+        let arn = format!(
+            "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}-sync:{run_id}",
+            self.names.stack
+        );
+        let out = aws_sdk_sfn::Client::new(&self.sdk)
+            .get_execution_history()
+            .execution_arn(&arn)
+            .max_results(1000)
+            .send()
+            .await
+            .expect("execution history");
+        out.events()
+            .iter()
+            .map(|e| {
+                let detail = e
+                    .task_failed_event_details()
+                    .map(|d| format!(" {:?}: {:?}", d.error(), d.cause()))
+                    .or_else(|| e.execution_failed_event_details().map(|d| format!(" {:?}: {:?}", d.error(), d.cause())))
+                    .or_else(|| e.state_entered_event_details().map(|d| format!(" {}", d.name())))
+                    .unwrap_or_default();
+                format!("{:?}{detail}", e.r#type())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Waits for the execution of `run_id` to end; returns its status and error name.

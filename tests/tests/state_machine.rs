@@ -166,7 +166,7 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     let out = p.run(&["--aws", "reject", &run_id, "--reason", "looks wrong"]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (status, _) = stack.execution_end(&run_id).await;
-    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(status, "SUCCEEDED", "{}", stack.history(&run_id).await);
     assert_eq!(pg.count("SELECT count(*) FROM reject_me_dest").await, 4);
     assert_eq!(stack.host.runs().get_run(&run_id).await.unwrap().status.as_str(), "rejected");
 

@@ -19,25 +19,30 @@ struct FinalizeEvent {
     error: Option<StepError>,
 }
 
+/// Either part may be null (a task failure sent without a cause).
 #[derive(Debug, Deserialize)]
 struct StepError {
     #[serde(rename = "Error", default)]
-    error: String,
+    error: Option<String>,
     #[serde(rename = "Cause", default)]
-    cause: String,
+    cause: Option<String>,
 }
 
 /// The readable message of a Catch: Lambda errors carry a JSON cause with `errorMessage`.
 fn message(e: &StepError) -> String {
-    serde_json::from_str::<Value>(&e.cause)
+    let cause = e.cause.clone().unwrap_or_default();
+    serde_json::from_str::<Value>(&cause)
         .ok()
         .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| if e.cause.is_empty() { e.error.clone() } else { e.cause.clone() })
+        .unwrap_or_else(|| if cause.is_empty() { e.error.clone().unwrap_or_default() } else { cause })
 }
 
 async fn handle(host: &AwsHost, event: FinalizeEvent) -> Result<Value, Diagnostic> {
     let (deployed, engine) = load(host, &event.sync).await?;
-    let error = event.error.as_ref().map(|e| (e.error.clone(), message(e)));
+    let error = event
+        .error
+        .as_ref()
+        .map(|e| (e.error.clone().unwrap_or_else(|| "Retl.Error".into()), message(e)));
     let run = step_finalize(&engine, &deployed.def, &event.run_id, event.ending, error)
         .await
         .map_err(diagnostic)?;

@@ -103,7 +103,12 @@ async fn put_schedule(host: &AwsHost, def: &SyncDef, expr: &str) -> Result<(), E
                 .map_err(|e| invalid(aws_sdk_scheduler::error::DisplayErrorContext(e)))?;
             Ok(())
         }
-        Err(e) => Err(invalid(aws_sdk_scheduler::error::DisplayErrorContext(e))),
+        Err(e) => Err(invalid(format!(
+            "creating the schedule of sync `{}` in group `{}`: {}",
+            def.name,
+            host.names.schedule_group,
+            aws_sdk_scheduler::error::DisplayErrorContext(e)
+        ))),
     }
 }
 
@@ -118,7 +123,10 @@ async fn delete_schedule(host: &AwsHost, sync: &str) -> Result<(), EngineError> 
     {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
-        Err(e) => Err(invalid(aws_sdk_scheduler::error::DisplayErrorContext(e))),
+        Err(e) => Err(invalid(format!(
+            "deleting the schedule of sync `{sync}`: {}",
+            aws_sdk_scheduler::error::DisplayErrorContext(e)
+        ))),
     }
 }
 
