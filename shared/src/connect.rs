@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::ConnectionConfig;
-use crate::destinations::{PostgresDestination, SqliteDestination, WebhookDestination};
+use crate::config::SqsConnection;
+use crate::destinations::{
+    braze, hubspot, meta, salesforce, PostgresDestination, SqliteDestination, WebhookDestination,
+};
 use crate::ports::{Destination, DestinationError, Secrets, Source, SourceError};
 use crate::sources::{PostgresSource, SqliteSource};
 
@@ -99,5 +102,23 @@ pub async fn open_destination(
                 headers.clone(),
             )?))
         }
+        ConnectionConfig::Hubspot(c) => hubspot::open(name, c, secrets).await,
+        ConnectionConfig::Salesforce(c) => salesforce::open(name, c, secrets).await,
+        ConnectionConfig::Braze(c) => braze::open(name, c, secrets).await,
+        ConnectionConfig::MetaAudience(c) => meta::open(name, c, secrets).await,
+        ConnectionConfig::Sqs(c) => open_sqs(name, c).await,
     }
+}
+
+#[cfg(feature = "aws")]
+async fn open_sqs(name: &str, c: &SqsConnection) -> Result<Arc<dyn Destination>, DestinationError> {
+    crate::destinations::sqs::open(name, c).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn open_sqs(name: &str, _c: &SqsConnection) -> Result<Arc<dyn Destination>, DestinationError> {
+    Err(DestinationError::Invalid {
+        connection: name.to_string(),
+        message: "this retl was built without AWS support (the `aws` feature), which SQS needs".into(),
+    })
 }

@@ -3,6 +3,7 @@
 mod diagnostics;
 mod load;
 mod model;
+mod saas;
 mod schedule;
 mod validate;
 
@@ -16,6 +17,9 @@ pub use load::{find_project_dir, load_project};
 pub use model::{
     ConnectionConfig, DeleteScope, DeliverySettings, PrimaryKey, ProjectFile, SafetyConfig,
     StateConfig, SyncConfig, SyncMode, TriggerConfig,
+};
+pub use saas::{
+    BrazeConnection, HubSpotConnection, MetaAudienceConnection, SalesforceConnection, SqsConnection,
 };
 pub use schedule::validate_schedule;
 

@@ -10,6 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
 
+use super::saas::{
+    BrazeConnection, HubSpotConnection, MetaAudienceConnection, SalesforceConnection, SqsConnection,
+};
+
 /// `retl.yaml`: connections, where local state lives, and optionally syncs inline.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +92,16 @@ pub enum ConnectionConfig {
         #[serde(default)]
         delivery: DeliverySettings,
     },
+    /// HubSpot CRM objects.
+    Hubspot(HubSpotConnection),
+    /// Salesforce sObjects.
+    Salesforce(SalesforceConnection),
+    /// Braze user profiles.
+    Braze(BrazeConnection),
+    /// A Meta custom audience.
+    MetaAudience(MetaAudienceConnection),
+    /// An Amazon SQS queue.
+    Sqs(SqsConnection),
 }
 
 impl ConnectionConfig {
@@ -97,6 +111,11 @@ impl ConnectionConfig {
             ConnectionConfig::Sqlite { .. } => "sqlite",
             ConnectionConfig::Postgres { .. } => "postgres",
             ConnectionConfig::Webhook { .. } => "webhook",
+            ConnectionConfig::Hubspot(_) => "hubspot",
+            ConnectionConfig::Salesforce(_) => "salesforce",
+            ConnectionConfig::Braze(_) => "braze",
+            ConnectionConfig::MetaAudience(_) => "meta_audience",
+            ConnectionConfig::Sqs(_) => "sqs",
         }
     }
 
@@ -112,12 +131,24 @@ impl ConnectionConfig {
     /// connection cannot be a destination.
     pub fn destination_modes(&self) -> &'static [SyncMode] {
         match self {
-            ConnectionConfig::Sqlite { .. } | ConnectionConfig::Postgres { .. } => SyncMode::ALL,
-            ConnectionConfig::Webhook { .. } => &[
+            ConnectionConfig::Sqlite { .. }
+            | ConnectionConfig::Postgres { .. }
+            | ConnectionConfig::Hubspot(_)
+            | ConnectionConfig::Salesforce(_) => SyncMode::ALL,
+            // Event forwarding: every change becomes a message; nothing needs a lookup.
+            ConnectionConfig::Webhook { .. } | ConnectionConfig::Sqs(_) => &[
                 SyncMode::Upsert,
                 SyncMode::Mirror,
                 SyncMode::Append,
                 SyncMode::Insert,
+                SyncMode::DeleteOnly,
+                SyncMode::Delete,
+            ],
+            // No way to read records back, so insert and update (which need lookups) are out.
+            ConnectionConfig::Braze(_) | ConnectionConfig::MetaAudience(_) => &[
+                SyncMode::Upsert,
+                SyncMode::Mirror,
+                SyncMode::Append,
                 SyncMode::DeleteOnly,
                 SyncMode::Delete,
             ],
@@ -130,6 +161,11 @@ impl ConnectionConfig {
             ConnectionConfig::Sqlite { delivery, .. } => Some(delivery),
             ConnectionConfig::Postgres { delivery, .. } => Some(delivery),
             ConnectionConfig::Webhook { delivery, .. } => Some(delivery),
+            ConnectionConfig::Hubspot(c) => Some(&c.delivery),
+            ConnectionConfig::Salesforce(c) => Some(&c.delivery),
+            ConnectionConfig::Braze(c) => Some(&c.delivery),
+            ConnectionConfig::MetaAudience(c) => Some(&c.delivery),
+            ConnectionConfig::Sqs(c) => Some(&c.delivery),
         }
     }
 }

@@ -112,6 +112,20 @@ fn check_connection(
                 .hint("give the database file path"),
         ),
         ConnectionConfig::Sqlite { .. } => {}
+        ConnectionConfig::Hubspot(c) => check_url(name, "base_url", c.base_url.as_deref(), &at, diags),
+        ConnectionConfig::Salesforce(c) => {
+            check_url(name, "login_url", c.login_url.as_deref(), &at, diags);
+            let jwt = c.username.is_some() && c.private_key_env.is_some();
+            if !jwt && c.client_secret_env.is_none() {
+                diags.push(
+                    at(format!("connection `{name}` needs credentials"))
+                        .hint("set `username` and `private_key_env` (JWT bearer flow) or `client_secret_env` (client credentials flow)"),
+                );
+            }
+        }
+        ConnectionConfig::Braze(c) => check_url(name, "rest_endpoint", Some(&c.rest_endpoint), &at, diags),
+        ConnectionConfig::MetaAudience(c) => check_url(name, "base_url", c.base_url.as_deref(), &at, diags),
+        ConnectionConfig::Sqs(c) => check_url(name, "queue_url", Some(&c.queue_url), &at, diags),
     }
     if let Some(d) = conn.value.delivery() {
         if d.batch_size == Some(0) || d.concurrency == Some(0) {
@@ -126,6 +140,23 @@ fn check_connection(
                 "connection `{name}`: delivery rate_per_second must be a positive number"
             )));
         }
+    }
+}
+
+fn check_url(
+    name: &str,
+    field: &str,
+    url: Option<&str>,
+    at: &dyn Fn(String) -> Diagnostic,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(u) = url else { return };
+    match url::Url::parse(u) {
+        Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
+        _ => diags.push(
+            at(format!("connection `{name}`: {field} `{u}` is not an http(s) URL"))
+                .hint("write https://host/path"),
+        ),
     }
 }
 

@@ -102,6 +102,11 @@ impl Deliverer {
         })
     }
 
+    /// The destination delivered to.
+    pub fn destination(&self) -> &dyn Destination {
+        self.dest.as_ref()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> DeliveryStatsSnapshot {
         self.stats.snapshot()
@@ -120,7 +125,11 @@ impl Deliverer {
     ) -> impl Stream<Item = Delivered> + Send + 'static {
         let this = Arc::clone(self);
         let width = self.cfg.concurrency.max(1);
-        futures::stream::iter(batches(records, self.cfg.limits))
+        let mut limits = self.cfg.limits;
+        if let Some(max) = self.dest.max_records(op) {
+            limits.max_records = limits.max_records.min(max.max(1));
+        }
+        futures::stream::iter(batches(records, limits))
             .map(move |b| Arc::clone(&this).run_batch(op, b))
             .buffer_unordered(width)
     }

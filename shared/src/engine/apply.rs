@@ -186,6 +186,7 @@ pub async fn apply_files(
     }
 
     let mut rejected = Vec::new();
+    let redact = |v: &crate::record::Values| deliverer.destination().redact(v);
     engine.progress.start("apply", Some(by_key.len() as u64));
     for (write, records) in groups {
         if records.is_empty() {
@@ -213,7 +214,7 @@ pub async fn apply_files(
                                 stage: write.as_str().into(),
                                 code: code.clone(),
                                 message: message.clone(),
-                                values: rec.values.clone(),
+                                values: redact(&rec.values),
                             });
                         }
                     }

@@ -139,7 +139,7 @@ pub async fn apply_plan(
         .connections
         .get(&sync.destination_connection)
         .and_then(|c| c.delivery());
-    let cfg = DeliveryConfig::resolve(dest.delivery_defaults(), user);
+    let cfg = DeliveryConfig::resolve(dest.delivery_defaults_for(plan.counts.changes()), user);
     let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);
     let mut total = ApplyOutcome::default();
     // After a fatal destination error the deliverer sends nothing more; every remaining

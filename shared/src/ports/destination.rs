@@ -196,6 +196,18 @@ pub trait Destination: Send + Sync {
     fn can_lookup(&self) -> bool;
     /// The connector's documented delivery defaults.
     fn delivery_defaults(&self) -> DeliveryDefaults;
+    /// Delivery defaults for a run planning `planned` writes: a connector with a bulk API
+    /// (Salesforce Bulk API 2.0) may choose much larger batches for large runs.
+    fn delivery_defaults_for(&self, planned: u64) -> DeliveryDefaults {
+        let _ = planned;
+        self.delivery_defaults()
+    }
+    /// A lower record limit for one kind of write, when the API has one (Braze deletes 50
+    /// users per request but tracks 75).
+    fn max_records(&self, op: WriteOp) -> Option<usize> {
+        let _ = op;
+        None
+    }
     /// Checks that the object exists and fits the sync (fields, key constraint).
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError>;
     /// Every record of the object, as destination fields of the mapping.
@@ -211,4 +223,9 @@ pub trait Destination: Send + Sync {
     ) -> Result<Vec<Values>, DestinationError>;
     /// Writes one batch; returns one outcome per record, in order.
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError>;
+    /// The payload as it may be shown in the record log: connectors that hash identifiers
+    /// before sending (ad audiences) return the hashed form, so nothing travels in clear.
+    fn redact(&self, values: &Values) -> Values {
+        values.clone()
+    }
 }
