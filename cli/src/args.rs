@@ -86,6 +86,16 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Re-send the records the destination rejected in a run (by default the sync's latest run
+    /// with rejections), e.g. after fixing the cause in the destination, without waiting for a
+    /// model change.
+    Retry {
+        /// Sync name.
+        sync: String,
+        /// The run whose rejected records to re-send.
+        #[arg(long)]
+        run: Option<String>,
+    },
     /// Pause a sync: runs are refused until it is resumed.
     Pause {
         /// Sync name.

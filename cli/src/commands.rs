@@ -233,6 +233,7 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Retry { sync, run } => retry(cli, sync, run.as_deref()).await,
         Command::Pause { sync } => set_paused(cli, sync, true).await,
         Command::Resume { sync } => set_paused(cli, sync, false).await,
         Command::Clone {
@@ -346,6 +347,57 @@ async fn approve(cli: &Cli, d: &Decision) -> anyhow::Result<Exit> {
     let mut run =
         engine::approve(&ctx.engine, def, &d.run, &decider(d), d.reason.as_deref()).await?;
     apply_approved(&ctx.engine, &mut run, def).await?;
+    print_run(cli, &run);
+    Ok(exit_for(&run))
+}
+
+async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<Exit> {
+    let ctx = open(cli.project.clone(), show_progress(cli))?;
+    let def = ctx.project.sync(sync)?;
+    let source = match run {
+        Some(id) => ctx.engine.runs.get_run(id).await.map_err(EngineError::from)?,
+        None => ctx
+            .engine
+            .runs
+            .list_runs(Some(&def.name), 100)
+            .await
+            .map_err(EngineError::from)?
+            .into_iter()
+            .find(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Succeeded | RunStatus::PartiallyFailed | RunStatus::Failed
+                )
+            })
+            .ok_or_else(|| anyhow!("`{sync}` has no applied run yet; nothing to retry"))?,
+    };
+    if source.counts.rejected == 0 {
+        println!("The latest run of {sync} ({}) rejected no records; nothing to retry.", source.run_id);
+        return Ok(Exit::Ok);
+    }
+    // Rows rejected for their key (extract, plan) can only be fixed in the model.
+    let keys: std::collections::BTreeSet<String> = read_record_log(ctx.engine.objects.as_ref(), &source.run_id)
+        .await?
+        .into_iter()
+        .filter(|e| e.stage != "extract" && e.stage != "plan")
+        .filter_map(|e| e.key)
+        .collect();
+    if keys.is_empty() {
+        println!(
+            "Run {} has no records rejected by the destination; rows rejected for their key must be fixed in the model.",
+            source.run_id
+        );
+        return Ok(Exit::Ok);
+    }
+    if !cli.json {
+        println!("Retrying {} record(s) rejected in run {}", keys.len(), source.run_id);
+    }
+    let opts = LocalRunOptions {
+        trigger: "retry".into(),
+        only_keys: Some(keys),
+        ..LocalRunOptions::default()
+    };
+    let run = run_local(&ctx.engine, def, opts).await?;
     print_run(cli, &run);
     Ok(exit_for(&run))
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use retl_shared::adapters::local::{EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier};
+use retl_shared::adapters::local::{
+    EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier,
+};
 use retl_shared::config::{ConnectionConfig, SafetyConfig, SyncDef, SyncMode};
 use retl_shared::engine::{
-    extract, keyset_id, plan_shard, summarize_plan, Engine, ExtractOptions, NoProgress,
-    PlanContext,
+    extract, keyset_id, plan_shard, summarize_plan, Engine, ExtractOptions, NoProgress, PlanContext,
 };
 use retl_shared::ports::{KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord};
 use retl_shared::record::{value_hash, Values};
@@ -34,12 +35,18 @@ fn reset_peak() {
 }
 
 fn values(id: u64, name: &str) -> Values {
-    json!({"id": id, "name": name}).as_object().cloned().unwrap_or_default()
+    json!({"id": id, "name": name})
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[tokio::main]
 async fn main() {
-    let rows: u64 = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: u64 = std::env::var("ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let shards = 16;
     let sync = SyncDef {
@@ -51,7 +58,11 @@ async fn main() {
         key_fields: vec!["id".into()],
         destination_connection: "dest".into(),
         object: "people".into(),
-        mapping: [("id".to_string(), "id".to_string()), ("name".to_string(), "name".to_string())].into(),
+        mapping: [
+            ("id".to_string(), "id".to_string()),
+            ("name".to_string(), "name".to_string()),
+        ]
+        .into(),
         mode: SyncMode::Mirror,
         delete_scope: Default::default(),
         safety: SafetyConfig::default(),
@@ -68,17 +79,29 @@ async fn main() {
         let c = rusqlite::Connection::open(dir.path().join("warehouse.db")).expect("warehouse");
         c.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE model (id INTEGER, name TEXT); BEGIN;")
             .expect("schema");
-        let mut ins = c.prepare("INSERT INTO model VALUES (?1, ?2)").expect("insert");
+        let mut ins = c
+            .prepare("INSERT INTO model VALUES (?1, ?2)")
+            .expect("insert");
         for id in gone..rows {
-            let name = if id < gone + changed { format!("renamed {id}") } else { format!("person {id}") };
-            ins.execute(rusqlite::params![id as i64, name]).expect("row");
+            let name = if id < gone + changed {
+                format!("renamed {id}")
+            } else {
+                format!("person {id}")
+            };
+            ins.execute(rusqlite::params![id as i64, name])
+                .expect("row");
         }
         for id in rows..rows + gone {
-            ins.execute(rusqlite::params![id as i64, format!("person {id}")]).expect("row");
+            ins.execute(rusqlite::params![id as i64, format!("person {id}")])
+                .expect("row");
         }
         c.execute_batch("COMMIT").expect("commit");
     }
-    println!("setup: model of {} rows written in {:.2}s", rows, t.elapsed().as_secs_f64());
+    println!(
+        "setup: model of {} rows written in {:.2}s",
+        rows,
+        t.elapsed().as_secs_f64()
+    );
 
     let store = Arc::new(SqliteStateStore::open(&dir.path().join("state.db")).expect("state"));
     let engine = Engine {
@@ -87,9 +110,14 @@ async fn main() {
         runs: store,
         secrets: Arc::new(EnvSecrets),
         notifier: Arc::new(TerminalNotifier),
-        connections: [
-            ("warehouse".to_string(), ConnectionConfig::Sqlite { path: "warehouse.db".into(), create_tables: false, delivery: Default::default() }),
-        ]
+        connections: [(
+            "warehouse".to_string(),
+            ConnectionConfig::Sqlite {
+                path: "warehouse.db".into(),
+                create_tables: false,
+                delivery: Default::default(),
+            },
+        )]
         .into(),
         root: dir.path().to_path_buf(),
         owner: "bench".into(),
@@ -111,17 +139,31 @@ async fn main() {
             },
         });
         if batch.len() == 50_000 {
-            engine.keysets.apply(&keyset, shards, &batch).await.expect("seed");
+            engine
+                .keysets
+                .apply(&keyset, shards, &batch)
+                .await
+                .expect("seed");
             batch.clear();
         }
     }
-    engine.keysets.apply(&keyset, shards, &batch).await.expect("seed");
-    println!("setup: key set of {} keys written in {:.2}s", rows, t.elapsed().as_secs_f64());
+    engine
+        .keysets
+        .apply(&keyset, shards, &batch)
+        .await
+        .expect("seed");
+    println!(
+        "setup: key set of {} keys written in {:.2}s",
+        rows,
+        t.elapsed().as_secs_f64()
+    );
 
     let run = RunRecord::new("bench-run".into(), "bench", "bench", 1);
     reset_peak();
     let t = Instant::now();
-    let manifest = extract(&engine, &run, &sync, shards, ExtractOptions::default()).await.expect("extract");
+    let manifest = extract(&engine, &run, &sync, shards, ExtractOptions::default())
+        .await
+        .expect("extract");
     let extract_s = t.elapsed().as_secs_f64();
     println!(
         "extract: {} rows in {:.2}s = {:.0} rows/s, peak memory {:.0} MiB",
@@ -131,21 +173,35 @@ async fn main() {
         peak_mib()
     );
 
-    let ctx = PlanContext { keyset, shards, full_resync: None, can_lookup: false };
+    let ctx = PlanContext {
+        keyset,
+        shards,
+        full_resync: None,
+        can_lookup: false,
+    };
     let manifest = Arc::new(manifest);
     reset_peak();
     let t = Instant::now();
     let plans: Vec<_> = futures::stream::iter(0..shards)
         .map(|shard| {
-            let (engine, sync, ctx, manifest) = (engine.clone(), sync.clone(), ctx.clone(), Arc::clone(&manifest));
-            tokio::spawn(async move { plan_shard(&engine, "bench-run", &sync, &ctx, &manifest, shard, None).await })
+            let (engine, sync, ctx, manifest) = (
+                engine.clone(),
+                sync.clone(),
+                ctx.clone(),
+                Arc::clone(&manifest),
+            );
+            tokio::spawn(async move {
+                plan_shard(&engine, "bench-run", &sync, &ctx, &manifest, shard, None).await
+            })
         })
         .buffer_unordered(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .map(|r| r.expect("task").expect("plan"))
         .collect()
         .await;
     let mut run = run;
-    let plan = summarize_plan(&engine, &mut run, &sync, &ctx, &manifest, &plans).await.expect("summary");
+    let plan = summarize_plan(&engine, &mut run, &sync, &ctx, &manifest, &plans)
+        .await
+        .expect("summary");
     let plan_s = t.elapsed().as_secs_f64();
     let c = &plan.counts;
     println!(

@@ -13,14 +13,19 @@ pub enum KeyProblem {
     NullKey(String),
     /// A key column holds an object or array.
     NotScalar(String),
+    /// The key is empty, or longer than [`MAX_KEY_BYTES`].
+    BadLength(usize),
 }
+
+/// Longest key accepted, in bytes: DynamoDB's sort-key limit, so one key works on every host.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 impl KeyProblem {
     /// Stable code for record logs.
     pub fn code(&self) -> &'static str {
         match self {
             KeyProblem::NullKey(_) => "null_key",
-            KeyProblem::NotScalar(_) => "invalid_key",
+            KeyProblem::NotScalar(_) | KeyProblem::BadLength(_) => "invalid_key",
         }
     }
 
@@ -30,6 +35,10 @@ impl KeyProblem {
             KeyProblem::NullKey(c) => format!("primary key column `{c}` is null"),
             KeyProblem::NotScalar(c) => {
                 format!("primary key column `{c}` holds an object or array, not a scalar")
+            }
+            KeyProblem::BadLength(0) => "the primary key is empty".to_string(),
+            KeyProblem::BadLength(n) => {
+                format!("the primary key is {n} bytes long; at most {MAX_KEY_BYTES} are supported")
             }
         }
     }
@@ -50,14 +59,19 @@ fn key_part(value: Option<&Value>, column: &str) -> Result<String, KeyProblem> {
 /// Key parts compare as text, so a key read as the integer 4 from one system and as the
 /// string "4" from another is the same record. A composite key is a JSON array of its parts.
 pub fn key_of(values: &Values, columns: &[String]) -> Result<String, KeyProblem> {
-    if let [single] = columns {
-        return key_part(values.get(single), single);
+    let key = if let [single] = columns {
+        key_part(values.get(single), single)?
+    } else {
+        let parts = columns
+            .iter()
+            .map(|c| key_part(values.get(c), c).map(Value::String))
+            .collect::<Result<Vec<_>, _>>()?;
+        Value::Array(parts).to_string()
+    };
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(KeyProblem::BadLength(key.len()));
     }
-    let parts = columns
-        .iter()
-        .map(|c| key_part(values.get(c), c).map(Value::String))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Value::Array(parts).to_string())
+    Ok(key)
 }
 
 /// The destination key fields of a key, as strings (destinations cast them to column types).
@@ -195,6 +209,17 @@ mod tests {
         assert_eq!(
             key_of(&obj(json!({"id": {"a": 1}})), &cols),
             Err(KeyProblem::NotScalar("id".into()))
+        );
+    }
+
+    #[test]
+    fn empty_and_oversized_keys_are_rejected() {
+        let cols = vec!["id".to_string()];
+        assert_eq!(key_of(&obj(json!({"id": ""})), &cols), Err(KeyProblem::BadLength(0)));
+        let long = "x".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(
+            key_of(&obj(json!({ "id": long })), &cols),
+            Err(KeyProblem::BadLength(MAX_KEY_BYTES + 1))
         );
     }
 

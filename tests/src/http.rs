@@ -189,6 +189,11 @@ impl WebhookReceiver {
             .extend(keys.iter().map(|k| k.to_string()));
     }
 
+    /// Stops rejecting records (the receiver was fixed).
+    pub fn clear_rejections(&self) {
+        self.inner.lock().unwrap().reject_keys.clear();
+    }
+
     /// Refuses with 400 any whole batch that contains one of these keys.
     pub fn poison(&self, keys: &[&str]) {
         self.inner

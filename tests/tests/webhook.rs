@@ -178,3 +178,34 @@ async fn a_refused_signature_stops_delivery_and_fails_the_run() {
         "delivery stopped after the first 401"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_re_sends_only_the_rejected_records_once_the_receiver_is_fixed() {
+    let hook = WebhookReceiver::start().await;
+    hook.reject(&["2", "3"]);
+    let p = project(&hook.url, "upsert", "");
+    set_model(&p, &[(1, "Alice"), (2, "Bob"), (3, "Carol"), (4, "Dan")]);
+    let (code, v) = p.run_json(&["run", "people"]).await;
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["rejected"], 2, "{v}");
+    let failed_run = v["run_id"].as_str().unwrap().to_string();
+
+    hook.clear_rejections();
+    let before = hook.received().len();
+    let (code, v) = p.run_json(&["retry", "people"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["trigger"], "retry", "{v}");
+    assert_eq!(v["creates"], 2, "{v}");
+    let mut sent: Vec<String> = hook.received()[before..]
+        .iter()
+        .flat_map(|r| r.body["records"].as_array().cloned().unwrap_or_default())
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, vec!["2", "3"], "only the rejected records of {failed_run}");
+    let (_, v) = p.run_json(&["run", "people"]).await;
+    assert_eq!(v["unchanged"], 4, "{v}");
+    let out = p.run(&["retry", "people"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("rejected no records; nothing to retry"), "{}", out.stdout);
+}

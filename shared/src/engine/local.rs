@@ -30,6 +30,8 @@ pub struct LocalRunOptions {
     pub note: Option<String>,
     /// Extract tuning.
     pub extract: ExtractOptions,
+    /// Plan only these keys (`retl retry`).
+    pub only_keys: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Runs a sync start to end. Errors before the run exists (paused, locked) are returned as
@@ -64,7 +66,8 @@ async fn drive(
     opts: &LocalRunOptions,
 ) -> Result<(), EngineError> {
     let t = Instant::now();
-    let ctx = prepare_plan(engine, run, sync, opts.full_resync).await?;
+    let mut ctx = prepare_plan(engine, run, sync, opts.full_resync).await?;
+    ctx.only_keys = opts.only_keys.clone().map(Arc::new);
     let manifest = extract(engine, run, sync, ctx.shards, opts.extract).await?;
     run.timings
         .insert("extract_ms".into(), t.elapsed().as_millis() as u64);

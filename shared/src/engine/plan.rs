@@ -33,6 +33,9 @@ pub struct PlanContext {
     pub full_resync: Option<String>,
     /// Whether the destination can look records up.
     pub can_lookup: bool,
+    /// Plan only these keys (`retl retry`, a local run); every key when `None`.
+    #[serde(skip)]
+    pub only_keys: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// Kind of a planned operation.
@@ -168,6 +171,7 @@ pub async fn prepare_plan(
         shards,
         full_resync,
         can_lookup: dest.can_lookup(),
+        only_keys: None,
     })
 }
 
@@ -371,7 +375,11 @@ pub async fn plan_shard(
     let mut ops: Vec<(OpKind, &str)> = Vec::new();
     let mut lookups: Vec<&str> = Vec::new();
     let resync = ctx.full_resync.is_some();
+    let wanted = |k: &str| ctx.only_keys.as_ref().is_none_or(|only| only.contains(k));
     for (key, s) in &seen {
+        if !wanted(key) {
+            continue;
+        }
         if !s.copies.is_empty() {
             let n = s.copies.len() + 1;
             counts.rejected += n as u64;
@@ -483,7 +491,7 @@ pub async fn plan_shard(
     if sync.mode.deletes_missing() {
         let mut gone: Vec<&String> = keyset
             .iter()
-            .filter(|(k, e)| in_scope(e) && !seen.contains_key(k.as_str()))
+            .filter(|(k, e)| in_scope(e) && !seen.contains_key(k.as_str()) && wanted(k))
             .map(|(k, _)| k)
             .collect();
         gone.sort_unstable();
