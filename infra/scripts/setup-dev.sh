@@ -32,11 +32,22 @@ if [ -z "${RETL_TEST_PG_URL:-}" ]; then
   fi
 fi
 
-# moto server in a virtualenv (pinned: the Step Functions bridge relies on its internals).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto, sys; sys.exit(0 if moto.__version__ == "5.2.5" else 1)' 2>/dev/null; then
-  log "creating .venv with moto server"
+# Python tools in a virtualenv: moto server (pinned: the Step Functions bridge relies on its
+# internals), cfn-lint, the SAM CLI, cargo-lambda and zig.
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r infra/local/requirements.txt
 fi
+log "installing Python tools (moto, cfn-lint, aws-sam-cli, cargo-lambda, ziglang) if missing"
+.venv/bin/pip install --quiet -r infra/local/requirements.txt
+
+# Node tools: asl-validator.
+if [ ! -x infra/local/node_modules/.bin/asl-validator ]; then
+  log "installing asl-validator"
+  (cd infra/local && npm install --no-audit --no-fund --silent)
+fi
+
+# The functions are built for arm64 (Lambda Graviton).
+rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 log "dev dependencies ready"

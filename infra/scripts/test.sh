@@ -18,4 +18,5 @@ echo "==> building binaries used by the end-to-end tests"
 cargo build --workspace --bins --all-features
 echo "==> cargo test"
 cargo test --workspace --all-features --no-fail-fast
+bash infra/scripts/check-infra.sh
 echo "==> all tests passed"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Checks the deployment artefacts offline: cfn-lint and `sam validate --lint` on template.yaml,
+# asl-validator on the state machine (with the template's substitutions filled in), and
+# `sam build` of the six functions for arm64 (cargo-lambda with zig).
+# Expects the tools of infra/scripts/setup-dev.sh (.venv and infra/local/node_modules).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export SAM_CLI_TELEMETRY=0
+
+echo "==> cfn-lint template.yaml"
+cfn-lint template.yaml
+
+echo "==> sam validate --lint"
+sam validate --lint --template template.yaml
+
+echo "==> asl-validator on infra/statemachine/sync.asl.json"
+rendered="$(mktemp --suffix .json)"
+trap 'rm -f "$rendered"' EXIT
+python3 - "$rendered" <<'PY'
+import re, sys
+text = open("infra/statemachine/sync.asl.json").read()
+values = {"PlanConcurrency": "16", "ApplyConcurrency": "4", "ArtifactsBucket": "retl-artifacts",
+          "RunsTable": "retl-runs"}
+def fill(m):
+    name = m.group(1)
+    if name.endswith("FunctionArn"):
+        return "arn:aws:lambda:us-east-1:123456789012:function:retl-" + name[:-len("FunctionArn")].lower()
+    return values[name]
+text = re.sub(r"\$\{(\w+)\}", fill, text)
+open(sys.argv[1], "w").write(text)
+PY
+infra/local/node_modules/.bin/asl-validator --json-path "$rendered"
+
+echo "==> sam build (arm64, cargo-lambda)"
+sam build --template template.yaml
+for f in trigger extract plan approval apply finalize; do
+  fn="$(tr '[:lower:]' '[:upper:]' <<< "${f:0:1}")${f:1}Function"
+  test -x ".aws-sam/build/$fn/bootstrap" || { echo "error: $fn/bootstrap was not built" >&2; exit 1; }
+  file ".aws-sam/build/$fn/bootstrap" | grep -q "aarch64" || { echo "error: $fn is not an arm64 binary" >&2; exit 1; }
+done
+echo "==> infrastructure checks passed"
