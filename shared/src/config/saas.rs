@@ -43,6 +43,16 @@ pub struct SalesforceConnection {
     /// Client credentials flow: secret holding the consumer secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// JWT bearer flow: the `aud` claim. Default: `https://test.salesforce.com` for a sandbox
+    /// My Domain login URL, `https://login.salesforce.com` for another My Domain, otherwise the
+    /// login URL's scheme and host.
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
+    /// How long an access token is used before a new one is requested, in seconds: set it to
+    /// the org's session timeout (Salesforce does not say when a token expires). Default 3600.
+    /// A token refused as expired is replaced at once whatever this says.
+    #[serde(default)]
+    pub session_lifetime_seconds: Option<u64>,
     /// Records in one run above which Bulk API 2.0 ingest jobs are used instead of sObject
     /// Collections. Default 10,000.
     #[serde(default)]
@@ -72,7 +82,7 @@ pub struct BrazeConnection {
 pub struct MetaAudienceConnection {
     /// Secret holding a system-user access token with `ads_management`.
     pub access_token_env: String,
-    /// Graph API version, e.g. `v21.0`.
+    /// Graph API version. Default `v25.0`.
     #[serde(default)]
     pub api_version: Option<String>,
     /// Graph API base URL. Default `https://graph.facebook.com`.

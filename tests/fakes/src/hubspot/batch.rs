@@ -132,9 +132,17 @@ fn check_props(
             json!({"isValid": false, "message": message, "error": "READ_ONLY_VALUE", "name": name}),
         );
     }
+    // `""` clears a property (update-contacts reference), so rules see it as absent.
+    let cleared: Map<String, Value> = map
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) if s.is_empty() => (k.clone(), Value::Null),
+            other => (k.clone(), other.clone()),
+        })
+        .collect();
     for rule in store.rules(object) {
-        if rule.violated(map, creating, false) {
-            let message = rule.message_for(map, false);
+        if rule.violated(&cleared, creating, false) {
+            let message = rule.message_for(&cleared, false);
             let code = rule.code_or("INVALID_PROPERTY_VALUE");
             details.push(detail(
                 &message,

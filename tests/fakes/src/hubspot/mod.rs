@@ -12,6 +12,11 @@
 //!   (<https://developers.hubspot.com/docs/api-reference/latest/crm/objects/custom-objects/batch/upsert-custom-objects>).
 //!   A non-unique `idProperty` (including `hs_object_id`) fails with 400 "Unable to perform
 //!   update/upsert by non-unique ..." (observed, segmentio/action-destinations#3957).
+//! - `GET /crm/v3/objects/{objectType}` lists records a page at a time (`limit` <= 100,
+//!   `after`, `properties`, `archived`; see `list.rs`), and `GET /crm/v3/properties/{objectType}`
+//!   returns property definitions (`type`, `fieldType`, `hasUniqueValue`,
+//!   `modificationMetadata.readOnlyValue`; see `schema.rs`); an unknown object type gets 400
+//!   "Unable to infer object type from: X".
 //! - 100 inputs per batch (50 for batch/read with `propertiesWithHistory`); above it, 400
 //!   `VALIDATION_ERROR` (community expert citing the contacts guide).
 //! - Create of an existing unique value: `CONFLICT` "Contact already exists. Existing ID: X"
@@ -40,6 +45,8 @@
 
 mod batch;
 mod errors;
+mod list;
+mod schema;
 mod state;
 mod store;
 
@@ -49,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
@@ -59,7 +66,7 @@ use crate::log::{LoggedRequest, RequestLog};
 use crate::rules::Rule;
 use crate::server::FakeServer;
 use state::HsState;
-use store::{canonical, render, to_props, Store};
+use store::{canonical, render, to_props, PropDef, Store};
 
 /// How a batch with invalid inputs is answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,6 +141,8 @@ impl HubSpotFake {
                 "/crm/v3/objects/{object_type}/batch/{action}",
                 post(batch::batch),
             )
+            .route("/crm/v3/objects/{object_type}", get(list::list))
+            .route("/crm/v3/properties/{object_type}", get(schema::properties))
             .with_state(state.clone())
             .layer(from_fn_with_state(state.clone(), guard::<HsState>));
         let server = FakeServer::start(router).await?;
@@ -209,6 +218,28 @@ impl HubSpotFake {
     /// Makes `property` of `object_type` unique (usable as `idProperty`, checked on writes).
     pub fn add_unique_property(&self, object_type: &str, property: &str) {
         self.state.store().add_unique(object_type, property);
+    }
+
+    /// Declares property `name` of `object_type` with HubSpot's `type` (`string`, `number`,
+    /// `bool`, `date`, `datetime`, `enumeration`); the object becomes known to the
+    /// properties and list endpoints.
+    pub fn add_property(&self, object_type: &str, name: &str, kind: &str) {
+        let field_type = match kind {
+            "number" => "number",
+            "bool" => "booleancheckbox",
+            "date" | "datetime" => "date",
+            "enumeration" => "select",
+            _ => "text",
+        };
+        self.state.store().declare(
+            object_type,
+            name,
+            PropDef {
+                kind: kind.to_string(),
+                field_type: field_type.to_string(),
+                read_only: false,
+            },
+        );
     }
 
     /// Changes how invalid inputs are reported.

@@ -21,6 +21,14 @@ pub(crate) struct Record {
     pub archived_at: Option<String>,
 }
 
+/// A declared property: its `type` and `fieldType` (see [`super::schema`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PropDef {
+    pub kind: String,
+    pub field_type: String,
+    pub read_only: bool,
+}
+
 /// All records of a fake portal, plus the per-object schema bits tests configure.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -28,6 +36,8 @@ pub(crate) struct Store {
     next_id: u64,
     unique: BTreeMap<String, BTreeSet<String>>,
     rules: BTreeMap<String, Vec<Rule>>,
+    /// Declared properties per object (HubSpot's defaults plus what tests add).
+    declared: BTreeMap<String, BTreeMap<String, PropDef>>,
 }
 
 /// Maps an object type id to the name the store files it under, so `0-1` and `contacts`
@@ -87,10 +97,77 @@ impl Store {
             next_id: FIRST_ID,
             ..Store::default()
         };
+        for (object, props) in super::schema::defaults() {
+            for (name, def) in props {
+                store.declare(object, name, def);
+            }
+        }
         for (object, prop) in unique {
             store.add_unique(object, prop);
         }
         store
+    }
+
+    /// Declares (or redefines) a property of `object`.
+    pub(crate) fn declare(&mut self, object: &str, name: &str, def: PropDef) {
+        self.declared
+            .entry(canonical(object))
+            .or_default()
+            .insert(name.to_string(), def);
+    }
+
+    /// Whether `object` exists: a standard object, or one with declared properties, unique
+    /// properties or records.
+    pub(crate) fn knows(&self, object: &str) -> bool {
+        self.declared.contains_key(object)
+            || self.unique.contains_key(object)
+            || self.objects.contains_key(object)
+    }
+
+    /// Every property of `object`: declared ones, unique ones and any name a record holds
+    /// (the fake accepts writes of undeclared properties and lists them as text).
+    pub(crate) fn properties(&self, object: &str) -> BTreeMap<String, PropDef> {
+        let mut out = self.declared.get(object).cloned().unwrap_or_default();
+        let text = || PropDef {
+            kind: "string".into(),
+            field_type: "text".into(),
+            read_only: false,
+        };
+        for name in self.unique.get(object).into_iter().flatten() {
+            out.entry(name.clone()).or_insert_with(text);
+        }
+        for record in self
+            .objects
+            .get(object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            for name in record.props.keys() {
+                out.entry(name.clone()).or_insert_with(text);
+            }
+        }
+        out
+    }
+
+    /// Records of `object` (live or archived) with an id above `after`, at most `limit`,
+    /// in id order.
+    pub(crate) fn page(
+        &self,
+        object: &str,
+        archived: bool,
+        after: u64,
+        limit: usize,
+    ) -> Vec<&Record> {
+        self.objects
+            .get(object)
+            .map(|m| {
+                m.range(after.saturating_add(1)..)
+                    .map(|(_, r)| r)
+                    .filter(|r| r.archived_at.is_some() == archived)
+                    .take(limit)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub(crate) fn add_unique(&mut self, object: &str, prop: &str) {

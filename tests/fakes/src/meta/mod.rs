@@ -23,12 +23,18 @@
 //!   answer carries `X-Business-Use-Case-Usage`.
 //!
 //! Choices where the docs are silent or ambiguous:
-//! - Membership is kept as a set of identifiers per key (`EMAIL_SHA256` is filed as
-//!   `EMAIL`, `PHONE_SHA256` as `PHONE`, `MOBILE_ADVERTISER_ID` as `MADID`): adding a row
-//!   inserts each of its non-empty valid values, removing a row removes each of them. Changes
-//!   apply at once (Meta takes up to 24 h).
+//! - Membership is kept as members (people), each the identifiers of its latest row by
+//!   canonical key (`EMAIL_SHA256` is filed as `EMAIL`, `PHONE_SHA256` as `PHONE`,
+//!   `MOBILE_ADVERTISER_ID` as `MADID`). A row matches the members that share one of its
+//!   identifying values (`EMAIL`, `PHONE`, `MADID`, `EXTERN_ID`, `UID`, `APPUID`), or, for a
+//!   row without any, the members holding all of its values. Adding a row replaces the
+//!   members it matches (else adds one); removing a row removes the members it matches, with
+//!   all their identifiers, as removing a person from an audience does. Changes apply at
+//!   once (Meta takes up to 24 h).
 //! - A row is invalid when any non-empty cell is invalid for its key, or all cells are
-//!   empty; `invalid_entry_samples` maps up to 10 invalid values to their schema key.
+//!   empty; `invalid_entry_samples` maps up to 10 invalid values to their schema key. Tests
+//!   may add [`Rule`]s on schema keys (checked on the value as sent) to make more cells
+//!   invalid, standing in for identifiers Meta cannot use.
 //! - Over 10,000 rows, a row length not matching the schema, or an unknown schema key: 400
 //!   code 100. An empty `data` array is accepted (`num_received: 0`).
 //! - A bad token is answered with HTTP 400 (Graph also uses 401 in places). Without a
@@ -52,6 +58,7 @@ use axum::Router;
 use crate::faults::{FaultPlan, Faults, RateLimit};
 use crate::guard::guard;
 use crate::log::{LoggedRequest, RequestLog};
+use crate::rules::Rule;
 use crate::server::FakeServer;
 use state::{Audience, MtState};
 
@@ -162,6 +169,7 @@ impl MetaFake {
             .collect();
         let state = Arc::new(MtState {
             audiences: Mutex::new(audiences),
+            rules: Mutex::new(Vec::new()),
             faults: Faults::new(config.faults.clone()),
             log: RequestLog::default(),
             config: Mutex::new(config),
@@ -206,13 +214,41 @@ impl MetaFake {
     }
 
     /// Membership of an audience: canonical key (`EMAIL`, `PHONE`, `EXTERN_ID`, ...) →
-    /// identifiers. Empty when the audience does not exist.
+    /// identifiers of all its members. Empty when the audience does not exist.
     pub fn audience(&self, audience_id: &str) -> BTreeMap<String, BTreeSet<String>> {
         self.state
             .audiences()
             .get(audience_id)
-            .map(|a| a.members.clone())
+            .map(|a| a.by_key())
             .unwrap_or_default()
+    }
+
+    /// Members (people) of an audience, each as canonical key → identifier.
+    pub fn people(&self, audience_id: &str) -> Vec<BTreeMap<String, String>> {
+        self.state
+            .audiences()
+            .get(audience_id)
+            .map(|a| a.members.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds a validation rule on a schema key (e.g. `EXTERN_ID`), checked on each cell as
+    /// sent; a refused cell makes its row an invalid entry, counted and sampled.
+    pub fn add_rule(&self, rule: Rule) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rule);
+    }
+
+    /// Removes every rule.
+    pub fn clear_rules(&self) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Identifiers of one key in an audience (`EMAIL_SHA256` may be passed for `EMAIL`).

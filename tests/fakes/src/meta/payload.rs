@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::rules::Rule;
 
 /// Keys whose values must be SHA-256 digests.
 const HASHED: [&str; 15] = [
@@ -128,8 +130,19 @@ pub(crate) struct Checked {
 /// Most samples reported in `invalid_entry_samples`.
 const MAX_SAMPLES: usize = 10;
 
-/// A row is invalid when any non-empty cell is invalid for its key, or every cell is empty.
-pub(crate) fn check(payload: &Payload) -> Checked {
+/// Whether a test's rule refuses `value` under `key` (rules name canonical keys).
+fn refused(rules: &[Rule], key: &str, value: &str) -> bool {
+    let key = canonical_key(key);
+    let mut cell = Map::new();
+    cell.insert(key.to_string(), Value::String(value.to_string()));
+    rules
+        .iter()
+        .any(|r| r.field.eq_ignore_ascii_case(key) && r.violated(&cell, false, true))
+}
+
+/// A row is invalid when any non-empty cell is invalid for its key (or refused by a rule),
+/// or every cell is empty.
+pub(crate) fn check(payload: &Payload, rules: &[Rule]) -> Checked {
     let mut out = Checked::default();
     for row in &payload.rows {
         let mut entries = Vec::new();
@@ -138,7 +151,7 @@ pub(crate) fn check(payload: &Payload) -> Checked {
             if value.is_empty() {
                 continue;
             }
-            if valid(key, value) {
+            if valid(key, value) && !refused(rules, key, value) {
                 entries.push((canonical_key(key).to_string(), value.clone()));
             } else if bad.is_none() {
                 bad = Some((value.clone(), key.clone()));
@@ -168,12 +181,21 @@ mod tests {
         let h = "a".repeat(64);
         let p = parse(&json!({"schema": ["EMAIL", "EXTERN_ID"], "data": [[h, "x1"], ["NOT-HEX", "x2"], ["", ""]]}))
             .unwrap();
-        let c = check(&p);
+        let c = check(&p, &[]);
         assert_eq!((c.valid.len(), c.invalid), (1, 2));
         assert_eq!(c.samples["NOT-HEX"], "EMAIL");
         assert!(parse(&json!({"schema": ["EMAIL", "FN"], "data": [["x"]]})).is_err());
         assert!(parse(&json!({"schema": "BOGUS", "data": []})).is_err());
         let single = parse(&json!({"schema": "EMAIL_SHA256", "data": ["A".repeat(64)]})).unwrap();
-        assert_eq!(check(&single).invalid, 1);
+        assert_eq!(check(&single, &[]).invalid, 1);
+        let ruled = parse(&json!({"schema": ["EXTERN_ID"], "data": [["ok"], ["bad-1"]]})).unwrap();
+        let c = check(
+            &ruled,
+            &[Rule::custom("EXTERN_ID", |v| {
+                v.as_str().is_some_and(|s| !s.starts_with("bad"))
+            })],
+        );
+        assert_eq!((c.valid.len(), c.invalid), (1, 1));
+        assert_eq!(c.samples["bad-1"], "EXTERN_ID");
     }
 }

@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use super::params::Params;
 use super::payload::{check, parse};
-use super::state::{Audience, GraphError, MtState};
+use super::state::{Audience, GraphError, Member, MtState};
 use super::SessionRecord;
 use crate::log::BatchSize;
+use crate::rules::Rule;
 use crate::util::unique_u64;
 
 fn version_ok(v: &str) -> bool {
@@ -115,9 +116,10 @@ pub(crate) async fn users(
         match session {
             Err(m) => GraphError::bad(&m, 100).response(),
             Ok(session) => {
+                let rules = s.rules();
                 let mut audiences = s.audiences();
                 let audience = audiences.entry(audience_id.clone()).or_default();
-                apply(audience, &audience_id, &payload, session, removing)
+                apply(audience, &rules, &audience_id, &payload, session, removing)
             }
         }
     };
@@ -127,23 +129,21 @@ pub(crate) async fn users(
 
 fn apply(
     audience: &mut Audience,
+    rules: &[Rule],
     audience_id: &str,
     payload: &super::payload::Payload,
     session: Option<(u64, Value)>,
     removing: bool,
 ) -> Response {
-    let checked = check(payload);
+    let checked = check(payload, rules);
     for row in &checked.valid {
-        for (key, value) in row {
-            let set = audience.members.entry(key.clone()).or_default();
-            if removing {
-                set.remove(value);
-            } else {
-                set.insert(value.clone());
-            }
+        let member: Member = row.iter().cloned().collect();
+        if removing {
+            audience.remove(&member);
+        } else {
+            audience.add(member);
         }
     }
-    audience.members.retain(|_, set| !set.is_empty());
     let received = payload.rows.len() as u64;
     let session_id = match session {
         Some((id, fields)) => {
