@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::finish_run;
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
-use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
 use crate::config::{SyncDef, SyncMode};
 use crate::delivery::Deliverer;
@@ -186,7 +186,6 @@ pub async fn apply_files(
     }
 
     let mut rejected = Vec::new();
-    let redact = |v: &crate::record::Values| deliverer.destination().redact(v);
     engine.progress.start("apply", Some(by_key.len() as u64));
     for (write, records) in groups {
         if records.is_empty() {
@@ -209,13 +208,14 @@ pub async fn apply_files(
                     RecordOutcome::Rejected { code, message } => {
                         counts.rejected += 1;
                         if rejected.len() < MAX_LOGGED {
-                            rejected.push(RecordLogEntry {
+                            let entry = RecordLogEntry {
                                 key: Some(rec.key.clone()),
                                 stage: write.as_str().into(),
                                 code: code.clone(),
                                 message: message.clone(),
-                                values: redact(&rec.values),
-                            });
+                                values: rec.values.clone(),
+                            };
+                            rejected.push(redacted(Some(deliverer.destination()), sync, entry));
                         }
                     }
                     RecordOutcome::Failed { .. } => counts.failed += 1,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
-use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{run_prefix, Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
@@ -150,7 +150,14 @@ pub async fn extract(
     engine.progress.advance(rows % 10_000);
     engine.progress.finish();
     writer.flush().await?;
-    write_record_log(engine.objects.as_ref(), &run.run_id, "extract", &rejected).await?;
+    if !rejected.is_empty() {
+        let dest = engine.destination(sync).await?;
+        let rejected: Vec<_> = rejected
+            .into_iter()
+            .map(|e| redacted(Some(dest.as_ref()), sync, e))
+            .collect();
+        write_record_log(engine.objects.as_ref(), &run.run_id, "extract", &rejected).await?;
+    }
     let manifest = ExtractManifest {
         run_id: run.run_id.clone(),
         shards,

@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::parts::{ExtractManifest, PartReader};
-use super::record_log::{write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
 use super::{keyset_id, run_prefix, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
@@ -386,7 +386,7 @@ pub async fn plan_shard(
             let rows = std::iter::once((s.seg, s.start, s.len)).chain(s.copies.iter().copied());
             for (seg, start, len) in rows {
                 if rejected.len() < MAX_LOGGED {
-                    rejected.push(RecordLogEntry {
+                    rejected.push(redacted(dest, sync, RecordLogEntry {
                         key: Some(key.to_string()),
                         stage: "plan".into(),
                         code: "duplicate_key".into(),
@@ -395,7 +395,7 @@ pub async fn plan_shard(
                         ),
                         values: serde_json::from_slice(&segments[seg][start..start + len])
                             .unwrap_or_default(),
-                    });
+                    }));
                 }
             }
             continue;

@@ -5,8 +5,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{run_prefix, EngineError};
-use crate::ports::ObjectStore;
-use crate::record::Values;
+use crate::config::SyncDef;
+use crate::ports::{Destination, ObjectStore};
+use crate::record::{key_values, Values};
 
 /// Most entries kept per log file; the counts stay exact beyond it.
 pub const MAX_LOGGED: usize = 100_000;
@@ -24,6 +25,35 @@ pub struct RecordLogEntry {
     pub message: String,
     /// The mapped values that were (or would have been) sent.
     pub values: Values,
+}
+
+/// The entry as it may be stored: the destination's redaction (hashed identifiers for ad
+/// audiences) applied to its values and to its key, which can itself be an identifier.
+pub fn redacted(dest: Option<&dyn Destination>, sync: &SyncDef, mut entry: RecordLogEntry) -> RecordLogEntry {
+    let Some(dest) = dest else {
+        return entry;
+    };
+    entry.values = dest.redact(&entry.values);
+    if let Some(key) = &entry.key {
+        let fields = key_values(key, &sync.key_fields);
+        let shown = dest.redact(&fields);
+        if shown != fields {
+            let parts: Vec<String> = sync
+                .key_fields
+                .iter()
+                .map(|f| match shown.get(f) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                })
+                .collect();
+            entry.key = Some(match parts.as_slice() {
+                [one] => one.clone(),
+                many => serde_json::to_string(many).unwrap_or_default(),
+            });
+        }
+    }
+    entry
 }
 
 /// Writes one log file of a run; does nothing when there is nothing to log.

@@ -116,11 +116,8 @@ pub async fn step_plan_shard(
         &format!("{}manifest.json", run_prefix("extract", run_id)),
     )
     .await?;
-    let dest = if ctx.can_lookup {
-        Some(engine.destination(sync).await?)
-    } else {
-        None
-    };
+    // The destination answers lookups and redacts what the record log may show.
+    let dest = Some(engine.destination(sync).await?);
     let plan = plan_shard(
         engine,
         run_id,
