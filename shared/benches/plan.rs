@@ -178,6 +178,7 @@ async fn main() {
         shards,
         full_resync: None,
         can_lookup: false,
+        only_keys: None,
     };
     let manifest = Arc::new(manifest);
     reset_peak();
