@@ -16,7 +16,9 @@ use crate::render;
 
 /// Connects to the stack named by `--stack` in the account and region of the credentials.
 async fn host(cli: &Cli) -> anyhow::Result<AwsHost> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     let region = sdk
         .region()
         .map(|r| r.to_string())
@@ -25,11 +27,19 @@ async fn host(cli: &Cli) -> anyhow::Result<AwsHost> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| anyhow!("cannot reach AWS with these credentials: {}", aws_sdk_sts::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            anyhow!(
+                "cannot reach AWS with these credentials: {}",
+                aws_sdk_sts::error::DisplayErrorContext(e)
+            )
+        })?;
     let account = identity
         .account()
         .ok_or_else(|| anyhow!("STS did not return an account id"))?;
-    Ok(AwsHost::new(&sdk, StackNames::derive(&cli.stack, account, &region)))
+    Ok(AwsHost::new(
+        &sdk,
+        StackNames::derive(&cli.stack, account, &region),
+    ))
 }
 
 fn project_dir(cli: &Cli) -> anyhow::Result<std::path::PathBuf> {
@@ -50,9 +60,27 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             if cli.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                println!("Deployed to stack {}: {}", cli.stack, report.deployed.join(", "));
-                println!("  schedules: {}", if report.schedules.is_empty() { "none".into() } else { report.schedules.join(", ") });
-                println!("  upstream trigger rules: {}", if report.rules.is_empty() { "none".into() } else { report.rules.join(", ") });
+                println!(
+                    "Deployed to stack {}: {}",
+                    cli.stack,
+                    report.deployed.join(", ")
+                );
+                println!(
+                    "  schedules: {}",
+                    if report.schedules.is_empty() {
+                        "none".into()
+                    } else {
+                        report.schedules.join(", ")
+                    }
+                );
+                println!(
+                    "  upstream trigger rules: {}",
+                    if report.rules.is_empty() {
+                        "none".into()
+                    } else {
+                        report.rules.join(", ")
+                    }
+                );
                 if !report.removed.is_empty() {
                     println!("  removed: {}", report.removed.join(", "));
                 }
@@ -95,7 +123,10 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             if cli.json {
                 println!("{}", render::run_json(&run));
             } else if approve {
-                println!("Approved run {}: the execution resumes and applies its plan.", run.run_id);
+                println!(
+                    "Approved run {}: the execution resumes and applies its plan.",
+                    run.run_id
+                );
             } else {
                 println!("Rejected run {}: it ended without writing.", run.run_id);
             }
@@ -111,7 +142,10 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
                     }
                 }
                 None => {
-                    let list = runs.list_runs(args.sync.as_deref(), args.limit).await.map_err(EngineError::from)?;
+                    let list = runs
+                        .list_runs(args.sync.as_deref(), args.limit)
+                        .await
+                        .map_err(EngineError::from)?;
                     if cli.json {
                         let v: Vec<_> = list.iter().map(render::run_json).collect();
                         println!("{}", serde_json::to_string(&v)?);
@@ -135,11 +169,21 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         }
         Command::Pause { sync } | Command::Resume { sync } => {
             let paused = matches!(cli.command, Command::Pause { .. });
-            host.config.get(sync).await.map_err(EngineError::from).context("the sync is not deployed")?;
+            host.config
+                .get(sync)
+                .await
+                .map_err(EngineError::from)
+                .context("the sync is not deployed")?;
             let mut state = runs.sync_state(sync).await.map_err(EngineError::from)?;
             state.paused = paused;
-            runs.put_sync_state(&state).await.map_err(EngineError::from)?;
-            println!("{sync}: {} on stack {}", if paused { "paused" } else { "resumed" }, cli.stack);
+            runs.put_sync_state(&state)
+                .await
+                .map_err(EngineError::from)?;
+            println!(
+                "{sync}: {} on stack {}",
+                if paused { "paused" } else { "resumed" },
+                cli.stack
+            );
             Ok(Exit::Ok)
         }
         Command::History { sync } => {
@@ -153,7 +197,11 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
         }
         other => Err(anyhow!(
             "`{}` works on the local project only; run it without --aws",
-            format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("this command").to_lowercase()
+            format!("{other:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("this command")
+                .to_lowercase()
         )),
     }
 }

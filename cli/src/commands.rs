@@ -291,7 +291,9 @@ async fn dispatch_aws(cli: &Cli) -> anyhow::Result<Exit> {
 
 #[cfg(not(feature = "aws"))]
 async fn dispatch_aws(_cli: &Cli) -> anyhow::Result<Exit> {
-    Err(anyhow!("this retl was built without AWS support; rebuild with the `aws` feature"))
+    Err(anyhow!(
+        "this retl was built without AWS support; rebuild with the `aws` feature"
+    ))
 }
 
 fn validate(cli: &Cli) -> anyhow::Result<Exit> {
@@ -355,7 +357,12 @@ async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<Exit>
     let ctx = open(cli.project.clone(), show_progress(cli))?;
     let def = ctx.project.sync(sync)?;
     let source = match run {
-        Some(id) => ctx.engine.runs.get_run(id).await.map_err(EngineError::from)?,
+        Some(id) => ctx
+            .engine
+            .runs
+            .get_run(id)
+            .await
+            .map_err(EngineError::from)?,
         None => ctx
             .engine
             .runs
@@ -372,16 +379,20 @@ async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<Exit>
             .ok_or_else(|| anyhow!("`{sync}` has no applied run yet; nothing to retry"))?,
     };
     if source.counts.rejected == 0 {
-        println!("The latest run of {sync} ({}) rejected no records; nothing to retry.", source.run_id);
+        println!(
+            "The latest run of {sync} ({}) rejected no records; nothing to retry.",
+            source.run_id
+        );
         return Ok(Exit::Ok);
     }
     // Rows rejected for their key (extract, plan) can only be fixed in the model.
-    let keys: std::collections::BTreeSet<String> = read_record_log(ctx.engine.objects.as_ref(), &source.run_id)
-        .await?
-        .into_iter()
-        .filter(|e| e.stage != "extract" && e.stage != "plan")
-        .filter_map(|e| e.key)
-        .collect();
+    let keys: std::collections::BTreeSet<String> =
+        read_record_log(ctx.engine.objects.as_ref(), &source.run_id)
+            .await?
+            .into_iter()
+            .filter(|e| e.stage != "extract" && e.stage != "plan")
+            .filter_map(|e| e.key)
+            .collect();
     if keys.is_empty() {
         println!(
             "Run {} has no records rejected by the destination; rows rejected for their key must be fixed in the model.",
@@ -390,7 +401,11 @@ async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<Exit>
         return Ok(Exit::Ok);
     }
     if !cli.json {
-        println!("Retrying {} record(s) rejected in run {}", keys.len(), source.run_id);
+        println!(
+            "Retrying {} record(s) rejected in run {}",
+            keys.len(),
+            source.run_id
+        );
     }
     let opts = LocalRunOptions {
         trigger: "retry".into(),

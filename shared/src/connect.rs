@@ -116,9 +116,13 @@ async fn open_sqs(name: &str, c: &SqsConnection) -> Result<Arc<dyn Destination>,
 }
 
 #[cfg(not(feature = "aws"))]
-async fn open_sqs(name: &str, _c: &SqsConnection) -> Result<Arc<dyn Destination>, DestinationError> {
+async fn open_sqs(
+    name: &str,
+    _c: &SqsConnection,
+) -> Result<Arc<dyn Destination>, DestinationError> {
     Err(DestinationError::Invalid {
         connection: name.to_string(),
-        message: "this retl was built without AWS support (the `aws` feature), which SQS needs".into(),
+        message: "this retl was built without AWS support (the `aws` feature), which SQS needs"
+            .into(),
     })
 }

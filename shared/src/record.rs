@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn empty_and_oversized_keys_are_rejected() {
         let cols = vec!["id".to_string()];
-        assert_eq!(key_of(&obj(json!({"id": ""})), &cols), Err(KeyProblem::BadLength(0)));
+        assert_eq!(
+            key_of(&obj(json!({"id": ""})), &cols),
+            Err(KeyProblem::BadLength(0))
+        );
         let long = "x".repeat(MAX_KEY_BYTES + 1);
         assert_eq!(
             key_of(&obj(json!({ "id": long })), &cols),

@@ -35,7 +35,10 @@ async fn ingest(State(l): State<Arc<Limiter>>) -> Response {
     let now = Instant::now();
     let allowed = {
         let mut w = l.window.lock().unwrap();
-        while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while w
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             w.pop_front();
         }
         if w.len() < l.limit {
@@ -64,7 +67,11 @@ fn sync() -> SyncDef {
         key_fields: vec!["id".into()],
         destination_connection: "hook".into(),
         object: "people".into(),
-        mapping: [("id".to_string(), "id".to_string()), ("email".to_string(), "email".to_string())].into(),
+        mapping: [
+            ("id".to_string(), "id".to_string()),
+            ("email".to_string(), "email".to_string()),
+        ]
+        .into(),
         mode: SyncMode::Upsert,
         delete_scope: Default::default(),
         safety: SafetyConfig::default(),
@@ -75,8 +82,10 @@ fn sync() -> SyncDef {
 }
 
 async fn scenario(name: &str, url: &str, limit: usize, seconds: u64, rate: Option<f64>) {
-    let dest: Arc<dyn Destination> =
-        Arc::new(WebhookDestination::new("hook", url.to_string(), None, Default::default()).expect("webhook"));
+    let dest: Arc<dyn Destination> = Arc::new(
+        WebhookDestination::new("hook", url.to_string(), None, Default::default())
+            .expect("webhook"),
+    );
     let settings = DeliverySettings {
         batch_size: Some(100),
         concurrency: Some(8),
@@ -91,14 +100,21 @@ async fn scenario(name: &str, url: &str, limit: usize, seconds: u64, rate: Optio
     let records: Vec<OutRecord> = (0..total)
         .map(|i| OutRecord {
             key: i.to_string(),
-            values: json!({"id": i, "email": format!("user{i}@example.com")}).as_object().cloned().unwrap_or_default(),
+            values: json!({"id": i, "email": format!("user{i}@example.com")})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         })
         .collect();
     let start = Instant::now();
     let mut delivered = 0u64;
     let mut stream = Box::pin(deliverer.deliver(WriteOp::Upsert, records));
     while let Some(done) = stream.next().await {
-        delivered += done.results.iter().filter(|(_, o)| *o == RecordOutcome::Delivered).count() as u64;
+        delivered += done
+            .results
+            .iter()
+            .filter(|(_, o)| *o == RecordOutcome::Delivered)
+            .count() as u64;
     }
     let secs = start.elapsed().as_secs_f64();
     let stats = deliverer.stats();
@@ -116,16 +132,29 @@ async fn scenario(name: &str, url: &str, limit: usize, seconds: u64, rate: Optio
 
 #[tokio::main]
 async fn main() {
-    let limit: usize = std::env::var("LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let seconds: u64 = std::env::var("SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let limit: usize = std::env::var("LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let seconds: u64 = std::env::var("SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     for (name, rate) in [
         ("rate set to the documented limit", Some(limit as f64)),
         ("no client-side limit (429s only)", None),
     ] {
         // A fresh destination per scenario, so one's window does not leak into the other.
-        let state = Arc::new(Limiter { limit, window: Mutex::new(VecDeque::new()) });
-        let app = Router::new().route("/ingest", post(ingest)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let state = Arc::new(Limiter {
+            limit,
+            window: Mutex::new(VecDeque::new()),
+        });
+        let app = Router::new()
+            .route("/ingest", post(ingest))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}/ingest", listener.local_addr().expect("addr"));
         let server = tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         scenario(name, &url, limit, seconds, rate).await;

@@ -41,7 +41,8 @@ pub struct AwsStack {
 
 /// The state machine definition with the template's substitutions filled in.
 pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/statemachine/sync.asl.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/statemachine/sync.asl.json");
     let mut text = std::fs::read_to_string(&path).expect("the state machine definition");
     let function = |f: &str| format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stack}-{f}");
     for (key, value) in [
@@ -184,8 +185,14 @@ impl AwsStack {
                 let detail = e
                     .task_failed_event_details()
                     .map(|d| format!(" {:?}: {:?}", d.error(), d.cause()))
-                    .or_else(|| e.execution_failed_event_details().map(|d| format!(" {:?}: {:?}", d.error(), d.cause())))
-                    .or_else(|| e.state_entered_event_details().map(|d| format!(" {}", d.name())))
+                    .or_else(|| {
+                        e.execution_failed_event_details()
+                            .map(|d| format!(" {:?}: {:?}", d.error(), d.cause()))
+                    })
+                    .or_else(|| {
+                        e.state_entered_event_details()
+                            .map(|d| format!(" {}", d.name()))
+                    })
                     .unwrap_or_default();
                 format!("{:?}{detail}", e.r#type())
             })
@@ -212,7 +219,10 @@ impl AwsStack {
             if status != "RUNNING" {
                 return (status, out.error().map(str::to_string));
             }
-            assert!(Instant::now() < deadline, "execution {arn} still running after 2 minutes");
+            assert!(
+                Instant::now() < deadline,
+                "execution {arn} still running after 2 minutes"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

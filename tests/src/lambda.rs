@@ -69,7 +69,10 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.name))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .envs(self.env.lock().unwrap().clone())
             .stdin(Stdio::null())
@@ -100,7 +103,11 @@ fn runtime_headers(id: &str, function: &str) -> HeaderMap {
         "lambda-runtime-invoked-function-arn",
         format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"),
     );
-    set(&mut h, "lambda-runtime-trace-id", format!("Root=1-00000000-{id}"));
+    set(
+        &mut h,
+        "lambda-runtime-trace-id",
+        format!("Root=1-00000000-{id}"),
+    );
     h
 }
 
@@ -110,7 +117,10 @@ async fn next(State(f): State<Arc<Function>>) -> Response {
         let notified = f.ready.notified();
         let item = f.queue.lock().unwrap().pop_front();
         if let Some(inv) = item {
-            f.in_flight.lock().unwrap().insert(inv.id.clone(), inv.reply);
+            f.in_flight
+                .lock()
+                .unwrap()
+                .insert(inv.id.clone(), inv.reply);
             let crash = f.crash_next.lock().unwrap().take();
             if let Some(after) = crash {
                 let func = Arc::clone(&f);
@@ -120,7 +130,12 @@ async fn next(State(f): State<Arc<Function>>) -> Response {
                     func.crash(&id).await;
                 });
             }
-            return (StatusCode::OK, runtime_headers(&inv.id, &f.name), inv.payload).into_response();
+            return (
+                StatusCode::OK,
+                runtime_headers(&inv.id, &f.name),
+                inv.payload,
+            )
+                .into_response();
         }
         notified.await;
     }
@@ -130,7 +145,13 @@ impl Function {
     /// Kills every process of the function (the one running `id` among them) and reports the
     /// invocation as Lambda reports a crashed runtime, then starts fresh processes.
     async fn crash(self: &Arc<Self>, id: &str) {
-        let children: Vec<Child> = self.processes.lock().unwrap().drain().map(|(_, c)| c).collect();
+        let children: Vec<Child> = self
+            .processes
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
         let n = children.len();
         for mut c in children {
             let _ = c.kill().await;
@@ -150,14 +171,22 @@ impl Function {
     }
 }
 
-async fn respond(State(f): State<Arc<Function>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn respond(
+    State(f): State<Arc<Function>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     if let Some(reply) = f.in_flight.lock().unwrap().remove(&id) {
         let _ = reply.send(Ok(body));
     }
     StatusCode::ACCEPTED
 }
 
-async fn error(State(f): State<Arc<Function>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn error(
+    State(f): State<Arc<Function>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     if let Some(reply) = f.in_flight.lock().unwrap().remove(&id) {
         let _ = reply.send(Err(body));
     }
@@ -177,7 +206,11 @@ async fn invoke(
 ) -> Response {
     let name = name.rsplit(':').next().unwrap_or(&name).to_string();
     let Some(f) = fns.get(&name) else {
-        return (StatusCode::NOT_FOUND, format!(r#"{{"Message":"Function not found: {name}"}}"#)).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!(r#"{{"Message":"Function not found: {name}"}}"#),
+        )
+            .into_response();
     };
     let (tx, rx) = oneshot::channel();
     let id = {
@@ -187,7 +220,11 @@ async fn invoke(
     };
     f.queue.lock().unwrap().push_back(Invocation {
         id,
-        payload: if body.is_empty() { Bytes::from_static(b"{}") } else { body },
+        payload: if body.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            body
+        },
         reply: tx,
     });
     f.ready.notify_one();
@@ -195,16 +232,24 @@ async fn invoke(
         Ok(Ok(out)) => (StatusCode::OK, out).into_response(),
         Ok(Err(err)) => {
             let mut resp = (StatusCode::OK, err).into_response();
-            resp.headers_mut()
-                .insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            resp.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
             resp
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the invocation was dropped").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the invocation was dropped",
+        )
+            .into_response(),
     }
 }
 
 async fn bind() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr").to_string();
     (listener, addr)
 }
@@ -253,7 +298,10 @@ impl LambdaService {
             });
             let router = Router::new()
                 .route("/2018-06-01/runtime/invocation/next", get(next))
-                .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    post(respond),
+                )
                 .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
                 .route("/2018-06-01/runtime/init/error", post(init_error))
                 .with_state(Arc::clone(&f));
@@ -290,13 +338,22 @@ impl LambdaService {
 
     /// Invocations `function` received so far.
     pub fn invocations(&self, function: &str) -> u64 {
-        self.functions.get(function).map_or(0, |f| *f.invocations.lock().unwrap())
+        self.functions
+            .get(function)
+            .map_or(0, |f| *f.invocations.lock().unwrap())
     }
 
     /// Invokes `function` as the Lambda Invoke API does; `Err` holds a function error body.
-    pub async fn invoke(&self, function: &str, payload: &serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
         let resp = reqwest::Client::new()
-            .post(format!("{}/2015-03-31/functions/{function}/invocations", self.endpoint))
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.endpoint
+            ))
             .json(payload)
             .send()
             .await

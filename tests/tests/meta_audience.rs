@@ -793,9 +793,19 @@ async fn a_key_that_cannot_identify_a_person_is_refused_before_anything_is_sent(
 async fn a_sync_keyed_on_email_shows_only_the_hashed_key_in_the_record_log() {
     let fake = fake().await;
     let blocked = sha("bob@example.org");
-    fake.add_rule(Rule::custom("EMAIL", move |v| v.as_str() != Some(blocked.as_str())));
+    fake.add_rule(Rule::custom("EMAIL", move |v| {
+        v.as_str() != Some(blocked.as_str())
+    }));
     let p = project(&fake, "");
-    write_sync(&p, "by_email", "model", "mirror", "email", "{ EMAIL: email, PHONE: phone }", "");
+    write_sync(
+        &p,
+        "by_email",
+        "model",
+        "mirror",
+        "email",
+        "{ EMAIL: email, PHONE: phone }",
+        "",
+    );
     set_model(&p, &pick(&[1, 2, 4]));
     let (code, v) = p.run_json(&["run", "by_email"]).await;
     assert_eq!(code, 1, "{v}");

@@ -12,7 +12,13 @@ async fn queue(moto: &Moto, name: &str) -> (aws_sdk_sqs::Client, String) {
     if name.ends_with(".fifo") {
         req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
     }
-    let url = req.send().await.expect("create queue").queue_url().unwrap().to_string();
+    let url = req
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .unwrap()
+        .to_string();
     (client, url)
 }
 
@@ -23,7 +29,9 @@ async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> Vec<(Value, Option<St
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+            )
             .send()
             .await
             .expect("receive");
@@ -35,7 +43,9 @@ async fn drain(client: &aws_sdk_sqs::Client, url: &str) -> Vec<(Value, Option<St
             let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
             let group = m
                 .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                })
                 .cloned();
             out.push((body, group));
             client
@@ -87,10 +97,19 @@ async fn append_forwards_each_new_record_once_in_batches_of_ten() {
     assert_eq!(v["creates"], 25, "{v}");
     let msgs = drain(&client, &url).await;
     assert_eq!(msgs.len(), 25);
-    let mut keys: Vec<i64> = msgs.iter().map(|(b, _)| b["key"].as_str().unwrap().parse().unwrap()).collect();
+    let mut keys: Vec<i64> = msgs
+        .iter()
+        .map(|(b, _)| b["key"].as_str().unwrap().parse().unwrap())
+        .collect();
     keys.sort();
-    assert_eq!(keys, (1..=25).collect::<Vec<_>>(), "every record exactly once");
-    assert!(msgs.iter().all(|(b, _)| b["op"] == "create" && b["sync"] == "signups"));
+    assert_eq!(
+        keys,
+        (1..=25).collect::<Vec<_>>(),
+        "every record exactly once"
+    );
+    assert!(msgs
+        .iter()
+        .all(|(b, _)| b["op"] == "create" && b["sync"] == "signups"));
     let first = msgs.iter().find(|(b, _)| b["key"] == "7").unwrap();
     assert_eq!(first.0["fields"]["name"], "user 7");
 
@@ -116,7 +135,11 @@ async fn fifo_queues_get_a_group_per_key_and_mirror_sends_deletes() {
     let msgs = drain(&client, &url).await;
     assert_eq!(msgs.len(), 2);
     for (body, group) in &msgs {
-        assert_eq!(group.as_deref(), body["key"].as_str(), "the group is the record key");
+        assert_eq!(
+            group.as_deref(),
+            body["key"].as_str(),
+            "the group is the record key"
+        );
         assert_eq!(body["op"], "upsert");
     }
     set_model(&p, &[(1, "a")]);
@@ -131,9 +154,16 @@ async fn fifo_queues_get_a_group_per_key_and_mirror_sends_deletes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_queue_fails_before_anything_is_sent() {
     let moto = Moto::start();
-    let p = project(&moto, &format!("{}/123456789012/nope", moto.endpoint), "append");
+    let p = project(
+        &moto,
+        &format!("{}/123456789012/nope", moto.endpoint),
+        "append",
+    );
     set_model(&p, &[(1, "a")]);
     let (code, v) = p.run_json(&["run", "signups"]).await;
     assert_eq!(code, 2, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("is not reachable"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("is not reachable"),
+        "{v}"
+    );
 }

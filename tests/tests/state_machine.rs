@@ -41,10 +41,16 @@ async fn tables(pg: &Pg, name: &str, model: &[i64], dest: &[i64]) {
     ))
     .await;
     for id in model {
-        pg.exec(&format!("INSERT INTO {name}_model VALUES ({id}, 'person {id}')")).await;
+        pg.exec(&format!(
+            "INSERT INTO {name}_model VALUES ({id}, 'person {id}')"
+        ))
+        .await;
     }
     for id in dest {
-        pg.exec(&format!("INSERT INTO {name}_dest VALUES ({id}, 'old {id}')")).await;
+        pg.exec(&format!(
+            "INSERT INTO {name}_dest VALUES ({id}, 'old {id}')"
+        ))
+        .await;
     }
 }
 
@@ -77,7 +83,11 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
     assert_eq!(v["creates"], 3, "{v}");
     let (status, _) = stack.execution_end(v["run_id"].as_str().unwrap()).await;
     assert_eq!(status, "SUCCEEDED");
-    assert_eq!(pg.count("SELECT count(*) FROM people_dest WHERE name = 'person ' || id").await, 3);
+    assert_eq!(
+        pg.count("SELECT count(*) FROM people_dest WHERE name = 'person ' || id")
+            .await,
+        3
+    );
 
     // A second run finds nothing to do.
     let (_, v) = run_and_wait(&p, "people").await;
@@ -102,8 +112,15 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
 
     // A succeeded run of `people` starts the syncs that follow it.
     let event = json!({"detail-type": "retl.run.completed", "source": "retl", "detail": {"sync": "people", "status": "succeeded"}});
-    let answer = stack.lambdas.invoke(&trigger, &event).await.expect("the trigger answers");
-    let follower_run = answer["started"][0]["run_id"].as_str().expect("follower started").to_string();
+    let answer = stack
+        .lambdas
+        .invoke(&trigger, &event)
+        .await
+        .expect("the trigger answers");
+    let follower_run = answer["started"][0]["run_id"]
+        .as_str()
+        .expect("follower started")
+        .to_string();
     assert_eq!(answer["started"][0]["sync"], "follower");
     let (status, _) = stack.execution_end(&follower_run).await;
     assert_eq!(status, "SUCCEEDED");
@@ -114,7 +131,13 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
     let (_, history) = p.run_json(&["--aws", "history", "people"]).await;
     assert_eq!(history[0]["note"], "first deploy", "{history}");
-    assert!(stack.host.runs().lock_holder("people").await.unwrap().is_none());
+    assert!(stack
+        .host
+        .runs()
+        .lock_holder("people")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -132,7 +155,11 @@ async fn approvals_rejections_timeouts_and_empty_models() {
         &[
             ("approve_me", "mirror", ""),
             ("reject_me", "mirror", ""),
-            ("expire_me", "mirror", "safety: { approval_timeout_hours: 0.0003 }\n"),
+            (
+                "expire_me",
+                "mirror",
+                "safety: { approval_timeout_hours: 0.0003 }\n",
+            ),
             ("empty", "mirror", ""),
         ],
     );
@@ -145,11 +172,17 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     assert_eq!(v["deletes"], 3, "{v}");
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let run = stack.host.runs().get_run(&run_id).await.unwrap();
-    assert!(run.approval.as_ref().unwrap().task_token.is_some(), "the task token is stored");
+    assert!(
+        run.approval.as_ref().unwrap().task_token.is_some(),
+        "the task token is stored"
+    );
     let approval = format!("{}-approval", stack.names.stack);
     let answer = stack
         .lambdas
-        .invoke(&approval, &json!({"run_id": run_id, "decision": "approve", "reason": "expected churn"}))
+        .invoke(
+            &approval,
+            &json!({"run_id": run_id, "decision": "approve", "reason": "expected churn"}),
+        )
         .await
         .expect("the decision is taken");
     assert_eq!(answer["decision"], "approve");
@@ -163,28 +196,65 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     // Approval refused with the CLI: the run ends without writes.
     let (_, v) = run_and_wait(&p, "reject_me").await;
     let run_id = v["run_id"].as_str().unwrap().to_string();
-    let out = p.run(&["--aws", "reject", &run_id, "--reason", "looks wrong"]).await;
+    let out = p
+        .run(&["--aws", "reject", &run_id, "--reason", "looks wrong"])
+        .await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (status, _) = stack.execution_end(&run_id).await;
     assert_eq!(status, "SUCCEEDED", "{}", stack.history(&run_id).await);
     assert_eq!(pg.count("SELECT count(*) FROM reject_me_dest").await, 4);
-    assert_eq!(stack.host.runs().get_run(&run_id).await.unwrap().status.as_str(), "rejected");
+    assert_eq!(
+        stack
+            .host
+            .runs()
+            .get_run(&run_id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "rejected"
+    );
 
     // Nobody answers: the wait times out and the run expires.
     let (_, v) = run_and_wait(&p, "expire_me").await;
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let (status, error) = stack.execution_end(&run_id).await;
-    assert_eq!((status.as_str(), error.as_deref()), ("FAILED", Some("Retl.ApprovalExpired")));
-    assert_eq!(stack.host.runs().get_run(&run_id).await.unwrap().status.as_str(), "expired");
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("FAILED", Some("Retl.ApprovalExpired"))
+    );
+    assert_eq!(
+        stack
+            .host
+            .runs()
+            .get_run(&run_id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "expired"
+    );
     assert_eq!(pg.count("SELECT count(*) FROM expire_me_dest").await, 4);
-    assert!(stack.host.runs().lock_holder("expire_me").await.unwrap().is_none(), "the lock is released");
+    assert!(
+        stack
+            .host
+            .runs()
+            .lock_holder("expire_me")
+            .await
+            .unwrap()
+            .is_none(),
+        "the lock is released"
+    );
 
     // An empty model aborts before any write.
     let (code, v) = run_and_wait(&p, "empty").await;
     assert_eq!(code, 3, "{v}");
     assert_eq!(v["status"], "aborted", "{v}");
     let (status, error) = stack.execution_end(v["run_id"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), error.as_deref()), ("FAILED", Some("Retl.SafetyAbort")));
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("FAILED", Some("Retl.SafetyAbort"))
+    );
     assert_eq!(pg.count("SELECT count(*) FROM empty_dest").await, 2);
 }
 
@@ -203,7 +273,9 @@ async fn an_apply_step_that_crashes_is_retried_and_resumes_without_duplicates() 
     let p = project(&stack, &pg, &[("slow", "append", "")]);
     assert_eq!(p.run(&["deploy"]).await.code, 0);
     let apply = format!("{}-apply", stack.names.stack);
-    stack.lambdas.crash_next_invocation(&apply, Duration::from_millis(400));
+    stack
+        .lambdas
+        .crash_next_invocation(&apply, Duration::from_millis(400));
 
     let (code, v) = run_and_wait(&p, "slow").await;
     assert_eq!(code, 0, "{v}");
@@ -215,7 +287,13 @@ async fn an_apply_step_that_crashes_is_retried_and_resumes_without_duplicates() 
     assert_eq!(created + skipped, 300, "{v}");
     assert!(skipped <= 20, "at most the one batch in flight: {v}");
     assert_eq!(v["failed"], 0, "{v}");
-    assert!(stack.lambdas.invocations(&apply) >= 2, "the crashed apply step was retried");
+    assert!(
+        stack.lambdas.invocations(&apply) >= 2,
+        "the crashed apply step was retried"
+    );
     assert_eq!(pg.count("SELECT count(*) FROM slow_dest").await, 300);
-    assert_eq!(pg.count("SELECT count(DISTINCT id) FROM slow_dest").await, 300);
+    assert_eq!(
+        pg.count("SELECT count(DISTINCT id) FROM slow_dest").await,
+        300
+    );
 }

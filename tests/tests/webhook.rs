@@ -202,10 +202,18 @@ async fn retry_re_sends_only_the_rejected_records_once_the_receiver_is_fixed() {
         .map(|r| r["key"].as_str().unwrap().to_string())
         .collect();
     sent.sort();
-    assert_eq!(sent, vec!["2", "3"], "only the rejected records of {failed_run}");
+    assert_eq!(
+        sent,
+        vec!["2", "3"],
+        "only the rejected records of {failed_run}"
+    );
     let (_, v) = p.run_json(&["run", "people"]).await;
     assert_eq!(v["unchanged"], 4, "{v}");
     let out = p.run(&["retry", "people"]).await;
     assert_eq!(out.code, 0);
-    assert!(out.stdout.contains("rejected no records; nothing to retry"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rejected no records; nothing to retry"),
+        "{}",
+        out.stdout
+    );
 }

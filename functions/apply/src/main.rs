@@ -16,11 +16,22 @@ struct ApplyEvent {
     retry: u32,
 }
 
-async fn handle(host: &AwsHost, parallel: usize, event: ApplyEvent) -> Result<ApplyStep, Diagnostic> {
+async fn handle(
+    host: &AwsHost,
+    parallel: usize,
+    event: ApplyEvent,
+) -> Result<ApplyStep, Diagnostic> {
     let (deployed, engine) = load(host, &event.sync).await?;
-    step_apply_unit(&engine, &deployed.def, &event.run_id, event.unit, event.retry > 0, parallel)
-        .await
-        .map_err(diagnostic)
+    step_apply_unit(
+        &engine,
+        &deployed.def,
+        &event.run_id,
+        event.unit,
+        event.retry > 0,
+        parallel,
+    )
+    .await
+    .map_err(diagnostic)
 }
 
 #[tokio::main]
@@ -32,5 +43,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    lambda_runtime::run(service_fn(|e: LambdaEvent<ApplyEvent>| handle(&host, parallel, e.payload))).await
+    lambda_runtime::run(service_fn(|e: LambdaEvent<ApplyEvent>| {
+        handle(&host, parallel, e.payload)
+    }))
+    .await
 }

@@ -34,7 +34,12 @@ enum ApprovalEvent {
 
 async fn handle(host: &AwsHost, event: ApprovalEvent) -> Result<Value, Diagnostic> {
     match event {
-        ApprovalEvent::Request { action, run_id, sync, task_token } if action == "request" => {
+        ApprovalEvent::Request {
+            action,
+            run_id,
+            sync,
+            task_token,
+        } if action == "request" => {
             let (deployed, engine) = load(host, &sync).await?;
             step_request_approval(&engine, &deployed.def, &run_id, &task_token)
                 .await
@@ -45,19 +50,28 @@ async fn handle(host: &AwsHost, event: ApprovalEvent) -> Result<Value, Diagnosti
             error_type: "Retl.BadRequest".into(),
             error_message: format!("unknown action `{action}`; expected `request`"),
         }),
-        ApprovalEvent::Decision { run_id, decision, reason, by } => {
+        ApprovalEvent::Decision {
+            run_id,
+            decision,
+            reason,
+            by,
+        } => {
             let approve = match decision.as_str() {
                 "approve" => true,
                 "reject" => false,
                 other => {
                     return Err(Diagnostic {
                         error_type: "Retl.BadRequest".into(),
-                        error_message: format!("decision must be \"approve\" or \"reject\", not \"{other}\""),
+                        error_message: format!(
+                            "decision must be \"approve\" or \"reject\", not \"{other}\""
+                        ),
                     })
                 }
             };
             let by = by.unwrap_or_else(|| "lambda-console".into());
-            let run = decide(host, &run_id, approve, &by, reason.as_deref()).await.map_err(diagnostic)?;
+            let run = decide(host, &run_id, approve, &by, reason.as_deref())
+                .await
+                .map_err(diagnostic)?;
             Ok(json!({"run_id": run_id, "decision": decision, "status": run.status.as_str()}))
         }
     }
@@ -67,5 +81,8 @@ async fn handle(host: &AwsHost, event: ApprovalEvent) -> Result<Value, Diagnosti
 async fn main() -> Result<(), lambda_runtime::Error> {
     retl_lambda::init_tracing();
     let host = retl_lambda::host().await?;
-    lambda_runtime::run(service_fn(|e: LambdaEvent<ApprovalEvent>| handle(&host, e.payload))).await
+    lambda_runtime::run(service_fn(|e: LambdaEvent<ApprovalEvent>| {
+        handle(&host, e.payload)
+    }))
+    .await
 }

@@ -8,12 +8,17 @@ use retl_shared::engine::steps::{step_extract, ExtractStep};
 
 async fn handle(host: &AwsHost, event: RunEvent) -> Result<ExtractStep, Diagnostic> {
     let (deployed, engine) = load(host, &event.sync).await?;
-    step_extract(&engine, &deployed.def, &event.run_id).await.map_err(diagnostic)
+    step_extract(&engine, &deployed.def, &event.run_id)
+        .await
+        .map_err(diagnostic)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     retl_lambda::init_tracing();
     let host = retl_lambda::host().await?;
-    lambda_runtime::run(service_fn(|e: LambdaEvent<RunEvent>| handle(&host, e.payload))).await
+    lambda_runtime::run(service_fn(|e: LambdaEvent<RunEvent>| {
+        handle(&host, e.payload)
+    }))
+    .await
 }

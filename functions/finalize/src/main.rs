@@ -33,16 +33,28 @@ fn message(e: &StepError) -> String {
     let cause = e.cause.clone().unwrap_or_default();
     serde_json::from_str::<Value>(&cause)
         .ok()
-        .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| if cause.is_empty() { e.error.clone().unwrap_or_default() } else { cause })
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| {
+            if cause.is_empty() {
+                e.error.clone().unwrap_or_default()
+            } else {
+                cause
+            }
+        })
 }
 
 async fn handle(host: &AwsHost, event: FinalizeEvent) -> Result<Value, Diagnostic> {
     let (deployed, engine) = load(host, &event.sync).await?;
-    let error = event
-        .error
-        .as_ref()
-        .map(|e| (e.error.clone().unwrap_or_else(|| "Retl.Error".into()), message(e)));
+    let error = event.error.as_ref().map(|e| {
+        (
+            e.error.clone().unwrap_or_else(|| "Retl.Error".into()),
+            message(e),
+        )
+    });
     let run = step_finalize(&engine, &deployed.def, &event.run_id, event.ending, error)
         .await
         .map_err(diagnostic)?;
@@ -57,5 +69,8 @@ async fn handle(host: &AwsHost, event: FinalizeEvent) -> Result<Value, Diagnosti
 async fn main() -> Result<(), lambda_runtime::Error> {
     retl_lambda::init_tracing();
     let host = retl_lambda::host().await?;
-    lambda_runtime::run(service_fn(|e: LambdaEvent<FinalizeEvent>| handle(&host, e.payload))).await
+    lambda_runtime::run(service_fn(|e: LambdaEvent<FinalizeEvent>| {
+        handle(&host, e.payload)
+    }))
+    .await
 }

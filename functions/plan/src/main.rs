@@ -12,19 +12,38 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 enum PlanEvent {
-    Shard { run_id: String, sync: String, shard: u32 },
-    Summarize { run_id: String, sync: String },
+    Shard {
+        run_id: String,
+        sync: String,
+        shard: u32,
+    },
+    Summarize {
+        run_id: String,
+        sync: String,
+    },
 }
 
 async fn handle(host: &AwsHost, event: PlanEvent) -> Result<Value, Diagnostic> {
     let out = match event {
-        PlanEvent::Shard { run_id, sync, shard } => {
+        PlanEvent::Shard {
+            run_id,
+            sync,
+            shard,
+        } => {
             let (deployed, engine) = load(host, &sync).await?;
-            serde_json::to_value(step_plan_shard(&engine, &deployed.def, &run_id, shard).await.map_err(diagnostic)?)
+            serde_json::to_value(
+                step_plan_shard(&engine, &deployed.def, &run_id, shard)
+                    .await
+                    .map_err(diagnostic)?,
+            )
         }
         PlanEvent::Summarize { run_id, sync } => {
             let (deployed, engine) = load(host, &sync).await?;
-            serde_json::to_value(step_summarize(&engine, &deployed.def, &run_id).await.map_err(diagnostic)?)
+            serde_json::to_value(
+                step_summarize(&engine, &deployed.def, &run_id)
+                    .await
+                    .map_err(diagnostic)?,
+            )
         }
     };
     out.map_err(|e| Diagnostic {
@@ -37,5 +56,8 @@ async fn handle(host: &AwsHost, event: PlanEvent) -> Result<Value, Diagnostic> {
 async fn main() -> Result<(), lambda_runtime::Error> {
     retl_lambda::init_tracing();
     let host = retl_lambda::host().await?;
-    lambda_runtime::run(service_fn(|e: LambdaEvent<PlanEvent>| handle(&host, e.payload))).await
+    lambda_runtime::run(service_fn(|e: LambdaEvent<PlanEvent>| {
+        handle(&host, e.payload)
+    }))
+    .await
 }

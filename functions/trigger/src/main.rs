@@ -8,8 +8,8 @@
 //! Paused syncs and syncs already running are skipped; the lock makes simultaneous triggers
 //! start exactly one run.
 
-use retl_lambda::lambda_runtime::{self, service_fn, Diagnostic, LambdaEvent};
 use retl_lambda::diagnostic;
+use retl_lambda::lambda_runtime::{self, service_fn, Diagnostic, LambdaEvent};
 use retl_shared::aws_host::{start_dependents, start_sync, AwsHost, TriggerOutcome};
 use serde_json::{json, Value};
 
@@ -25,7 +25,9 @@ async fn handle(host: &AwsHost, event: Value) -> Result<Value, Diagnostic> {
     let outcomes: Vec<TriggerOutcome> = match detail_type {
         Some("retl.run.completed") => {
             let detail = &event["detail"];
-            let sync = detail["sync"].as_str().ok_or_else(|| bad_request("run-completed event without detail.sync".into()))?;
+            let sync = detail["sync"]
+                .as_str()
+                .ok_or_else(|| bad_request("run-completed event without detail.sync".into()))?;
             if detail["status"] != "succeeded" {
                 return Ok(json!({"started": []}));
             }
@@ -38,9 +40,9 @@ async fn handle(host: &AwsHost, event: Value) -> Result<Value, Diagnostic> {
             vec![start_sync(host, sync, "event").await.map_err(diagnostic)?]
         }
         None => {
-            let sync = event["sync"]
-                .as_str()
-                .ok_or_else(|| bad_request(format!("expected {{\"sync\": \"name\"}}, got {event}")))?;
+            let sync = event["sync"].as_str().ok_or_else(|| {
+                bad_request(format!("expected {{\"sync\": \"name\"}}, got {event}"))
+            })?;
             let trigger = event["trigger"].as_str().unwrap_or("manual");
             vec![start_sync(host, sync, trigger).await.map_err(diagnostic)?]
         }

@@ -45,7 +45,9 @@ pub async fn decide(
             .map(|_| ())
             .map_err(|e| aws_sdk_sfn::error::DisplayErrorContext(e).to_string()),
     };
-    sent.map_err(|e| EngineError::Invalid(format!("the execution did not take the decision: {e}")))?;
+    sent.map_err(|e| {
+        EngineError::Invalid(format!("the execution did not take the decision: {e}"))
+    })?;
     if let Some((error, cause)) = taken.failure {
         if error != "Retl.Rejected" {
             return Err(EngineError::StalePlan {

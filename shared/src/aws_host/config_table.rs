@@ -55,7 +55,12 @@ impl ConfigTable {
             .item("body", AttributeValue::S(body))
             .send()
             .await
-            .map_err(|e| unavailable("writing a sync definition", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                unavailable(
+                    "writing a sync definition",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })?;
         Ok(())
     }
 
@@ -70,9 +75,16 @@ impl ConfigTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable("reading a sync definition", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                unavailable(
+                    "reading a sync definition",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })?;
         let item = out.item.ok_or_else(|| {
-            StoreError::NotFound(format!("sync `{name}` (deploy it with `retl deploy --aws`)"))
+            StoreError::NotFound(format!(
+                "sync `{name}` (deploy it with `retl deploy --aws`)"
+            ))
         })?;
         parse(&item)
     }
@@ -92,7 +104,12 @@ impl ConfigTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| unavailable("listing sync definitions", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    unavailable(
+                        "listing sync definitions",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                    )
+                })?;
             for item in page.items.unwrap_or_default() {
                 out.push(parse(&item)?);
             }
@@ -113,15 +130,23 @@ impl ConfigTable {
             .key("sk", AttributeValue::S(name.to_string()))
             .send()
             .await
-            .map_err(|e| unavailable("deleting a sync definition", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                unavailable(
+                    "deleting a sync definition",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
+                )
+            })?;
         Ok(())
     }
 }
 
-fn parse(item: &std::collections::HashMap<String, AttributeValue>) -> Result<DeployedSync, StoreError> {
+fn parse(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<DeployedSync, StoreError> {
     let body = item
         .get("body")
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| StoreError::Other("sync definition item without body".into()))?;
-    serde_json::from_str(body).map_err(|e| StoreError::Other(format!("corrupt sync definition: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Other(format!("corrupt sync definition: {e}")))
 }

@@ -44,7 +44,10 @@ fn rule_prefix(stack: &str, sync: &str) -> String {
     format!("{stack}-trigger-{sync}-")
 }
 
-fn connections_of(project: &Project, def: &SyncDef) -> Result<BTreeMap<String, ConnectionConfig>, EngineError> {
+fn connections_of(
+    project: &Project,
+    def: &SyncDef,
+) -> Result<BTreeMap<String, ConnectionConfig>, EngineError> {
     let mut out = BTreeMap::new();
     for name in [&def.source_connection, &def.destination_connection] {
         let conn = project
@@ -89,7 +92,10 @@ async fn put_schedule(host: &AwsHost, def: &SyncDef, expr: &str) -> Result<(), E
         .await;
     match created {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conflict_exception()) =>
+        {
             host.scheduler
                 .update_schedule()
                 .name(&def.name)
@@ -122,7 +128,12 @@ async fn delete_schedule(host: &AwsHost, sync: &str) -> Result<(), EngineError> 
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(invalid(format!(
             "deleting the schedule of sync `{sync}`: {}",
             aws_sdk_scheduler::error::DisplayErrorContext(e)
@@ -138,7 +149,11 @@ async fn rules_of(host: &AwsHost, sync: &str) -> Result<Vec<String>, EngineError
         .send()
         .await
         .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
-    Ok(out.rules().iter().filter_map(|r| r.name().map(str::to_string)).collect())
+    Ok(out
+        .rules()
+        .iter()
+        .filter_map(|r| r.name().map(str::to_string))
+        .collect())
 }
 
 async fn delete_rule(host: &AwsHost, name: &str) -> Result<(), EngineError> {
@@ -195,7 +210,11 @@ async fn put_rules(host: &AwsHost, def: &SyncDef) -> Result<Vec<String>, EngineE
 }
 
 /// Deploys every sync of `project`; removes deployed syncs the project no longer has.
-pub async fn deploy(host: &AwsHost, project: &Project, note: Option<&str>) -> Result<DeployReport, EngineError> {
+pub async fn deploy(
+    host: &AwsHost,
+    project: &Project,
+    note: Option<&str>,
+) -> Result<DeployReport, EngineError> {
     let mut report = DeployReport::default();
     let now = chrono::Utc::now().to_rfc3339();
     for def in &project.syncs {
@@ -206,7 +225,10 @@ pub async fn deploy(host: &AwsHost, project: &Project, note: Option<&str>) -> Re
             deployed_at: now.clone(),
         };
         host.config.put(&deployed).await?;
-        host.engine(&deployed).runs.record_version(def, note).await?;
+        host.engine(&deployed)
+            .runs
+            .record_version(def, note)
+            .await?;
         match &def.schedule {
             Some(expr) => {
                 put_schedule(host, def, expr).await?;

@@ -8,7 +8,8 @@ use aws_config::SdkConfig;
 use super::config_table::{ConfigTable, DeployedSync};
 use super::names::StackNames;
 use crate::adapters::aws::{
-    AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets, SnsNotifier,
+    AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets,
+    SnsNotifier,
 };
 use crate::engine::{Engine, EngineError, NoProgress};
 
@@ -34,7 +35,10 @@ impl AwsHost {
     /// A host for the stack `names`, with clients from `sdk`.
     pub fn new(sdk: &SdkConfig, names: StackNames) -> Self {
         let clients = AwsClients::new(sdk);
-        let secrets = Arc::new(SecretsManagerSecrets::new(clients.secrets.clone(), names.secret_prefix.clone()));
+        let secrets = Arc::new(SecretsManagerSecrets::new(
+            clients.secrets.clone(),
+            names.secret_prefix.clone(),
+        ));
         AwsHost {
             config: ConfigTable::new(clients.dynamodb.clone(), names.config_table.clone()),
             sfn: aws_sdk_sfn::Client::new(sdk),
@@ -49,18 +53,27 @@ impl AwsHost {
     /// The host a Lambda function runs in: names from `RETL_*`, clients from the environment.
     pub async fn from_lambda_env() -> Result<Self, String> {
         let names = StackNames::from_env()?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         Ok(Self::new(&sdk, names))
     }
 
     /// The stack's run store.
     pub fn runs(&self) -> Arc<DynamoRunStore> {
-        Arc::new(DynamoRunStore::new(self.clients.dynamodb.clone(), self.names.runs_table.clone()))
+        Arc::new(DynamoRunStore::new(
+            self.clients.dynamodb.clone(),
+            self.names.runs_table.clone(),
+        ))
     }
 
     /// The stack's object store.
     pub fn objects(&self) -> Arc<S3ObjectStore> {
-        Arc::new(S3ObjectStore::new(self.clients.s3.clone(), self.names.bucket.clone(), ""))
+        Arc::new(S3ObjectStore::new(
+            self.clients.s3.clone(),
+            self.names.bucket.clone(),
+            "",
+        ))
     }
 
     /// An engine wired to the stack's stores, with the deployed sync's connections.
@@ -74,7 +87,10 @@ impl AwsHost {
             )),
             runs,
             secrets: self.secrets.clone(),
-            notifier: Arc::new(SnsNotifier::new(self.clients.sns.clone(), self.names.topic_arn.clone())),
+            notifier: Arc::new(SnsNotifier::new(
+                self.clients.sns.clone(),
+                self.names.topic_arn.clone(),
+            )),
             connections: deployed.connections.clone(),
             root: PathBuf::from("/tmp"),
             owner: format!("aws:{}", self.names.stack),

@@ -34,7 +34,8 @@ pub struct StackNames {
 impl StackNames {
     /// Names of stack `stack` in `account`/`region` (partition `aws`), as the template makes them.
     pub fn derive(stack: &str, account: &str, region: &str) -> Self {
-        let arn = |service: &str, rest: &str| format!("arn:aws:{service}:{region}:{account}:{rest}");
+        let arn =
+            |service: &str, rest: &str| format!("arn:aws:{service}:{region}:{account}:{rest}");
         StackNames {
             stack: stack.to_string(),
             bucket: format!("{stack}-artifacts-{account}-{region}"),
@@ -52,7 +53,8 @@ impl StackNames {
 
     /// Names from the function environment the template sets (`RETL_*`).
     pub fn from_env() -> Result<Self, String> {
-        let var = |k: &str| std::env::var(k).map_err(|_| format!("environment variable {k} is not set"));
+        let var =
+            |k: &str| std::env::var(k).map_err(|_| format!("environment variable {k} is not set"));
         let stack = var("RETL_STACK")?;
         Ok(StackNames {
             bucket: var("RETL_BUCKET")?,

@@ -29,7 +29,11 @@ pub enum TriggerOutcome {
 }
 
 /// Starts a run of `sync` unless it is paused or already running.
-pub async fn start_sync(host: &AwsHost, sync: &str, trigger: &str) -> Result<TriggerOutcome, EngineError> {
+pub async fn start_sync(
+    host: &AwsHost,
+    sync: &str,
+    trigger: &str,
+) -> Result<TriggerOutcome, EngineError> {
     let (deployed, engine) = host.load(sync).await?;
     let opts = StartOptions {
         trigger: trigger.to_string(),
@@ -74,7 +78,10 @@ pub async fn start_sync(host: &AwsHost, sync: &str, trigger: &str) -> Result<Tri
 }
 
 /// Starts the syncs whose `after_sync` trigger names `completed`.
-pub async fn start_dependents(host: &AwsHost, completed: &str) -> Result<Vec<TriggerOutcome>, EngineError> {
+pub async fn start_dependents(
+    host: &AwsHost,
+    completed: &str,
+) -> Result<Vec<TriggerOutcome>, EngineError> {
     let mut out = Vec::new();
     for deployed in host.config.list().await? {
         let follows = deployed

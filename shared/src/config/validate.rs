@@ -112,7 +112,9 @@ fn check_connection(
                 .hint("give the database file path"),
         ),
         ConnectionConfig::Sqlite { .. } => {}
-        ConnectionConfig::Hubspot(c) => check_url(name, "base_url", c.base_url.as_deref(), &at, diags),
+        ConnectionConfig::Hubspot(c) => {
+            check_url(name, "base_url", c.base_url.as_deref(), &at, diags)
+        }
         ConnectionConfig::Salesforce(c) => {
             check_url(name, "login_url", c.login_url.as_deref(), &at, diags);
             let jwt = c.username.is_some() && c.private_key_env.is_some();
@@ -123,8 +125,12 @@ fn check_connection(
                 );
             }
         }
-        ConnectionConfig::Braze(c) => check_url(name, "rest_endpoint", Some(&c.rest_endpoint), &at, diags),
-        ConnectionConfig::MetaAudience(c) => check_url(name, "base_url", c.base_url.as_deref(), &at, diags),
+        ConnectionConfig::Braze(c) => {
+            check_url(name, "rest_endpoint", Some(&c.rest_endpoint), &at, diags)
+        }
+        ConnectionConfig::MetaAudience(c) => {
+            check_url(name, "base_url", c.base_url.as_deref(), &at, diags)
+        }
         ConnectionConfig::Sqs(c) => check_url(name, "queue_url", Some(&c.queue_url), &at, diags),
     }
     if let Some(d) = conn.value.delivery() {
@@ -154,8 +160,10 @@ fn check_url(
     match url::Url::parse(u) {
         Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
         _ => diags.push(
-            at(format!("connection `{name}`: {field} `{u}` is not an http(s) URL"))
-                .hint("write https://host/path"),
+            at(format!(
+                "connection `{name}`: {field} `{u}` is not an http(s) URL"
+            ))
+            .hint("write https://host/path"),
         ),
     }
 }

@@ -19,8 +19,7 @@ use serde_json::json;
 
 use crate::config::{SqsConnection, SyncDef};
 use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome,
-    SendError,
+    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
 };
 use crate::record::{fingerprint, value_hash, Values};
 
@@ -35,8 +34,14 @@ pub struct SqsDestination {
 
 /// Opens the connection `name` with credentials from the standard AWS chain.
 pub async fn open(name: &str, c: &SqsConnection) -> Result<Arc<dyn Destination>, DestinationError> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    Ok(Arc::new(SqsDestination::new(name, aws_sdk_sqs::Client::new(&sdk), c)))
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    Ok(Arc::new(SqsDestination::new(
+        name,
+        aws_sdk_sqs::Client::new(&sdk),
+        c,
+    )))
 }
 
 impl SqsDestination {
@@ -70,22 +75,31 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().unwrap_or("").to_string();
     match (&e, code.as_str()) {
-        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => {
-            SendError::Transient {
-                code: "network".into(),
-                message,
-                retry_after: None,
-            }
-        }
-        (_, "RequestThrottled" | "ThrottlingException" | "KmsThrottled" | "AWS.SimpleQueueService.RequestThrottled") => {
-            SendError::RateLimited {
-                message,
-                retry_after: None,
-            }
-        }
-        (_, "BatchRequestTooLong" | "TooManyEntriesInBatchRequest" | "InvalidMessageContents" | "BatchEntryIdsNotDistinct") => {
-            SendError::BatchRejected { code, message }
-        }
+        (
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_),
+            _,
+        ) => SendError::Transient {
+            code: "network".into(),
+            message,
+            retry_after: None,
+        },
+        (
+            _,
+            "RequestThrottled"
+            | "ThrottlingException"
+            | "KmsThrottled"
+            | "AWS.SimpleQueueService.RequestThrottled",
+        ) => SendError::RateLimited {
+            message,
+            retry_after: None,
+        },
+        (
+            _,
+            "BatchRequestTooLong"
+            | "TooManyEntriesInBatchRequest"
+            | "InvalidMessageContents"
+            | "BatchEntryIdsNotDistinct",
+        ) => SendError::BatchRejected { code, message },
         _ if status.is_some_and(|s| s >= 500) => SendError::Transient {
             code: if code.is_empty() { "5xx".into() } else { code },
             message,
@@ -146,7 +160,11 @@ impl Destination for SqsDestination {
         Err(self.unsupported("list its records"))
     }
 
-    async fn lookup(&self, _sync: &SyncDef, _keys: &[String]) -> Result<Vec<Values>, DestinationError> {
+    async fn lookup(
+        &self,
+        _sync: &SyncDef,
+        _keys: &[String],
+    ) -> Result<Vec<Values>, DestinationError> {
         Err(self.unsupported("look records up"))
     }
 
@@ -177,10 +195,20 @@ impl Destination for SqsDestination {
                 .message_attributes("retl-sync", attr(&sync.name));
             if self.fifo() {
                 let dedup = fingerprint(
-                    format!("{}|{op}|{}|{:032x}", sync.name, r.key, value_hash(&r.values)).as_bytes(),
+                    format!(
+                        "{}|{op}|{}|{:032x}",
+                        sync.name,
+                        r.key,
+                        value_hash(&r.values)
+                    )
+                    .as_bytes(),
                 );
                 entry = entry
-                    .message_group_id(self.message_group_id.clone().unwrap_or_else(|| r.key.clone()))
+                    .message_group_id(
+                        self.message_group_id
+                            .clone()
+                            .unwrap_or_else(|| r.key.clone()),
+                    )
                     .message_deduplication_id(dedup);
             }
             entries.push(entry.build().map_err(|e| SendError::BatchRejected {
@@ -198,7 +226,12 @@ impl Destination for SqsDestination {
             .map_err(classify)?;
         let mut outcomes = vec![RecordOutcome::Delivered; batch.records.len()];
         for failed in out.failed() {
-            let Some(i) = failed.id().parse::<usize>().ok().filter(|i| *i < outcomes.len()) else {
+            let Some(i) = failed
+                .id()
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < outcomes.len())
+            else {
                 continue;
             };
             let code = failed.code().to_string();

@@ -386,16 +386,20 @@ pub async fn plan_shard(
             let rows = std::iter::once((s.seg, s.start, s.len)).chain(s.copies.iter().copied());
             for (seg, start, len) in rows {
                 if rejected.len() < MAX_LOGGED {
-                    rejected.push(redacted(dest, sync, RecordLogEntry {
-                        key: Some(key.to_string()),
-                        stage: "plan".into(),
-                        code: "duplicate_key".into(),
-                        message: format!(
-                            "the key appears {n} times in the model; all {n} rows are rejected"
-                        ),
-                        values: serde_json::from_slice(&segments[seg][start..start + len])
-                            .unwrap_or_default(),
-                    }));
+                    rejected.push(redacted(
+                        dest,
+                        sync,
+                        RecordLogEntry {
+                            key: Some(key.to_string()),
+                            stage: "plan".into(),
+                            code: "duplicate_key".into(),
+                            message: format!(
+                                "the key appears {n} times in the model; all {n} rows are rejected"
+                            ),
+                            values: serde_json::from_slice(&segments[seg][start..start + len])
+                                .unwrap_or_default(),
+                        },
+                    ));
                 }
             }
             continue;

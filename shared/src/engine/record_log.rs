@@ -29,7 +29,11 @@ pub struct RecordLogEntry {
 
 /// The entry as it may be stored: the destination's redaction (hashed identifiers for ad
 /// audiences) applied to its values and to its key, which can itself be an identifier.
-pub fn redacted(dest: Option<&dyn Destination>, sync: &SyncDef, mut entry: RecordLogEntry) -> RecordLogEntry {
+pub fn redacted(
+    dest: Option<&dyn Destination>,
+    sync: &SyncDef,
+    mut entry: RecordLogEntry,
+) -> RecordLogEntry {
     let Some(dest) = dest else {
         return entry;
     };

@@ -314,7 +314,8 @@ pub async fn step_apply_unit(
         .connections
         .get(&sync.destination_connection)
         .and_then(|c| c.delivery());
-    let mut cfg = DeliveryConfig::resolve(dest.delivery_defaults_for(manifest.counts.changes()), user);
+    let mut cfg =
+        DeliveryConfig::resolve(dest.delivery_defaults_for(manifest.counts.changes()), user);
     let share = parallel_units.max(1) as f64;
     cfg.rate_per_second = cfg.rate_per_second.map(|r| r / share);
     let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);

@@ -10,7 +10,7 @@
 //! - [`HubSpotFake`]: HubSpot CRM v3 batch object API
 //!   (<https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/objects/batch/create-objects>).
 //! - [`SalesforceFake`]: Salesforce OAuth token endpoint (JWT bearer, client credentials),
-//!   REST sObject Collections and Bulk API 2.0 ingest
+//!   REST sObject Collections, SOQL query and Bulk API 2.0 ingest
 //!   (<https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-sobjects-collections-create.html>,
 //!   <https://developer.salesforce.com/docs/platform/api-asynch/guide/bulk-api-2-0-ingest.html>).
 //! - [`BrazeFake`]: Braze REST `/users/track` and `/users/delete`
