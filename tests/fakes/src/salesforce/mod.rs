@@ -17,6 +17,9 @@
 //!   answer carries `Sforce-Limit-Info: api-usage=used/limit`.
 //! - sObject Collections (≤ 200 records, `allOrNone`) and Bulk API 2.0 (CSV, 150 MB
 //!   base64-counted per upload) write one shared store.
+//! - SOQL `GET .../query?q=` reads it: `SELECT f, ... FROM SObject [WHERE f IN (...) | f = x | f != x]
+//!   [ORDER BY f] [LIMIT n]`, pages of `Sforce-Query-Options: batchSize` (default 2,000)
+//!   continued through `nextRecordsUrl` (module `query`).
 //!
 //! Choices where the docs are silent or ambiguous:
 //! - The fault plan applies to the REST API only, not to the token endpoint (separate
@@ -44,6 +47,8 @@ mod bulk_csv;
 mod collections;
 mod errors;
 mod org;
+mod query;
+mod soql;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +196,10 @@ pub struct SalesforceConfig {
     pub org_id: String,
     /// User id of the token's user.
     pub user_id: String,
+    /// Records per SOQL result page when the client asks for no batch size (2,000).
+    pub query_page_size: usize,
+    /// The org's sObjects; queries naming another get `INVALID_TYPE` (`None`: any name).
+    pub sobjects: Option<Vec<String>>,
     /// Initial fault plan (default: 100,000 requests per rolling 24 h).
     pub faults: FaultPlan,
 }
@@ -215,6 +224,8 @@ impl Default for SalesforceConfig {
             daily_api_limit: 100_000,
             org_id: "00D5e000000FAKEEAA".into(),
             user_id: "0055e000000FAKEAAA".into(),
+            query_page_size: 2000,
+            sobjects: None,
             faults: FaultPlan {
                 rate_limit: Some(RateLimit::sliding(100_000, Duration::from_secs(24 * 3600))),
                 ..FaultPlan::default()
@@ -240,6 +251,7 @@ impl SalesforceFake {
         let state = Arc::new(SfState {
             org: Mutex::new(org),
             jobs: Mutex::new(BTreeMap::new()),
+            cursors: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU64::new(0),
             next_job: AtomicU64::new(0),
@@ -261,6 +273,8 @@ impl SalesforceFake {
                 &format!("{data}/composite/sobjects/{{sobject}}/{{field}}"),
                 patch(collections::upsert),
             )
+            .route(&format!("{data}/query"), get(query::query))
+            .route(&format!("{data}/query/{{locator}}"), get(query::more))
             .route(&format!("{data}/jobs/ingest"), post(bulk::create))
             .route(
                 &format!("{data}/jobs/ingest/{{job_id}}"),
@@ -382,6 +396,26 @@ impl SalesforceFake {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .token_ttl = ttl;
+    }
+
+    /// Accepts `audience` as a JWT `aud` from now on (e.g. [`SalesforceFake::base_url`], when
+    /// a client derives the audience from the login URL it is given).
+    pub fn add_jwt_audience(&self, audience: &str) {
+        self.state
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .jwt_audiences
+            .push(audience.to_string());
+    }
+
+    /// Sets the number of records per SOQL result page (when the client asks for none).
+    pub fn set_query_page_size(&self, n: usize) {
+        self.state
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .query_page_size = n.max(1);
     }
 
     /// Expires every token issued so far (the next REST call gets `INVALID_SESSION_ID`).

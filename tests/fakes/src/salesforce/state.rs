@@ -14,6 +14,7 @@ use axum::response::Response;
 use super::bulk::Job;
 use super::errors::{invalid_session, rest_error};
 use super::org::Org;
+use super::query::Cursor;
 use super::SalesforceConfig;
 use crate::faults::{Faults, RateInfo, Throttle};
 use crate::guard::Guarded;
@@ -27,6 +28,7 @@ pub(crate) struct SfState {
     pub config: Mutex<SalesforceConfig>,
     pub org: Mutex<Org>,
     pub jobs: Mutex<BTreeMap<String, Job>>,
+    pub cursors: Mutex<HashMap<String, Cursor>>,
     pub tokens: Mutex<HashMap<String, Instant>>,
     pub tokens_issued: AtomicU64,
     pub next_job: AtomicU64,
@@ -50,6 +52,10 @@ impl SfState {
 
     pub(crate) fn jobs(&self) -> MutexGuard<'_, BTreeMap<String, Job>> {
         locked(&self.jobs)
+    }
+
+    pub(crate) fn cursors(&self) -> MutexGuard<'_, HashMap<String, Cursor>> {
+        locked(&self.cursors)
     }
 
     pub(crate) fn base_url(&self) -> String {

@@ -688,3 +688,118 @@ async fn bulk_processing_delay_size_limit_and_delete() {
         (400, "INVALIDJOB")
     );
 }
+
+async fn soql(
+    fake: &SalesforceFake,
+    token: &str,
+    q: &str,
+    batch_size: Option<u32>,
+) -> (u16, Value) {
+    let mut req = client()
+        .get(format!("{}/services/data/{V}/query", fake.base_url()))
+        .query(&[("q", q)])
+        .bearer_auth(token);
+    if let Some(n) = batch_size {
+        req = req.header("Sforce-Query-Options", format!("batchSize={n}"));
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn soql_query_filters_with_in_lists_and_pages_through_next_records_url() {
+    let fake = fake().await;
+    let token = fake.issue_token();
+    for i in 0..450 {
+        fake.insert(
+            "Contact",
+            json!({"Ext__c": format!("e{i}"), "LastName": format!("L{i}")}),
+        );
+    }
+    fake.insert("Contact", json!({"Ext__c": "O'Brien", "LastName": "Q"}));
+    let (status, body) = soql(
+        &fake,
+        &token,
+        r"SELECT Id, ext__c, LastName, Email FROM Contact WHERE Ext__c IN ('e1', 'E2', 'missing', 'O\'Brien')",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalSize"], 3);
+    assert_eq!(body["done"], true);
+    let first = &body["records"][0];
+    assert_eq!(first["attributes"]["type"], "Contact");
+    assert!(first["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/services/data/v60.0/sobjects/Contact/003"));
+    assert_eq!(
+        first["Ext__c"], "e1",
+        "stored spelling of the field: {first}"
+    );
+    assert_eq!(first["Email"], Value::Null);
+    let names: Vec<&str> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["LastName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["L1", "L2", "Q"], "text compares case-insensitively");
+    assert_eq!(fake.requests().last().unwrap().records_in_batch, Some(4));
+
+    // Every record, 200 per page as asked, continued through nextRecordsUrl.
+    let (_, page) = soql(&fake, &token, "SELECT Ext__c FROM Contact", Some(200)).await;
+    assert_eq!(page["totalSize"], 451);
+    assert_eq!(page["done"], false);
+    let mut seen = page["records"].as_array().unwrap().len();
+    let mut next = page["nextRecordsUrl"].as_str().map(str::to_string);
+    let mut pages = 1;
+    while let Some(url) = next {
+        assert!(url.starts_with("/services/data/v60.0/query/"), "{url}");
+        let resp = client()
+            .get(format!("{}{url}", fake.base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        seen += body["records"].as_array().unwrap().len();
+        next = body["nextRecordsUrl"].as_str().map(str::to_string);
+        pages += 1;
+    }
+    assert_eq!((seen, pages), (451, 3));
+
+    fake.insert("Contact", json!({"LastName": "No external id"}));
+    let (_, body) = soql(
+        &fake,
+        &token,
+        "SELECT Id FROM Contact WHERE Ext__c != null",
+        None,
+    )
+    .await;
+    assert_eq!(body["totalSize"], 451);
+    let (status, body) = soql(&fake, &token, "SELECT Id FROM Contact LIMIT 2", None).await;
+    assert_eq!((status, body["totalSize"].clone()), (200, json!(2)));
+    let (status, body) = soql(&fake, &token, "SELECT Id FROM Contact WHERE", None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY");
+}
+
+#[tokio::test]
+async fn soql_query_knows_only_the_configured_sobjects() {
+    let fake = SalesforceFake::start(SalesforceConfig {
+        sobjects: Some(vec!["Contact".into()]),
+        ..SalesforceConfig::default()
+    })
+    .await
+    .unwrap();
+    let token = fake.issue_token();
+    let (status, _) = soql(&fake, &token, "SELECT Id FROM contact", None).await;
+    assert_eq!(status, 200);
+    let (status, body) = soql(&fake, &token, "SELECT Id FROM Nope__c", None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "INVALID_TYPE");
+    let (status, _) = soql(&fake, "not-a-token", "SELECT Id FROM Contact", None).await;
+    assert_eq!(status, 401);
+}
