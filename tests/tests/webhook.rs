@@ -217,3 +217,22 @@ async fn retry_re_sends_only_the_rejected_records_once_the_receiver_is_fixed() {
         out.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_longer_than_a_run_waits_ends_the_delivery_and_the_next_run_delivers() {
+    let hook = WebhookReceiver::start().await;
+    // A daily quota: "come back in a day".
+    hook.script(&[Scripted::Status(429, Some(86_400))]);
+    let p = project(&hook.url, "upsert", "batch_size: 1, concurrency: 1");
+    set_model(&p, &[(1, "Alice"), (2, "Bob")]);
+    let started = std::time::Instant::now();
+    let (code, v) = p.run_json(&["run", "people"]).await;
+    assert!(started.elapsed() < Duration::from_secs(30), "the run did not wait a day");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["failed"], 2, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("86400s"), "{v}");
+    assert_eq!(hook.received().len(), 1, "nothing more was sent after the answer");
+    let (code, v) = p.run_json(&["run", "people"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["creates"], 2, "{v}");
+}

@@ -148,6 +148,10 @@ impl Deliverer {
     }
 
     fn pause_for(&self, d: Duration) {
+        // A longer wait ends the delivery instead (see `retry_or_fail`).
+        if d > self.cfg.max_retry_after {
+            return;
+        }
         let t = Instant::now() + d;
         let mut p = self.pause_until.lock().unwrap_or_else(|p| p.into_inner());
         if p.is_none_or(|cur| cur < t) {
@@ -339,6 +343,27 @@ impl Deliverer {
         retry_after: Option<Duration>,
     ) {
         if recs.is_empty() {
+            return;
+        }
+        if let Some(wait) = retry_after.filter(|w| *w > self.cfg.max_retry_after) {
+            // A quota that resets in hours: stop this delivery now rather than hold the run.
+            let why = format!(
+                "{message} (the destination asked to wait {}s, longer than a run waits; planned again by the next run)",
+                wait.as_secs()
+            );
+            self.fatal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| (code.clone(), why.clone()));
+            done.extend(recs.into_iter().map(|r| {
+                (
+                    r,
+                    RecordOutcome::Failed {
+                        code: code.clone(),
+                        message: why.clone(),
+                    },
+                )
+            }));
             return;
         }
         if attempt < self.cfg.max_attempts && self.take_retry() {

@@ -41,12 +41,16 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<HttpResponse, Send
     })
 }
 
+/// Longest `Retry-After` taken literally (a week); the delivery framework decides what to do
+/// with long waits.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(604_800);
+
 /// The server's requested wait: `Retry-After` as seconds or as an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs.min(3600.0)));
+            return Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER));
         }
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
@@ -54,7 +58,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(
         wait.to_std()
             .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(3600)),
+            .min(MAX_RETRY_AFTER),
     )
 }
 

@@ -25,6 +25,9 @@ pub struct DeliveryConfig {
     pub base_backoff: Duration,
     /// Longest backoff delay.
     pub max_backoff: Duration,
+    /// Longest `Retry-After` a run waits for; a destination asking for more (a daily quota)
+    /// gets its records marked failed, to be planned again by a later run.
+    pub max_retry_after: Duration,
 }
 
 impl DeliveryConfig {
@@ -51,6 +54,7 @@ impl DeliveryConfig {
                 .unwrap_or(defaults.timeout),
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
