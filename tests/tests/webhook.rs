@@ -227,11 +227,18 @@ async fn a_retry_after_longer_than_a_run_waits_ends_the_delivery_and_the_next_ru
     set_model(&p, &[(1, "Alice"), (2, "Bob")]);
     let started = std::time::Instant::now();
     let (code, v) = p.run_json(&["run", "people"]).await;
-    assert!(started.elapsed() < Duration::from_secs(30), "the run did not wait a day");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run did not wait a day"
+    );
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["failed"], 2, "{v}");
     assert!(v["error"].as_str().unwrap().contains("86400s"), "{v}");
-    assert_eq!(hook.received().len(), 1, "nothing more was sent after the answer");
+    assert_eq!(
+        hook.received().len(),
+        1,
+        "nothing more was sent after the answer"
+    );
     let (code, v) = p.run_json(&["run", "people"]).await;
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["creates"], 2, "{v}");
