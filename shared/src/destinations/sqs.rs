@@ -14,14 +14,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use futures::stream::BoxStream;
 use serde_json::json;
 
 use crate::config::{SqsConnection, SyncDef};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
 };
-use crate::record::{fingerprint, value_hash, Values};
+use crate::record::{fingerprint, value_hash};
 
 /// An SQS destination connection.
 pub struct SqsDestination {
@@ -58,13 +57,6 @@ impl SqsDestination {
 
     fn fifo(&self) -> bool {
         self.queue_url.ends_with(".fifo")
-    }
-
-    fn unsupported(&self, what: &str) -> DestinationError {
-        DestinationError::Invalid {
-            connection: self.connection.clone(),
-            message: format!("an SQS queue cannot {what}"),
-        }
     }
 }
 
@@ -114,14 +106,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
 
 #[async_trait]
 impl Destination for SqsDestination {
-    fn can_list(&self) -> bool {
-        false
-    }
-
-    fn can_lookup(&self) -> bool {
-        false
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {
@@ -151,21 +135,6 @@ impl Destination for SqsDestination {
                 ),
             })?;
         Ok(())
-    }
-
-    async fn list(
-        &self,
-        _sync: &SyncDef,
-    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
-        Err(self.unsupported("list its records"))
-    }
-
-    async fn lookup(
-        &self,
-        _sync: &SyncDef,
-        _keys: &[String],
-    ) -> Result<Vec<Values>, DestinationError> {
-        Err(self.unsupported("look records up"))
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
@@ -26,11 +25,10 @@ use crate::delivery::http::{classify, excerpt, send};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
 };
-use crate::record::{fingerprint, Values};
+use crate::record::fingerprint;
 
 /// A webhook destination connection.
 pub struct WebhookDestination {
-    connection: String,
     url: String,
     secret: Option<String>,
     headers: BTreeMap<String, String>,
@@ -78,32 +76,16 @@ impl WebhookDestination {
                 message: e.to_string(),
             })?;
         Ok(WebhookDestination {
-            connection: connection.to_string(),
             url,
             secret,
             headers,
             client,
         })
     }
-
-    fn unsupported(&self, what: &str) -> DestinationError {
-        DestinationError::Invalid {
-            connection: self.connection.clone(),
-            message: format!("a webhook cannot {what}"),
-        }
-    }
 }
 
 #[async_trait]
 impl Destination for WebhookDestination {
-    fn can_list(&self) -> bool {
-        false
-    }
-
-    fn can_lookup(&self) -> bool {
-        false
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {
@@ -120,21 +102,6 @@ impl Destination for WebhookDestination {
 
     async fn prepare(&self, _sync: &SyncDef) -> Result<(), DestinationError> {
         Ok(())
-    }
-
-    async fn list(
-        &self,
-        _sync: &SyncDef,
-    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
-        Err(self.unsupported("list its records"))
-    }
-
-    async fn lookup(
-        &self,
-        _sync: &SyncDef,
-        _keys: &[String],
-    ) -> Result<Vec<Values>, DestinationError> {
-        Err(self.unsupported("look records up"))
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {

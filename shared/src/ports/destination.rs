@@ -163,6 +163,9 @@ pub enum DestinationError {
         /// What to fix.
         message: String,
     },
+    /// The destination has no API for this (only called when a capability says it has).
+    #[error("this destination cannot {0}")]
+    Unsupported(&'static str),
     /// A write failed as a whole in a way that will not heal by retrying.
     #[error("destination `{connection}` refused the write: {message}")]
     Fatal {
@@ -178,7 +181,9 @@ impl DestinationError {
     pub fn error_name(&self) -> &'static str {
         match self {
             DestinationError::Unavailable { .. } => "Retl.DestinationUnavailable",
-            DestinationError::Invalid { .. } => "Retl.DestinationInvalid",
+            DestinationError::Invalid { .. } | DestinationError::Unsupported(_) => {
+                "Retl.DestinationInvalid"
+            }
             DestinationError::Fatal { .. } => "Retl.DestinationFatal",
         }
     }
@@ -191,9 +196,13 @@ impl DestinationError {
 #[async_trait]
 pub trait Destination: Send + Sync {
     /// Whether `list` works (seeds the key set on a sync's first run).
-    fn can_list(&self) -> bool;
+    fn can_list(&self) -> bool {
+        false
+    }
     /// Whether `lookup` works (existence checks for insert, update and delete modes).
-    fn can_lookup(&self) -> bool;
+    fn can_lookup(&self) -> bool {
+        false
+    }
     /// The connector's documented delivery defaults.
     fn delivery_defaults(&self) -> DeliveryDefaults;
     /// Delivery defaults for a run planning `planned` writes: a connector with a bulk API
@@ -214,13 +223,19 @@ pub trait Destination: Send + Sync {
     async fn list(
         &self,
         sync: &SyncDef,
-    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError>;
+    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
+        let _ = sync;
+        Err(DestinationError::Unsupported("list its records"))
+    }
     /// The records with these keys that exist, as destination fields of the mapping.
     async fn lookup(
         &self,
         sync: &SyncDef,
         keys: &[String],
-    ) -> Result<Vec<Values>, DestinationError>;
+    ) -> Result<Vec<Values>, DestinationError> {
+        let _ = (sync, keys);
+        Err(DestinationError::Unsupported("look records up"))
+    }
     /// Writes one batch; returns one outcome per record, in order.
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError>;
     /// The payload as it may be shown in the record log: connectors that hash identifiers

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
@@ -36,7 +35,6 @@ use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError, WriteOp,
 };
-use crate::record::Values;
 
 /// `/users/track` objects per request (Braze API limits: 75 combined).
 const TRACK_MAX: usize = 75;
@@ -172,14 +170,6 @@ impl BrazeDestination {
 
 #[async_trait]
 impl Destination for BrazeDestination {
-    fn can_list(&self) -> bool {
-        false
-    }
-
-    fn can_lookup(&self) -> bool {
-        false
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {
@@ -205,21 +195,6 @@ impl Destination for BrazeDestination {
 
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         request::check_sync(sync).map_err(|m| self.invalid(m))
-    }
-
-    async fn list(
-        &self,
-        _sync: &SyncDef,
-    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
-        Err(self.invalid("Braze has no API to list user profiles".into()))
-    }
-
-    async fn lookup(
-        &self,
-        _sync: &SyncDef,
-        _keys: &[String],
-    ) -> Result<Vec<Values>, DestinationError> {
-        Err(self.invalid("Braze has no API to look user profiles up".into()))
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -182,14 +181,6 @@ impl MetaAudienceDestination {
 
 #[async_trait]
 impl Destination for MetaAudienceDestination {
-    fn can_list(&self) -> bool {
-        false
-    }
-
-    fn can_lookup(&self) -> bool {
-        false
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {
@@ -214,21 +205,6 @@ impl Destination for MetaAudienceDestination {
 
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         schema::check_sync(sync).map_err(|m| self.invalid(m))
-    }
-
-    async fn list(
-        &self,
-        _sync: &SyncDef,
-    ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
-        Err(self.invalid("Meta does not return the members of a custom audience".into()))
-    }
-
-    async fn lookup(
-        &self,
-        _sync: &SyncDef,
-        _keys: &[String],
-    ) -> Result<Vec<Values>, DestinationError> {
-        Err(self.invalid("Meta does not return the members of a custom audience".into()))
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
