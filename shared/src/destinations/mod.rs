@@ -6,6 +6,7 @@ pub mod hubspot;
 pub mod meta;
 mod postgres;
 pub mod salesforce;
+mod sql_ident;
 mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
+use super::sql_ident::{quote_ident, quote_table};
 use crate::config::SyncDef;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
@@ -24,19 +25,6 @@ pub struct PostgresDestination {
     connection: String,
     url: String,
     pool: Mutex<Vec<Client>>,
-}
-
-/// `"schema"."table"` with quotes doubled.
-fn quote_table(object: &str) -> String {
-    object
-        .split('.')
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn quote_literal(s: &str) -> String {

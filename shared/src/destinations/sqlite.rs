@@ -12,12 +12,14 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Number, Value};
 
+use super::sql_ident::{quote_ident, quote_table};
 use crate::config::SyncDef;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
     WriteOp,
 };
 use crate::record::{key_values, Values};
+use crate::sources::sqlite_to_json as to_json;
 
 /// An SQLite destination connection.
 pub struct SqliteDestination {
@@ -25,18 +27,6 @@ pub struct SqliteDestination {
     path: PathBuf,
     create_tables: bool,
     conn: Arc<Mutex<Option<Connection>>>,
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn quote_table(object: &str) -> String {
-    object
-        .split('.')
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// JSON -> SQLite: integers stay integers, other numbers become REAL when exact and TEXT
@@ -60,18 +50,6 @@ fn to_sql(v: &Value) -> SqlValue {
         }
         Value::String(s) => SqlValue::Text(s.clone()),
         other => SqlValue::Text(other.to_string()),
-    }
-}
-
-fn to_json(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Number(i.into()),
-        ValueRef::Real(f) => Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::String(format!("\\x{}", hex::encode(b))),
     }
 }
 

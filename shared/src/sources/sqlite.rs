@@ -53,7 +53,9 @@ impl SqliteSource {
     }
 }
 
-fn to_json(v: ValueRef<'_>) -> Value {
+/// SQLite value -> JSON, the type mapping documented on [`SqliteSource`]; the SQLite
+/// destination reads its records back with the same mapping, so values hash alike.
+pub(crate) fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Number(i.into()),
