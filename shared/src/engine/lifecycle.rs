@@ -11,8 +11,9 @@ use crate::ports::{
     Approval, LockInfo, LockOutcome, Notification, RunRecord, RunStatus, StoreError,
 };
 
-/// A lock whose holder has shown no sign of life for this long is stale.
-const LOCK_LEASE_MINUTES: i64 = 15;
+/// A lock whose holder has shown no sign of life for this long is stale: twice the longest
+/// Lambda invocation, so a step that heartbeats only when it starts is never taken over.
+const LOCK_LEASE_MINUTES: i64 = 30;
 
 /// How a run is started.
 #[derive(Debug, Clone, Default)]
