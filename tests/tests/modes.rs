@@ -267,3 +267,33 @@ async fn full_resync_on_request_re_sends_unchanged_rows() {
         json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}])
     );
 }
+
+#[tokio::test]
+async fn a_new_destination_object_starts_a_new_key_set_from_its_own_baseline() {
+    let (p, pg) = setup("identity", "mirror", &[], "").await;
+    pg.exec("CREATE TABLE people_v2 (id integer PRIMARY KEY, name text NOT NULL); INSERT INTO people_v2 VALUES (1, 'Alice'), (9, 'Stale')").await;
+    set_model(&p, &[(1, "Alice"), (2, "Bob")]);
+    run(&p);
+    p.write(
+        "syncs/people.yaml",
+        &retl_tests::fixtures::people_sync(&pg, "mirror", "")
+            .replace(&pg.table("people"), &pg.table("people_v2")),
+    );
+    let v = run(&p);
+    assert!(
+        v["resync_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("destination object changed"),
+        "{v}"
+    );
+    // The new table's own contents are the baseline: Stale is not in the model and goes, Bob
+    // is missing; the change forces a full resync, so Alice is sent once more.
+    assert_eq!(counts(&v), [1, 1, 1, 0, 0, 0], "{v}");
+    assert_eq!(
+        Value::Array(pg.rows("SELECT id, name FROM people_v2 ORDER BY id").await),
+        json!([{"id":1,"name":"Alice"},{"id":2,"name":"Bob"}])
+    );
+    // The old table is left alone.
+    assert_eq!(pg.count("SELECT count(*) FROM people").await, 2);
+}
