@@ -10,6 +10,7 @@ pub mod connect;
 pub mod delivery;
 pub mod destinations;
 pub mod engine;
+mod pg_tls;
 pub mod ports;
 pub mod record;
 pub mod sources;

@@ -117,3 +117,69 @@ async fn a_postgres_to_postgres_sync_round_trips_every_type() {
     assert_eq!(v["unchanged"], 2, "{v}");
     assert_eq!(v["updates"], 0, "{v}");
 }
+
+#[tokio::test]
+async fn connections_use_tls_when_the_server_offers_it_and_verify_with_a_root_certificate() {
+    let pg = Pg::new("pg_tls").await;
+    pg.exec("CREATE TABLE seen (id integer PRIMARY KEY, name text)")
+        .await;
+    let mut p = Project::new();
+    let url = format!("{}?sslmode=require", pg.url);
+    p.write(
+        "retl.yaml",
+        &format!("connections:\n  wh: {{ type: postgres, url: \"{url}\" }}\n  db: {{ type: postgres, url: \"{url}\" }}\n"),
+    );
+    // The model reports whether its own session is encrypted.
+    p.write(
+        "syncs/tls.yaml",
+        &format!(
+            "name: tls\nsource: {{ connection: wh, sql: \"select 1 as id, (select ssl::text from pg_stat_ssl where pid = pg_backend_pid()) as name\" }}\n\
+             primary_key: id\ndestination: {{ connection: db, object: {} }}\nmapping: {{ id: id, name: name }}\nmode: upsert\n",
+            pg.table("seen")
+        ),
+    );
+    let (code, v) = p.retl_json(&["run", "tls"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        pg.count("SELECT count(*) FROM seen WHERE name = 'true'")
+            .await,
+        1,
+        "the session was encrypted"
+    );
+
+    // With a root certificate the server's certificate is verified: a CA that did not sign
+    // it makes the connection fail instead of talking to an unverified server.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("other-ca.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not-this-server",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    p.env("PGSSLROOTCERT", ca.to_str().unwrap());
+    let (code, v) = p.retl_json(&["run", "tls"]);
+    assert_ne!(code, 0, "{v}");
+    let err = v["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("tls") || err.contains("ssl"),
+        "{v}"
+    );
+}

@@ -10,10 +10,11 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::sql_ident::{quote_ident, quote_table};
 use crate::config::SyncDef;
+use crate::pg_tls::{connect, ConnectError};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
     WriteOp,
@@ -50,21 +51,22 @@ impl PostgresDestination {
         }
     }
 
-    async fn client(&self) -> Result<Client, tokio_postgres::Error> {
+    async fn client(&self) -> Result<Client, ConnectError> {
         if let Some(c) = self.pool.lock().await.pop() {
             if !c.is_closed() {
                 return Ok(c);
             }
         }
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await?;
-        let name = self.connection.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(connection = %name, error = %e, "postgres destination connection ended");
-            }
-        });
+        let client = connect(&self.url, &self.connection).await?;
         client.batch_execute("SET TIME ZONE 'UTC'").await?;
         Ok(client)
+    }
+
+    fn connect_error(&self, e: ConnectError) -> DestinationError {
+        match e {
+            ConnectError::Postgres(e) => self.read_error(e),
+            ConnectError::Tls(message) => self.invalid(message),
+        }
     }
 
     async fn give_back(&self, c: Client) {
@@ -228,7 +230,7 @@ impl Destination for PostgresDestination {
     }
 
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
-        let client = self.client().await.map_err(|e| self.read_error(e))?;
+        let client = self.client().await.map_err(|e| self.connect_error(e))?;
         let table = quote_table(&sync.object);
         let exists: Option<String> = client
             .query_one("SELECT to_regclass($1)::text", &[&table])
@@ -300,7 +302,7 @@ impl Destination for PostgresDestination {
         &self,
         sync: &SyncDef,
     ) -> Result<BoxStream<'static, Result<Values, DestinationError>>, DestinationError> {
-        let client = self.client().await.map_err(|e| self.read_error(e))?;
+        let client = self.client().await.map_err(|e| self.connect_error(e))?;
         let fields: Vec<&String> = sync.mapping.keys().collect();
         let sql = format!(
             "SELECT {} FROM {} AS t",
@@ -332,7 +334,7 @@ impl Destination for PostgresDestination {
         sync: &SyncDef,
         keys: &[String],
     ) -> Result<Vec<Values>, DestinationError> {
-        let client = self.client().await.map_err(|e| self.read_error(e))?;
+        let client = self.client().await.map_err(|e| self.connect_error(e))?;
         let table = quote_table(&sync.object);
         let fields: Vec<&String> = sync.mapping.keys().collect();
         let join = sync
@@ -367,7 +369,13 @@ impl Destination for PostgresDestination {
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
-        let client = self.client().await.map_err(classify)?;
+        let client = self.client().await.map_err(|e| match e {
+            ConnectError::Postgres(e) => classify(e),
+            ConnectError::Tls(message) => SendError::Fatal {
+                code: "tls".into(),
+                message,
+            },
+        })?;
         let payload: Vec<&Values> = batch.records.iter().map(|r| &r.values).collect();
         let payload = serde_json::to_string(&payload).map_err(|e| SendError::BatchRejected {
             code: "encoding".into(),

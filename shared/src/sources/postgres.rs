@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 use futures::StreamExt;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::pg_tls::{connect, ConnectError};
 
 use super::subquery_sql;
 use crate::ports::{RowStream, Source, SourceError};
@@ -39,18 +41,18 @@ impl PostgresSource {
     }
 
     async fn connect(&self) -> Result<Client, SourceError> {
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+        let client = connect(&self.url, &self.connection)
             .await
-            .map_err(|e| SourceError::Unavailable {
-                connection: self.connection.clone(),
-                message: e.to_string(),
+            .map_err(|e| match e {
+                ConnectError::Tls(message) => SourceError::Config {
+                    connection: self.connection.clone(),
+                    message,
+                },
+                ConnectError::Postgres(e) => SourceError::Unavailable {
+                    connection: self.connection.clone(),
+                    message: e.to_string(),
+                },
             })?;
-        let name = self.connection.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(connection = %name, error = %e, "postgres source connection ended");
-            }
-        });
         client
             .batch_execute("SET TIME ZONE 'UTC'")
             .await
