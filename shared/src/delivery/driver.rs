@@ -1,17 +1,17 @@
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use rand::Rng;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::batcher::batches;
 use super::concurrency::AdaptiveConcurrency;
+use super::rate::rate_limiter;
 use super::settings::DeliveryConfig;
 use crate::config::SyncDef;
 use crate::ports::{Batch, Destination, OutRecord, RecordOutcome, SendError, WriteOp};
@@ -80,15 +80,7 @@ pub struct Deliverer {
 impl Deliverer {
     /// A deliverer for `dest` with effective settings `cfg`.
     pub fn new(dest: Arc<dyn Destination>, sync: Arc<SyncDef>, cfg: DeliveryConfig) -> Arc<Self> {
-        let limiter = cfg.rate_per_second.map(|rate| {
-            let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-            let burst = NonZeroU32::new(cfg.burst.max(1)).expect("burst is at least 1");
-            RateLimiter::direct(
-                Quota::with_period(period)
-                    .expect("a positive rate gives a positive period")
-                    .allow_burst(burst),
-            )
-        });
+        let limiter = rate_limiter(cfg.rate_per_second, cfg.burst);
         Arc::new(Deliverer {
             dest,
             sync,

@@ -9,6 +9,11 @@ use reqwest::StatusCode;
 
 use crate::ports::SendError;
 
+/// An HTTP client builder that identifies retl (`User-Agent: retl/<version>`).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+}
+
 /// A response read in full.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {

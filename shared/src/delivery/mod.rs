@@ -7,9 +7,11 @@ mod batcher;
 mod concurrency;
 mod driver;
 pub mod http;
+mod rate;
 mod settings;
 
 pub use batcher::batches;
 pub use concurrency::AdaptiveConcurrency;
 pub use driver::{Delivered, Deliverer, DeliveryStatsSnapshot};
+pub use rate::rate_limiter;
 pub use settings::DeliveryConfig;

@@ -68,8 +68,7 @@ impl WebhookDestination {
         secret: Option<String>,
         headers: BTreeMap<String, String>,
     ) -> Result<Self, DestinationError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        let client = crate::delivery::http::client_builder()
             .build()
             .map_err(|e| DestinationError::Invalid {
                 connection: connection.to_string(),

@@ -107,8 +107,7 @@ impl BrazeDestination {
             invalid("the REST API key holds characters an HTTP header cannot carry".into())
         })?;
         auth.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        let client = crate::delivery::http::client_builder()
             .build()
             .map_err(|e| invalid(e.to_string()))?;
         let per_minute = NonZeroU32::new(DELETE_PER_MINUTE).unwrap_or(NonZeroU32::MIN);

@@ -2,14 +2,14 @@
 //! every call of the connection, and retries for reads (schema, listing, lookups), which run
 //! outside the delivery framework.
 
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use serde_json::Value;
 
 use super::errors::{read_error, request_error};
 use crate::delivery::http::{send, HttpResponse};
+use crate::delivery::rate_limiter;
 use crate::ports::{DestinationError, SendError};
 
 /// Attempts of one read before giving up.
@@ -44,23 +44,14 @@ impl Api {
         rate: Option<f64>,
         burst: u32,
     ) -> Result<Self, DestinationError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        let http = crate::delivery::http::client_builder()
             .timeout(timeout)
             .build()
             .map_err(|e| DestinationError::Invalid {
                 connection: connection.to_string(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
-        let limiter = rate.filter(|r| r.is_finite() && *r > 0.0).map(|rate| {
-            let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-            let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-            // A positive finite rate always gives a positive period.
-            let quota = Quota::with_period(period)
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                .allow_burst(burst);
-            RateLimiter::direct(quota)
-        });
+        let limiter = rate_limiter(rate, burst);
         Ok(Api {
             connection: connection.to_string(),
             token_env: token_env.to_string(),

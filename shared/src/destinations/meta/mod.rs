@@ -120,8 +120,7 @@ impl MetaAudienceDestination {
             invalid("the access token holds characters an HTTP header cannot carry".into())
         })?;
         auth.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        let client = crate::delivery::http::client_builder()
             .build()
             .map_err(|e| invalid(e.to_string()))?;
         Ok(MetaAudienceDestination {

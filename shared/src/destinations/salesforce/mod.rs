@@ -174,8 +174,7 @@ impl SalesforceDestination {
                 ))
             }
         };
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        let http = crate::delivery::http::client_builder()
             .build()
             .map_err(|e| invalid(name, e.to_string()))?;
         let user_timeout = config
