@@ -10,6 +10,7 @@ pub mod connect;
 pub mod delivery;
 pub mod destinations;
 pub mod engine;
+pub mod modes;
 mod pg_tls;
 pub mod ports;
 pub mod record;

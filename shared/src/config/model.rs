@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::modes::SyncMode;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
@@ -304,63 +306,6 @@ pub struct TriggerConfig {
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub event_pattern: Option<serde_json::Value>,
-}
-
-/// How model rows are applied to the destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncMode {
-    /// Create new keys, update changed rows, never delete.
-    Upsert,
-    /// Create, update, and delete records that left the model.
-    Mirror,
-    /// Create keys never synced before; never update or delete.
-    Append,
-    /// Create keys the destination lacks; never update or delete.
-    Insert,
-    /// Update records that exist in the destination; skip the rest.
-    Update,
-    /// Only delete records whose keys left the model.
-    DeleteOnly,
-    /// Delete the destination records whose keys the model returns.
-    Delete,
-}
-
-impl SyncMode {
-    /// Every mode.
-    pub const ALL: &'static [SyncMode] = &[
-        SyncMode::Upsert,
-        SyncMode::Mirror,
-        SyncMode::Append,
-        SyncMode::Insert,
-        SyncMode::Update,
-        SyncMode::DeleteOnly,
-        SyncMode::Delete,
-    ];
-
-    /// The name used in YAML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncMode::Upsert => "upsert",
-            SyncMode::Mirror => "mirror",
-            SyncMode::Append => "append",
-            SyncMode::Insert => "insert",
-            SyncMode::Update => "update",
-            SyncMode::DeleteOnly => "delete_only",
-            SyncMode::Delete => "delete",
-        }
-    }
-
-    /// Modes that delete keys which left the model.
-    pub fn deletes_missing(self) -> bool {
-        matches!(self, SyncMode::Mirror | SyncMode::DeleteOnly)
-    }
-}
-
-impl fmt::Display for SyncMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Which records deletes may touch.

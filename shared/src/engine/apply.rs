@@ -11,12 +11,10 @@ use super::lifecycle::finish_run;
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
-use crate::config::{SyncDef, SyncMode};
+use crate::config::SyncDef;
+use crate::modes;
 use crate::delivery::Deliverer;
-use crate::ports::{
-    Counts, KeyChange, KeyEntry, KeyOrigin, KeyState, OutRecord, RecordOutcome, RunRecord,
-    RunStatus, WriteOp,
-};
+use crate::ports::{Counts, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp};
 use crate::record::parse_hash;
 
 /// Result of applying one plan file (or, summed, a whole plan).
@@ -41,63 +39,6 @@ impl ApplyOutcome {
 fn shard_of_file(file: &str) -> Option<u32> {
     let name = file.rsplit('/').next()?;
     name.strip_prefix("ops-")?.split('-').next()?.parse().ok()
-}
-
-/// The key-set change an outcome implies, if any.
-fn key_change(
-    mode: SyncMode,
-    write: WriteOp,
-    op: &PlanOp,
-    outcome: &RecordOutcome,
-    now: i64,
-) -> Option<KeyChange> {
-    let put = |hash, state, origin| KeyChange::Put {
-        key: op.key.clone(),
-        entry: KeyEntry {
-            hash,
-            state,
-            origin,
-            updated_at: now,
-        },
-    };
-    let gone = || {
-        if mode == SyncMode::Delete {
-            // Remembered so later runs do not delete it again.
-            put(0, KeyState::Deleted, KeyOrigin::Synced)
-        } else {
-            KeyChange::Remove {
-                key: op.key.clone(),
-            }
-        }
-    };
-    match (outcome, write) {
-        (RecordOutcome::Delivered, WriteOp::Delete) => Some(gone()),
-        (RecordOutcome::Delivered, _) => Some(put(
-            parse_hash(&op.hash).unwrap_or(0),
-            KeyState::Present,
-            KeyOrigin::Synced,
-        )),
-        (RecordOutcome::Skipped { .. }, WriteOp::Create) => {
-            Some(put(0, KeyState::Present, KeyOrigin::Baseline))
-        }
-        (RecordOutcome::Skipped { .. }, WriteOp::Update) => Some(KeyChange::Remove {
-            key: op.key.clone(),
-        }),
-        (RecordOutcome::Skipped { .. }, WriteOp::Delete) => Some(gone()),
-        _ => None,
-    }
-}
-
-/// Whether the key set already reflects `op` (a retried apply step resumes after it).
-fn already_applied(mode: SyncMode, op: &PlanOp, entry: Option<&KeyEntry>) -> bool {
-    match op.op {
-        OpKind::Delete => match entry {
-            None => mode != SyncMode::Delete,
-            Some(e) => e.state == KeyState::Deleted,
-        },
-        _ => entry
-            .is_some_and(|e| e.state == KeyState::Present && Some(e.hash) == parse_hash(&op.hash)),
-    }
 }
 
 fn count_delivered(counts: &mut Counts, op: OpKind) {
@@ -153,7 +94,8 @@ pub async fn apply_files(
                     .into_iter()
                     .collect();
                 file_ops.retain(|op| {
-                    let done = already_applied(sync.mode, op, entries.get(&op.key));
+                    let hash = parse_hash(&op.hash).unwrap_or(0);
+                    let done = modes::already_applied(sync.mode, op.op, hash, entries.get(&op.key));
                     if done {
                         count_delivered(&mut counts, op.op);
                     }
@@ -199,7 +141,8 @@ pub async fn apply_files(
                 let Some(op) = by_key.get(&rec.key) else {
                     continue;
                 };
-                if let Some(c) = key_change(sync.mode, write, op, outcome, now) {
+                let hash = parse_hash(&op.hash).unwrap_or(0);
+                if let Some(c) = modes::key_change(sync.mode, write, &op.key, hash, outcome, now) {
                     changes.push(c);
                 }
                 match outcome {

@@ -14,6 +14,8 @@ use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
 use super::{keyset_id, run_prefix, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
+use crate::modes::{self, Decision, Known};
+pub use crate::modes::OpKind;
 use crate::ports::{
     Counts, Destination, KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord, WriteOp,
 };
@@ -38,18 +40,6 @@ pub struct PlanContext {
     pub only_keys: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
 }
 
-/// Kind of a planned operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpKind {
-    /// A record the destination lacks.
-    Create,
-    /// A record whose values changed.
-    Update,
-    /// A record to remove.
-    Delete,
-}
-
 /// One planned operation, a line of a plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanOp {
@@ -67,12 +57,7 @@ pub struct PlanOp {
 impl PlanOp {
     /// The destination write for this operation under `mode`.
     pub fn write_op(&self, mode: SyncMode) -> WriteOp {
-        match (self.op, mode) {
-            (OpKind::Delete, _) => WriteOp::Delete,
-            (_, SyncMode::Append | SyncMode::Insert) => WriteOp::Create,
-            (_, SyncMode::Update) => WriteOp::Update,
-            _ => WriteOp::Upsert,
-        }
+        modes::write_op(mode, self.op)
     }
 }
 
@@ -224,52 +209,6 @@ struct Seen {
     copies: Vec<(usize, usize, usize)>,
 }
 
-/// What to do with one model key.
-enum Decision {
-    Op(OpKind),
-    Unchanged,
-    Skipped,
-    NeedsLookup,
-}
-
-fn decide(
-    mode: SyncMode,
-    entry: Option<&KeyEntry>,
-    hash: u128,
-    resync: bool,
-    can_lookup: bool,
-) -> Decision {
-    let present = entry.filter(|e| e.state == KeyState::Present);
-    let changed = |e: &KeyEntry| resync || e.hash != hash;
-    match mode {
-        SyncMode::Upsert | SyncMode::Mirror => match present {
-            Some(e) if changed(e) => Decision::Op(OpKind::Update),
-            Some(_) => Decision::Unchanged,
-            None => Decision::Op(OpKind::Create),
-        },
-        SyncMode::Append | SyncMode::Insert => match present {
-            Some(e) if e.hash == hash => Decision::Unchanged,
-            // The record exists and these modes never update it.
-            Some(_) => Decision::Skipped,
-            None if mode == SyncMode::Insert && can_lookup => Decision::NeedsLookup,
-            None => Decision::Op(OpKind::Create),
-        },
-        SyncMode::Update => match present {
-            Some(e) if changed(e) => Decision::Op(OpKind::Update),
-            Some(_) => Decision::Unchanged,
-            None if can_lookup => Decision::NeedsLookup,
-            None => Decision::Skipped,
-        },
-        SyncMode::DeleteOnly => Decision::Unchanged,
-        SyncMode::Delete => match entry.map(|e| e.state) {
-            Some(KeyState::Present) => Decision::Op(OpKind::Delete),
-            Some(KeyState::Deleted) => Decision::Unchanged,
-            None if can_lookup => Decision::NeedsLookup,
-            None => Decision::Op(OpKind::Delete),
-        },
-    }
-}
-
 /// Buffers plan lines and writes files of at most [`OPS_PER_FILE`] operations.
 struct PlanWriter<'a> {
     engine: &'a Engine,
@@ -404,7 +343,8 @@ pub async fn plan_shard(
             }
             continue;
         }
-        match decide(sync.mode, keyset.get(*key), s.hash, resync, ctx.can_lookup) {
+        let known = Known::of(keyset.get(*key), s.hash);
+        match modes::decide(sync.mode, known, resync, ctx.can_lookup) {
             Decision::Op(op) => ops.push((op, key)),
             Decision::Unchanged => counts.unchanged += 1,
             Decision::Skipped => counts.skipped += 1,
@@ -442,17 +382,11 @@ pub async fn plan_shard(
             .apply(&ctx.keyset, ctx.shards, &learned)
             .await?;
         for key in lookups {
-            let hash = seen[key].hash;
-            match (sync.mode, found_hash.get(key)) {
-                (SyncMode::Insert, Some(_)) => counts.skipped += 1,
-                (SyncMode::Insert, None) => ops.push((OpKind::Create, key)),
-                (SyncMode::Update, Some(h)) if resync || *h != hash => {
-                    ops.push((OpKind::Update, key))
-                }
-                (SyncMode::Update, Some(_)) => counts.unchanged += 1,
-                (SyncMode::Update, None) | (SyncMode::Delete, None) => counts.skipped += 1,
-                (SyncMode::Delete, Some(_)) => ops.push((OpKind::Delete, key)),
-                _ => counts.skipped += 1,
+            let found = found_hash.get(key).copied();
+            match modes::decide_after_lookup(sync.mode, found, seen[key].hash, resync) {
+                Decision::Op(op) => ops.push((op, key)),
+                Decision::Unchanged => counts.unchanged += 1,
+                Decision::Skipped | Decision::NeedsLookup => counts.skipped += 1,
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Number, Value};
 
 use super::errors::{json_body, text};
-use crate::config::{did_you_mean, SyncDef, SyncMode};
+use crate::config::{did_you_mean, SyncDef};
 use crate::record::Values;
 
 /// HubSpot's record id property: readable on every object, never writable, and not an
@@ -129,7 +129,7 @@ impl Schema {
         }
         if key == RECORD_ID {
             return match sync.mode {
-                SyncMode::Update | SyncMode::Delete | SyncMode::DeleteOnly => None,
+                mode if !mode.creates_records() => None,
                 mode => Some(format!(
                     "the key maps to `{RECORD_ID}`, HubSpot's record id, which HubSpot assigns \
                      itself, so mode `{mode}` cannot create records by it; use a unique \
@@ -230,6 +230,7 @@ pub(super) fn property_value(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SyncMode;
     use serde_json::json;
 
     fn schema() -> Schema {

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::config::{SalesforceConnection, SyncDef, SyncMode};
+use crate::config::{SalesforceConnection, SyncDef};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError,
@@ -237,11 +237,7 @@ impl SalesforceDestination {
             sobject: &sync.object,
             key_field,
         };
-        let creates = matches!(
-            sync.mode,
-            SyncMode::Upsert | SyncMode::Mirror | SyncMode::Append | SyncMode::Insert
-        );
-        if target.key_is_id() && creates {
+        if target.key_is_id() && sync.mode.creates_records() {
             return Err(self.invalid(format!(
                 "mode {:?} creates records, which Salesforce cannot do by Id: key the sync on an external id field",
                 sync.mode
@@ -409,6 +405,7 @@ impl Destination for SalesforceDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SyncMode;
 
     #[test]
     fn api_versions_are_normalised() {
