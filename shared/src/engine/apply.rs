@@ -12,8 +12,8 @@ use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
-use crate::modes;
 use crate::delivery::Deliverer;
+use crate::modes;
 use crate::ports::{Counts, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp};
 use crate::record::parse_hash;
 

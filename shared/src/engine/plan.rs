@@ -14,8 +14,8 @@ use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
 use super::{keyset_id, run_prefix, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
-use crate::modes::{self, Decision, Known};
 pub use crate::modes::OpKind;
+use crate::modes::{self, Decision, Known};
 use crate::ports::{
     Counts, Destination, KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord, WriteOp,
 };

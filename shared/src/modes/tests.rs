@@ -462,7 +462,12 @@ fn worked_example_update_only_and_delete_only() {
     let before = table(BEFORE);
     let (after, _) = play(SyncMode::Update, MODEL, before.clone(), baseline(&before));
     assert_eq!(after, table(&[(1, "Alice"), (2, "Bob*"), (4, "Dave")]));
-    let (after, _) = play(SyncMode::DeleteOnly, MODEL, before.clone(), baseline(&before));
+    let (after, _) = play(
+        SyncMode::DeleteOnly,
+        MODEL,
+        before.clone(),
+        baseline(&before),
+    );
     assert_eq!(after, table(&[(1, "Alice"), (2, "Bobby")]));
 }
 
