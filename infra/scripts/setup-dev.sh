@@ -50,4 +50,5 @@ fi
 
 # The functions are built for arm64 (Lambda Graviton).
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+bash infra/scripts/setup-warehouses.sh
 log "dev dependencies ready"
