@@ -27,6 +27,7 @@ mod guard;
 pub mod hubspot;
 mod log;
 pub mod meta;
+pub mod redshift_data;
 mod rules;
 pub mod salesforce;
 pub mod server;
@@ -37,6 +38,7 @@ pub use faults::{FaultPlan, FaultStats, Faults, RateInfo, RateLimit, Throttle, W
 pub use hubspot::{BatchErrorMode, HubSpotConfig, HubSpotFake};
 pub use log::LoggedRequest;
 pub use meta::{MetaConfig, MetaFake, MetaThrottle, SessionRecord};
+pub use redshift_data::{RedshiftCall, RedshiftDataConfig, RedshiftDataFake};
 pub use rules::{Check, Rule};
 pub use salesforce::{ClientCredentials, JwtClient, RecordFault, SalesforceConfig, SalesforceFake};
 pub use server::FakeServer;

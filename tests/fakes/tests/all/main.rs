@@ -5,4 +5,5 @@ mod common;
 mod faults;
 mod hubspot;
 mod meta;
+mod redshift_data;
 mod salesforce;
