@@ -22,6 +22,7 @@
 //! the choices made where the vendor's documentation is silent or ambiguous.
 
 pub mod braze;
+pub mod databricks;
 pub mod faults;
 mod guard;
 pub mod hubspot;
@@ -34,6 +35,7 @@ pub mod server;
 mod util;
 
 pub use braze::{BrazeConfig, BrazeFake, TrackLimit};
+pub use databricks::{DatabricksCall, DatabricksConfig, DatabricksFake};
 pub use faults::{FaultPlan, FaultStats, Faults, RateInfo, RateLimit, Throttle, WindowKind};
 pub use hubspot::{BatchErrorMode, HubSpotConfig, HubSpotFake};
 pub use log::LoggedRequest;

@@ -2,6 +2,7 @@
 
 mod braze;
 mod common;
+mod databricks;
 mod faults;
 mod hubspot;
 mod meta;
