@@ -8,6 +8,7 @@ pub mod lambda;
 pub mod moto;
 pub mod pg;
 pub mod project;
+pub mod warehouses;
 
 pub use pg::Pg;
 pub use project::{Project, RetlOutput};
