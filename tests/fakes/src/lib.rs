@@ -1,4 +1,5 @@
-//! Protocol fakes of SaaS destination APIs, written from the vendors' public API references.
+//! Protocol fakes of SaaS destination APIs and warehouse query APIs, written from the
+//! vendors' public API references.
 //!
 //! Each fake is a real HTTP server on `127.0.0.1:0` that follows one vendor's documented
 //! contract closely enough to test a connector against it: authentication, batch limits,
@@ -18,6 +19,17 @@
 //! - [`MetaFake`]: Meta Marketing API customer-file custom audiences, `/{audience}/users`
 //!   (<https://developers.facebook.com/documentation/ads-commerce/marketing-api/reference/custom-audience/users>).
 //!
+//! - [`RedshiftDataFake`]: Amazon Redshift Data API (AWS JSON 1.1: ExecuteStatement,
+//!   DescribeStatement, GetStatementResult, CancelStatement)
+//!   (<https://docs.aws.amazon.com/redshift-data/latest/APIReference/Welcome.html>).
+//! - [`DatabricksFake`]: Databricks SQL Statement Execution API 2.0 and OAuth M2M
+//!   (<https://docs.databricks.com/api/workspace/statementexecution>).
+//! - [`SnowflakeFake`]: the Snowflake drivers' REST protocol for chunked results, key-pair
+//!   login, session renewal, async queries and abort (what fakesnow does not cover).
+//!
+//! The three warehouse fakes run the SQL they receive on a real PostgreSQL whose URL the
+//! test passes in, and render PostgreSQL's results in each vendor's types and encodings.
+//!
 //! Each vendor module's doc lists the contract details it follows with their sources, and
 //! the choices made where the vendor's documentation is silent or ambiguous.
 
@@ -32,6 +44,7 @@ pub mod redshift_data;
 mod rules;
 pub mod salesforce;
 pub mod server;
+pub mod snowflake;
 mod util;
 
 pub use braze::{BrazeConfig, BrazeFake, TrackLimit};
@@ -44,3 +57,7 @@ pub use redshift_data::{RedshiftCall, RedshiftDataConfig, RedshiftDataFake};
 pub use rules::{Check, Rule};
 pub use salesforce::{ClientCredentials, JwtClient, RecordFault, SalesforceConfig, SalesforceFake};
 pub use server::FakeServer;
+pub use snowflake::{
+    ChunkAuth, LoginRecord, QueryRecord, ResultFormat, SnowflakeConfig, SnowflakeFake,
+    SnowflakeUser,
+};

@@ -33,33 +33,36 @@ fn auth(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `wait_timeout`: `0s`, or 5 to 50 seconds.
-fn wait_timeout(v: Option<&Value>) -> Result<Duration, Response> {
+fn wait_timeout(v: Option<&Value>) -> Result<Duration, Box<Response>> {
     let Some(text) = v.and_then(Value::as_str) else {
         return if v.is_none() {
             Ok(DEFAULT_WAIT)
         } else {
-            Err(invalid("wait_timeout must be a string such as \"10s\""))
+            Err(invalid("wait_timeout must be a string such as \"10s\"").into())
         };
     };
     let secs: Option<u64> = text.strip_suffix('s').and_then(|n| n.parse().ok());
     match secs {
         Some(n) if n == 0 || (5..=50).contains(&n) => Ok(Duration::from_secs(n)),
-        _ => Err(invalid(&format!("wait_timeout must be 0 seconds (disables wait), or between 5 seconds and 50 seconds; got {text}"))),
+        _ => Err(invalid(&format!("wait_timeout must be 0 seconds (disables wait), or between 5 seconds and 50 seconds; got {text}")).into()),
     }
 }
 
-fn positive(req: &Map<String, Value>, key: &str) -> Result<Option<usize>, Response> {
+fn positive(req: &Map<String, Value>, key: &str) -> Result<Option<usize>, Box<Response>> {
     match req.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if n > 0 => Ok(Some(n as usize)),
-            _ => Err(invalid(&format!("{key} must be a positive integer"))),
+            _ => Err(invalid(&format!("{key} must be a positive integer")).into()),
         },
     }
 }
 
 /// Binds `parameters` (`[{name, value, type}]`) to `:name` markers as typed literals.
-fn bind(statement: &str, req: &Map<String, Value>) -> Result<Result<String, StmtError>, Response> {
+fn bind(
+    statement: &str,
+    req: &Map<String, Value>,
+) -> Result<Result<String, StmtError>, Box<Response>> {
     let mut params = Vec::new();
     for p in req
         .get("parameters")
@@ -68,13 +71,14 @@ fn bind(statement: &str, req: &Map<String, Value>) -> Result<Result<String, Stmt
         .flatten()
     {
         let Some(name) = p["name"].as_str() else {
-            return Err(invalid("parameters[].name is required"));
+            return Err(invalid("parameters[].name is required").into());
         };
         let ty = p["type"].as_str().unwrap_or("STRING");
         let Some(cast) = parameter_cast(ty) else {
             return Err(invalid(&format!(
                 "Unsupported parameter type {ty} for parameter {name}"
-            )));
+            ))
+            .into());
         };
         let value = match p.get("value").and_then(Value::as_str) {
             Some(v) => format!("CAST({} AS {cast})", literal(v)),
@@ -93,12 +97,12 @@ fn bind(statement: &str, req: &Map<String, Value>) -> Result<Result<String, Stmt
     }))
 }
 
-fn parse(s: &DbxState, id: &str, req: &Map<String, Value>) -> Result<Request, Response> {
+fn parse(s: &DbxState, id: &str, req: &Map<String, Value>) -> Result<Request, Box<Response>> {
     let Some(statement) = req.get("statement").and_then(Value::as_str) else {
-        return Err(invalid("statement is required"));
+        return Err(invalid("statement is required").into());
     };
     let Some(warehouse) = req.get("warehouse_id").and_then(Value::as_str) else {
-        return Err(invalid("warehouse_id is required"));
+        return Err(invalid("warehouse_id is required").into());
     };
     if s.config()
         .warehouses
@@ -108,7 +112,8 @@ fn parse(s: &DbxState, id: &str, req: &Map<String, Value>) -> Result<Request, Re
             StatusCode::NOT_FOUND,
             "RESOURCE_DOES_NOT_EXIST",
             &format!("Warehouse {warehouse} does not exist."),
-        ));
+        )
+        .into());
     }
     let text = |k: &str| req.get(k).and_then(Value::as_str);
     let format = match text("format") {
@@ -118,18 +123,19 @@ fn parse(s: &DbxState, id: &str, req: &Map<String, Value>) -> Result<Request, Re
     let external = match text("disposition") {
         None | Some("INLINE") => false,
         Some("EXTERNAL_LINKS") => true,
-        Some(d) => return Err(invalid(&format!("Unknown disposition {d}"))),
+        Some(d) => return Err(invalid(&format!("Unknown disposition {d}")).into()),
     };
     if !external && format != Format::JsonArray {
         return Err(invalid(&format!(
             "{} format is only supported with EXTERNAL_LINKS disposition",
             format.as_str()
-        )));
+        ))
+        .into());
     }
     let cancel_on_timeout = match text("on_wait_timeout") {
         None | Some("CONTINUE") => false,
         Some("CANCEL") => true,
-        Some(o) => return Err(invalid(&format!("Unknown on_wait_timeout {o}"))),
+        Some(o) => return Err(invalid(&format!("Unknown on_wait_timeout {o}")).into()),
     };
     let wait = wait_timeout(req.get("wait_timeout"))?;
     let setup = text("schema")
@@ -171,7 +177,7 @@ pub(crate) async fn execute(
     let id = uuid_like();
     let request = match parse(&s, &id, &req) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     s.statements().insert(
         id.clone(),

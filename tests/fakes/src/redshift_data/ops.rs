@@ -106,9 +106,9 @@ fn constraint(member: &str, value: &str, rule: &str) -> Response {
 }
 
 /// Checks the members the model constrains and binds `Parameters`; returns the SQL to run.
-fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
+fn validate_execute(req: &Map<String, Value>) -> Result<String, Box<Response>> {
     let Some(sql) = string(req, "Sql") else {
-        return Err(validation("1 validation error detected: Value null at 'sql' failed to satisfy constraint: Member must not be null"));
+        return Err(validation("1 validation error detected: Value null at 'sql' failed to satisfy constraint: Member must not be null").into());
     };
     let (cluster, workgroup) = (
         string(req, "ClusterIdentifier"),
@@ -117,10 +117,11 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
     if cluster.is_some() == workgroup.is_some() {
         return Err(validation(
             "Either ClusterIdentifier or WorkgroupName must be specified, but not both.",
-        ));
+        )
+        .into());
     }
     if string(req, "Database").is_none() && string(req, "SecretArn").is_none() {
-        return Err(validation("Database is required."));
+        return Err(validation("Database is required.").into());
     }
     if let Some(token) = string(req, "ClientToken") {
         if token.is_empty() || token.len() > 64 {
@@ -128,7 +129,8 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
                 "clientToken",
                 token,
                 "Member must have length between 1 and 64",
-            ));
+            )
+            .into());
         }
     }
     let mut params = Vec::new();
@@ -139,21 +141,23 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
         .flatten()
     {
         let (Some(name), Some(value)) = (p["name"].as_str(), p["value"].as_str()) else {
-            return Err(validation("1 validation error detected: Value null at 'parameters.member.name' failed to satisfy constraint: Member must not be null"));
+            return Err(validation("1 validation error detected: Value null at 'parameters.member.name' failed to satisfy constraint: Member must not be null").into());
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(constraint(
                 "parameters.member.name",
                 name,
                 "Member must satisfy regular expression pattern: ^[0-9a-zA-Z_]+$",
-            ));
+            )
+            .into());
         }
         if value.is_empty() {
             return Err(constraint(
                 "parameters.member.value",
                 value,
                 "Member must have length greater than or equal to 1",
-            ));
+            )
+            .into());
         }
         params.push((name.to_string(), value.to_string()));
     }
@@ -162,9 +166,9 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
         Marker::Positional(_) => Some("?".into()),
     })
     .map_err(|name| {
-        validation(&format!(
+        Box::new(validation(&format!(
             "The parameter :{name} in the SQL statement has no value in Parameters."
-        ))
+        )))
     })
 }
 
@@ -172,7 +176,7 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Response> {
 fn execute(s: &Arc<RsState>, req: &Map<String, Value>) -> Response {
     let bound = match validate_execute(req) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if let Some(id) =
         string(req, "ClientToken").and_then(|t| locked(&s.client_tokens).get(t).cloned())

@@ -8,3 +8,4 @@ mod hubspot;
 mod meta;
 mod redshift_data;
 mod salesforce;
+mod snowflake;
