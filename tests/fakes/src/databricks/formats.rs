@@ -116,125 +116,35 @@ fn arrow_type(ty: DbxType) -> DataType {
 
 /// One column of `rows` as an Arrow array; values that do not parse become null.
 fn column_array(ty: DbxType, values: Vec<Option<&str>>) -> ArrayRef {
-    fn build<B, T>(
-        mut b: B,
-        values: &[Option<&str>],
-        parse: impl Fn(&str) -> Option<T>,
-        push: impl Fn(&mut B, Option<T>),
-    ) -> B {
-        for v in values {
-            push(&mut b, v.and_then(&parse));
-        }
-        b
+    macro_rules! build {
+        ($builder:expr, $parse:expr) => {{
+            let mut b = $builder;
+            for v in &values {
+                b.append_option(v.and_then($parse));
+            }
+            b.finish()
+        }};
     }
     let micros = |t: &str| pgtext::timestamp(t).map(pgtext::epoch_micros);
     match ty {
-        DbxType::Short => Arc::new(
-            build(
-                Int16Builder::new(),
-                &values,
-                |t| t.parse().ok(),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Int => Arc::new(
-            build(
-                Int32Builder::new(),
-                &values,
-                |t| t.parse().ok(),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Long => Arc::new(
-            build(
-                Int64Builder::new(),
-                &values,
-                |t| t.parse().ok(),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Float => Arc::new(
-            build(
-                Float32Builder::new(),
-                &values,
-                |t| t.parse().ok(),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Double => Arc::new(
-            build(
-                Float64Builder::new(),
-                &values,
-                |t| t.parse().ok(),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Decimal(_, s) => {
-            let typed = Decimal128Builder::new().with_data_type(arrow_type(ty));
-            Arc::new(
-                build(
-                    typed,
-                    &values,
-                    |t| pgtext::scaled_decimal(t, s),
-                    |b, v| b.append_option(v),
-                )
-                .finish(),
-            )
+        DbxType::Short => Arc::new(build!(Int16Builder::new(), |t: &str| t.parse().ok())),
+        DbxType::Int => Arc::new(build!(Int32Builder::new(), |t: &str| t.parse().ok())),
+        DbxType::Long => Arc::new(build!(Int64Builder::new(), |t: &str| t.parse().ok())),
+        DbxType::Float => Arc::new(build!(Float32Builder::new(), |t: &str| t.parse().ok())),
+        DbxType::Double => Arc::new(build!(Float64Builder::new(), |t: &str| t.parse().ok())),
+        DbxType::Decimal(_, s) => Arc::new(build!(
+            Decimal128Builder::new().with_data_type(arrow_type(ty)),
+            |t| pgtext::scaled_decimal(t, s)
+        )),
+        DbxType::Boolean => Arc::new(build!(BooleanBuilder::new(), pgtext::boolean)),
+        DbxType::Date => Arc::new(build!(Date32Builder::new(), |t| pgtext::date(t)
+            .map(pgtext::epoch_days))),
+        DbxType::Timestamp => {
+            Arc::new(build!(TimestampMicrosecondBuilder::new(), micros).with_timezone("Etc/UTC"))
         }
-        DbxType::Boolean => Arc::new(
-            build(BooleanBuilder::new(), &values, pgtext::boolean, |b, v| {
-                b.append_option(v)
-            })
-            .finish(),
-        ),
-        DbxType::Date => Arc::new(
-            build(
-                Date32Builder::new(),
-                &values,
-                |t| pgtext::date(t).map(pgtext::epoch_days),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Timestamp => Arc::new(
-            build(
-                TimestampMicrosecondBuilder::new(),
-                &values,
-                micros,
-                |b, v| b.append_option(v),
-            )
-            .finish()
-            .with_timezone("Etc/UTC"),
-        ),
-        DbxType::TimestampNtz => Arc::new(
-            build(
-                TimestampMicrosecondBuilder::new(),
-                &values,
-                micros,
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
-        DbxType::Binary => Arc::new(
-            build(BinaryBuilder::new(), &values, pgtext::bytea, |b, v| {
-                b.append_option(v)
-            })
-            .finish(),
-        ),
-        DbxType::String => Arc::new(
-            build(
-                StringBuilder::new(),
-                &values,
-                |t| Some(t.to_string()),
-                |b, v| b.append_option(v),
-            )
-            .finish(),
-        ),
+        DbxType::TimestampNtz => Arc::new(build!(TimestampMicrosecondBuilder::new(), micros)),
+        DbxType::Binary => Arc::new(build!(BinaryBuilder::new(), pgtext::bytea)),
+        DbxType::String => Arc::new(build!(StringBuilder::new(), |t: &str| Some(t.to_string()))),
     }
 }
 

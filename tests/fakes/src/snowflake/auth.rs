@@ -136,6 +136,44 @@ fn authenticate(s: &SfState, data: &Map<String, Value>) -> Result<SnowflakeUser,
     }
 }
 
+/// A fresh session for `user`: parameters from `SESSION_PARAMETERS`, context from the
+/// login URL's query (upper-cased, as Snowflake resolves unquoted names).
+fn new_session(
+    config: &super::SnowflakeConfig,
+    user: &SnowflakeUser,
+    data: &Map<String, Value>,
+    query: &BTreeMap<String, String>,
+) -> Session {
+    let params = data
+        .get("SESSION_PARAMETERS")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.to_ascii_uppercase(), v.clone()))
+        .collect();
+    let pick = |key: &str, default: &str| {
+        query
+            .get(key)
+            .map_or(default, String::as_str)
+            .to_ascii_uppercase()
+    };
+    let id = NEXT_SESSION.fetch_add(1, Ordering::SeqCst);
+    let now = Instant::now();
+    Session {
+        id,
+        user: user.name.to_ascii_uppercase(),
+        token: format!("ver:1-hint:{id}-ETMsDgAAA{}", alnum(48)),
+        token_expires: now + config.session_ttl,
+        master: format!("ver:1-hint:master-ETMsDgAAA{}", alnum(48)),
+        master_expires: now + config.master_ttl,
+        params,
+        database: pick("databaseName", &config.database),
+        schema: pick("schemaName", &config.schema),
+        warehouse: pick("warehouse", &config.warehouse),
+        role: pick("roleName", &config.role),
+    }
+}
+
 /// `POST /session/v1/login-request`.
 pub(crate) async fn login(
     State(s): State<Arc<SfState>>,
@@ -168,40 +206,7 @@ pub(crate) async fn login(
     };
     locked(&s.logins).push(record);
     let config = s.config();
-    let mut params: BTreeMap<String, Value> = BTreeMap::new();
-    for (k, v) in data
-        .get("SESSION_PARAMETERS")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        params.insert(k.to_ascii_uppercase(), v.clone());
-    }
-    let pick = |key: &str, default: &str| {
-        query
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| default.to_string())
-            .to_ascii_uppercase()
-    };
-    let now = Instant::now();
-    let session = Session {
-        id: NEXT_SESSION.fetch_add(1, Ordering::SeqCst),
-        user: user.name.to_ascii_uppercase(),
-        token: format!(
-            "ver:1-hint:{}-ETMsDgAAA{}",
-            NEXT_SESSION.load(Ordering::SeqCst),
-            alnum(48)
-        ),
-        token_expires: now + config.session_ttl,
-        master: format!("ver:1-hint:master-ETMsDgAAA{}", alnum(48)),
-        master_expires: now + config.master_ttl,
-        params,
-        database: pick("databaseName", &config.database),
-        schema: pick("schemaName", &config.schema),
-        warehouse: pick("warehouse", &config.warehouse),
-        role: pick("roleName", &config.role),
-    };
+    let session = new_session(&config, &user, &data, &query);
     let data = json!({
         "masterToken": session.master,
         "token": session.token,

@@ -192,40 +192,45 @@ pub(crate) fn success_data(
         data["rowset"] = Value::Array(json_rows(&types, first));
     }
     if result.rows.len() > per {
-        let qrmk = base64::engine::general_purpose::STANDARD.encode(alnum(32));
-        let (required, announced) = chunk_headers(&qrmk, config.chunk_auth);
-        let mut chunks = Vec::new();
-        for rows in result.rows[per..].chunks(per) {
-            let raw = if arrow {
-                arrow_bytes(&result.columns, &types, rows)
-            } else {
-                let text: Vec<String> = json_rows(&types, rows)
-                    .iter()
-                    .map(Value::to_string)
-                    .collect();
-                text.join(",").into_bytes()
-            };
-            let gzipped = gzip(&raw);
-            let token = alnum(32);
-            chunks.push(json!({
-                "url": format!("{}{CHUNK_PREFIX}{token}?x-amz-expires=21600&x-amz-signature={}", s.base_url(), alnum(64)),
-                "rowCount": rows.len(),
-                "uncompressedSize": raw.len(),
-                "compressedSize": gzipped.len(),
-            }));
-            locked(&s.chunks).insert(
-                token,
-                ChunkFile {
-                    gzipped,
-                    required: required.clone(),
-                },
-            );
-        }
-        data["chunks"] = Value::Array(chunks);
-        data["qrmk"] = json!(qrmk);
-        if let Some(h) = announced {
-            data["chunkHeaders"] = h;
-        }
+        store_chunks(s, &mut data, &result, &types, arrow);
     }
     data
+}
+
+/// Stores every chunk after the first for download and lists them in `data`.
+fn store_chunks(s: &SfState, data: &mut Value, result: &PgResult, types: &[SfType], arrow: bool) {
+    let config = s.config();
+    let per = config.rows_per_chunk.max(1);
+    let qrmk = base64::engine::general_purpose::STANDARD.encode(alnum(32));
+    let (required, announced) = chunk_headers(&qrmk, config.chunk_auth);
+    let mut chunks = Vec::new();
+    for rows in result.rows[per..].chunks(per) {
+        let raw = if arrow {
+            arrow_bytes(&result.columns, types, rows)
+        } else {
+            let text: Vec<String> = json_rows(types, rows)
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            text.join(",").into_bytes()
+        };
+        let gzipped = gzip(&raw);
+        let token = alnum(32);
+        chunks.push(json!({
+            "url": format!("{}{CHUNK_PREFIX}{token}?x-amz-expires=21600&x-amz-signature={}", s.base_url(), alnum(64)),
+            "rowCount": rows.len(),
+            "uncompressedSize": raw.len(),
+            "compressedSize": gzipped.len(),
+        }));
+        let file = ChunkFile {
+            gzipped,
+            required: required.clone(),
+        };
+        locked(&s.chunks).insert(token, file);
+    }
+    data["chunks"] = Value::Array(chunks);
+    data["qrmk"] = json!(qrmk);
+    if let Some(h) = announced {
+        data["chunkHeaders"] = h;
+    }
 }
