@@ -35,7 +35,10 @@
 //! FINISHED (or for a statement without a result set) is `ResourceNotFoundException` "Query
 //! does not have result. Please check query status with DescribeStatement."; a cancel of a
 //! finished statement is a `ValidationException`. Throttled answers carry `Retry-After` as
-//! the shared fault plan decides (AWS sends none).
+//! the shared fault plan decides (AWS sends none). Not modelled, and refused with a
+//! `ValidationException` saying so: `ResultFormat: CSV` (GetStatementResultV2) and sessions
+//! (`SessionId`, `SessionKeepAliveSeconds`); `BatchExecuteStatement`, `ListStatements` and
+//! the metadata operations answer `UnknownOperationException`.
 
 // Shared with the Databricks and Snowflake fakes, which also run their SQL on PostgreSQL.
 pub(crate) mod ipc;

@@ -123,6 +123,15 @@ fn validate_execute(req: &Map<String, Value>) -> Result<String, Box<Response>> {
     if string(req, "Database").is_none() && string(req, "SecretArn").is_none() {
         return Err(validation("Database is required.").into());
     }
+    // Not modelled: refuse loudly rather than answer as if they had been honoured.
+    if string(req, "ResultFormat").is_some_and(|f| f != "JSON") {
+        return Err(
+            validation("This fake serves ResultFormat JSON (GetStatementResult) only.").into(),
+        );
+    }
+    if req.contains_key("SessionId") || req.contains_key("SessionKeepAliveSeconds") {
+        return Err(validation("This fake runs every statement in its own session; SessionId and SessionKeepAliveSeconds are not supported.").into());
+    }
     if let Some(token) = string(req, "ClientToken") {
         if token.is_empty() || token.len() > 64 {
             return Err(constraint(

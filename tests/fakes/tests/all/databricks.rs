@@ -312,7 +312,7 @@ async fn external_links_serve_arrow_csv_and_json_without_the_bearer_token() {
         "header only in the first chunk"
     );
 
-    fake.set_link_ttl(Duration::from_millis(400));
+    fake.set_link_ttl(Duration::from_millis(1000));
     let (_, out) = execute(
         &fake,
         json!({"statement": sql, "warehouse_id": "wh-1", "disposition": "EXTERNAL_LINKS"}),
@@ -324,7 +324,7 @@ async fn external_links_serve_arrow_csv_and_json_without_the_bearer_token() {
         serde_json::from_slice::<Value>(&json0).unwrap()[0],
         json!(["1", "12.50", "2024-01-31T12:00:00Z", "9000000000", "hello"])
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let (status, body) = download(&out["result"]["external_links"][0]).await;
     assert_eq!(status, 403);
     assert!(String::from_utf8(body)

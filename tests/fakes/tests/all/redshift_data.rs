@@ -111,7 +111,7 @@ async fn statement_runs_asynchronously_and_pages_typed_records() {
     let (pg, schema) = pg_schema("rs_typed").await;
     typed_table(&pg, &schema).await;
     let fake = fake_with(RedshiftDataConfig {
-        queue_delay: Duration::from_millis(150),
+        queue_delay: Duration::from_millis(400),
         page_rows: 2,
         ..RedshiftDataConfig::new(&pg_url())
     })
@@ -264,14 +264,14 @@ async fn dml_reports_affected_rows_and_client_tokens_are_idempotent() {
         (400, json!("ResourceNotFoundException"))
     );
 
-    fake.set_result_ttl(Duration::from_millis(50));
+    fake.set_result_ttl(Duration::from_millis(500));
     let short = execute(
         &fake,
         json!({"Sql": "SELECT 1 AS one", "Database": "test", "WorkgroupName": "wg-etl"}),
     )
     .await;
     wait_for(&fake, &short, &["FINISHED"]).await;
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, _, gone) = call(&fake, "GetStatementResult", json!({"Id": short})).await;
     assert_eq!(
         (status, gone["Message"].clone()),
@@ -399,17 +399,24 @@ async fn signature_protocol_and_validation_errors() {
         "{err}"
     );
 
+    let (_, _, err) = call(
+        &fake,
+        "ExecuteStatement",
+        json!({"Sql": "SELECT 1", "Database": "test", "WorkgroupName": "w-1", "ResultFormat": "CSV"}),
+    )
+    .await;
+    assert_eq!(err["__type"], "ValidationException");
     let calls = fake.calls();
     assert_eq!(
         calls.len(),
-        6,
+        7,
         "the unsigned request never reached an operation"
     );
     assert_eq!(calls[0].operation, "ListWidgets");
     assert_eq!(calls[1].authorization.as_deref(), Some(SIGV4));
     assert_eq!(calls[4].body["Sql"], "SELECT 1");
     let log = fake.requests();
-    assert_eq!((log.len(), log[0].status), (7, 400));
+    assert_eq!((log.len(), log[0].status), (8, 400));
 }
 
 #[tokio::test]

@@ -569,6 +569,8 @@ async fn async_queries_poll_get_result_url_and_abort_the_postgres_query() {
     }
     assert_eq!(done["data"]["rowset"], json!([["42"]]));
 
+    // Back to a generous hold, so the statements below answer in one round trip.
+    fake.set_sync_wait(Duration::from_secs(10));
     let failed = query(
         &fake,
         &token,
