@@ -12,6 +12,7 @@ use retl_shared::adapters::local::{
     EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier,
 };
 use retl_shared::config::{ConnectionConfig, SafetyConfig, SyncDef, SyncMode};
+use retl_shared::connectors::sqlite::SqliteConnection;
 use retl_shared::engine::{
     extract, keyset_id, plan_shard, summarize_plan, Engine, ExtractOptions, NoProgress, PlanContext,
 };
@@ -112,11 +113,11 @@ async fn main() {
         notifier: Arc::new(TerminalNotifier),
         connections: [(
             "warehouse".to_string(),
-            ConnectionConfig::Sqlite {
+            ConnectionConfig::Sqlite(SqliteConnection {
                 path: "warehouse.db".into(),
                 create_tables: false,
                 delivery: Default::default(),
-            },
+            }),
         )]
         .into(),
         root: dir.path().to_path_buf(),

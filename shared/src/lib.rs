@@ -6,12 +6,9 @@ pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod aws_host;
 pub mod config;
-pub mod connect;
+pub mod connectors;
 pub mod delivery;
-pub mod destinations;
 pub mod engine;
 pub mod modes;
-mod pg_tls;
 pub mod ports;
 pub mod record;
-pub mod sources;

@@ -20,8 +20,8 @@ use axum::routing::post;
 use axum::Router;
 use futures::StreamExt;
 use retl_shared::config::{DeliverySettings, SafetyConfig, SyncDef, SyncMode};
+use retl_shared::connectors::webhook::WebhookDestination;
 use retl_shared::delivery::{Deliverer, DeliveryConfig};
-use retl_shared::destinations::WebhookDestination;
 use retl_shared::ports::{Destination, OutRecord, RecordOutcome, WriteOp};
 use serde_json::json;
 

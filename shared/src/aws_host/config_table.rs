@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConnectionConfig, SyncDef};
+use crate::config::SyncDef;
+use crate::connectors::ConnectionConfig;
 use crate::ports::StoreError;
 
 const PK: &str = "SYNC";

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::config_table::DeployedSync;
 use super::host::AwsHost;
-use crate::config::{ConnectionConfig, Project, SyncDef};
+use crate::config::{Project, SyncDef};
+use crate::connectors::ConnectionConfig;
+use crate::connectors::DeployCheck;
 use crate::engine::EngineError;
 
 /// What a deploy changed.
@@ -53,15 +55,17 @@ fn connections_of(
         let conn = project
             .connection(name)
             .ok_or_else(|| invalid(format!("connection `{name}` is not defined")))?;
-        if let ConnectionConfig::Sqlite { .. } = conn {
-            return Err(invalid(format!(
-                "sync `{}` uses the SQLite connection `{name}`, which only exists on this machine; \
-                 use a PostgreSQL warehouse (or another network connector) to deploy it to AWS",
-                def.name
-            )));
-        }
-        if let ConnectionConfig::Postgres { url: Some(_), .. } = conn {
-            tracing::warn!(connection = %name, "the connection URL is stored in the config table in clear; prefer url_env (a Secrets Manager secret)");
+        match conn.connector().deploy_check() {
+            DeployCheck::Ok => {}
+            DeployCheck::Warn(why) => {
+                tracing::warn!(connection = %name, "{why}");
+            }
+            DeployCheck::Refuse(why) => {
+                return Err(invalid(format!(
+                    "sync `{}` uses the connection `{name}`: {why}",
+                    def.name
+                )))
+            }
         }
         out.insert(name.clone(), conn.clone());
     }

@@ -3,7 +3,6 @@
 mod diagnostics;
 mod load;
 mod model;
-mod saas;
 mod schedule;
 mod validate;
 
@@ -17,9 +16,6 @@ pub use load::{find_project_dir, load_project};
 pub use model::{
     ConnectionConfig, DeleteScope, DeliverySettings, PrimaryKey, ProjectFile, SafetyConfig,
     StateConfig, SyncConfig, SyncMode, TriggerConfig,
-};
-pub use saas::{
-    BrazeConnection, HubSpotConnection, MetaAudienceConnection, SalesforceConnection, SqsConnection,
 };
 pub use schedule::validate_schedule;
 

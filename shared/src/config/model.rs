@@ -12,9 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
 
-use super::saas::{
-    BrazeConnection, HubSpotConnection, MetaAudienceConnection, SalesforceConnection, SqsConnection,
-};
+pub use crate::connectors::ConnectionConfig;
 
 /// `retl.yaml`: connections, where local state lives, and optionally syncs inline.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -50,126 +48,6 @@ impl Default for StateConfig {
 
 fn default_state_path() -> String {
     ".retl".to_string()
-}
-
-/// One connection. `type` selects the connector.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ConnectionConfig {
-    /// An SQLite database file: a local warehouse, or a destination.
-    Sqlite {
-        /// Path to the database file, relative to the project folder.
-        path: String,
-        /// As a destination: create a missing table (mapped fields, primary key on the key).
-        #[serde(default)]
-        create_tables: bool,
-        /// Delivery tuning (batch size, retries).
-        #[serde(default)]
-        delivery: DeliverySettings,
-    },
-    /// A PostgreSQL database: a warehouse or a destination.
-    Postgres {
-        /// Connection URL (`postgres://user@host:5432/db`). Prefer `url_env` for secrets.
-        #[serde(default)]
-        url: Option<String>,
-        /// Name of the secret holding the URL (an environment variable locally, a Secrets
-        /// Manager secret on AWS).
-        #[serde(default)]
-        url_env: Option<String>,
-        /// Delivery tuning (batch size, concurrency, rate, retries).
-        #[serde(default)]
-        delivery: DeliverySettings,
-    },
-    /// An HTTP endpoint that receives JSON batches signed with HMAC-SHA256.
-    Webhook {
-        /// Endpoint URL that receives POSTed batches.
-        url: String,
-        /// Name of the secret used to sign each body (`X-Retl-Signature: sha256=<hex>`).
-        #[serde(default)]
-        secret_env: Option<String>,
-        /// Extra headers sent with every request.
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        /// Delivery tuning (batch size, concurrency, rate, retries).
-        #[serde(default)]
-        delivery: DeliverySettings,
-    },
-    /// HubSpot CRM objects.
-    Hubspot(HubSpotConnection),
-    /// Salesforce sObjects.
-    Salesforce(SalesforceConnection),
-    /// Braze user profiles.
-    Braze(BrazeConnection),
-    /// A Meta custom audience.
-    MetaAudience(MetaAudienceConnection),
-    /// An Amazon SQS queue.
-    Sqs(SqsConnection),
-}
-
-impl ConnectionConfig {
-    /// The `type` as written in YAML.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ConnectionConfig::Sqlite { .. } => "sqlite",
-            ConnectionConfig::Postgres { .. } => "postgres",
-            ConnectionConfig::Webhook { .. } => "webhook",
-            ConnectionConfig::Hubspot(_) => "hubspot",
-            ConnectionConfig::Salesforce(_) => "salesforce",
-            ConnectionConfig::Braze(_) => "braze",
-            ConnectionConfig::MetaAudience(_) => "meta_audience",
-            ConnectionConfig::Sqs(_) => "sqs",
-        }
-    }
-
-    /// Whether this connection can run model SQL.
-    pub fn is_source(&self) -> bool {
-        matches!(
-            self,
-            ConnectionConfig::Sqlite { .. } | ConnectionConfig::Postgres { .. }
-        )
-    }
-
-    /// The modes a sync may use with this connection as its destination; empty when the
-    /// connection cannot be a destination.
-    pub fn destination_modes(&self) -> &'static [SyncMode] {
-        match self {
-            ConnectionConfig::Sqlite { .. }
-            | ConnectionConfig::Postgres { .. }
-            | ConnectionConfig::Hubspot(_)
-            | ConnectionConfig::Salesforce(_) => SyncMode::ALL,
-            // Event forwarding: every change becomes a message; nothing needs a lookup.
-            ConnectionConfig::Webhook { .. } | ConnectionConfig::Sqs(_) => &[
-                SyncMode::Upsert,
-                SyncMode::Mirror,
-                SyncMode::Append,
-                SyncMode::Insert,
-                SyncMode::DeleteOnly,
-                SyncMode::Delete,
-            ],
-            // No way to read records back, so insert and update (which need lookups) are out.
-            ConnectionConfig::Braze(_) | ConnectionConfig::MetaAudience(_) => &[
-                SyncMode::Upsert,
-                SyncMode::Mirror,
-                SyncMode::Append,
-                SyncMode::DeleteOnly,
-                SyncMode::Delete,
-            ],
-        }
-    }
-
-    /// Delivery tuning given by the user.
-    pub fn delivery(&self) -> Option<&DeliverySettings> {
-        match self {
-            ConnectionConfig::Sqlite { delivery, .. } => Some(delivery),
-            ConnectionConfig::Postgres { delivery, .. } => Some(delivery),
-            ConnectionConfig::Webhook { delivery, .. } => Some(delivery),
-            ConnectionConfig::Hubspot(c) => Some(&c.delivery),
-            ConnectionConfig::Salesforce(c) => Some(&c.delivery),
-            ConnectionConfig::Braze(c) => Some(&c.delivery),
-            ConnectionConfig::MetaAudience(c) => Some(&c.delivery),
-            ConnectionConfig::Sqs(c) => Some(&c.delivery),
-        }
-    }
 }
 
 /// Delivery tuning for a destination connection. Unset fields take the connector's defaults.

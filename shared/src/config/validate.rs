@@ -7,6 +7,7 @@ use super::diagnostics::{did_you_mean, Diagnostic};
 use super::model::{ConnectionConfig, DeleteScope, ProjectFile, SyncConfig};
 use super::schedule::validate_schedule;
 use super::{SyncDef, DEFAULT_SHARDS};
+use crate::modes::{supported_modes, unsupported_reason};
 
 /// A file's name and content, for positions and source lines.
 #[derive(Debug, Clone)]
@@ -74,66 +75,14 @@ fn check_connection(
             .hint("rename the connection"),
         );
     }
-    match &conn.value {
-        ConnectionConfig::Postgres { url, url_env, .. } => match (url, url_env) {
-            (Some(_), Some(_)) => diags.push(
-                at(format!("connection `{name}` sets both `url` and `url_env`"))
-                    .hint("keep one: `url_env` names the secret that holds the URL"),
-            ),
-            (None, None) => diags.push(
-                at(format!("connection `{name}` needs `url` or `url_env`"))
-                    .hint("add `url_env: MY_DB_URL` and export MY_DB_URL=postgres://..."),
-            ),
-            (Some(u), None)
-                if !(u.starts_with("postgres://")
-                    || u.starts_with("postgresql://")
-                    || u.contains("host=")) =>
-            {
-                diags.push(
-                    at(format!(
-                        "connection `{name}`: `{u}` is not a PostgreSQL URL"
-                    ))
-                    .hint("write postgres://user@host:5432/database"),
-                )
-            }
-            _ => {}
-        },
-        ConnectionConfig::Webhook { url, .. } => match url::Url::parse(url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => diags.push(
-                at(format!(
-                    "connection `{name}`: `{url}` is not an http(s) URL"
-                ))
-                .hint("write https://example.com/path"),
-            ),
-        },
-        ConnectionConfig::Sqlite { path, .. } if path.trim().is_empty() => diags.push(
-            at(format!("connection `{name}` has an empty `path`"))
-                .hint("give the database file path"),
-        ),
-        ConnectionConfig::Sqlite { .. } => {}
-        ConnectionConfig::Hubspot(c) => {
-            check_url(name, "base_url", c.base_url.as_deref(), &at, diags)
-        }
-        ConnectionConfig::Salesforce(c) => {
-            check_url(name, "login_url", c.login_url.as_deref(), &at, diags);
-            let jwt = c.username.is_some() && c.private_key_env.is_some();
-            if !jwt && c.client_secret_env.is_none() {
-                diags.push(
-                    at(format!("connection `{name}` needs credentials"))
-                        .hint("set `username` and `private_key_env` (JWT bearer flow) or `client_secret_env` (client credentials flow)"),
-                );
-            }
-        }
-        ConnectionConfig::Braze(c) => {
-            check_url(name, "rest_endpoint", Some(&c.rest_endpoint), &at, diags)
-        }
-        ConnectionConfig::MetaAudience(c) => {
-            check_url(name, "base_url", c.base_url.as_deref(), &at, diags)
-        }
-        ConnectionConfig::Sqs(c) => check_url(name, "queue_url", Some(&c.queue_url), &at, diags),
+    for problem in conn.value.connector().check() {
+        let d = at(format!("connection `{name}`: {}", problem.message));
+        diags.push(match problem.hint {
+            Some(h) => d.hint(h),
+            None => d,
+        });
     }
-    if let Some(d) = conn.value.delivery() {
+    if let Some(d) = conn.value.as_destination().map(|d| d.delivery_settings()) {
         if d.batch_size == Some(0) || d.concurrency == Some(0) {
             diags.push(at(format!(
                 "connection `{name}`: delivery batch_size and concurrency must be at least 1"
@@ -149,23 +98,14 @@ fn check_connection(
     }
 }
 
-fn check_url(
-    name: &str,
-    field: &str,
-    url: Option<&str>,
-    at: &dyn Fn(String) -> Diagnostic,
-    diags: &mut Vec<Diagnostic>,
-) {
-    let Some(u) = url else { return };
-    match url::Url::parse(u) {
-        Ok(p) if p.scheme() == "http" || p.scheme() == "https" => {}
-        _ => diags.push(
-            at(format!(
-                "connection `{name}`: {field} `{u}` is not an http(s) URL"
-            ))
-            .hint("write https://host/path"),
-        ),
-    }
+/// Names of the project's connections that can be sources.
+fn source_names(project: &ProjectFile) -> Vec<&str> {
+    project
+        .connections
+        .iter()
+        .filter(|(_, c)| c.value.as_source().is_some())
+        .map(|(n, _)| n.as_str())
+        .collect()
 }
 
 fn valid_name(name: &str) -> bool {
@@ -222,7 +162,7 @@ fn check_sync(
     };
 
     if let Some(c) = lookup(&sync.source.connection, diags) {
-        if !c.is_source() {
+        if c.as_source().is_none() {
             diags.push(
                 at(
                     &sync.source.connection,
@@ -232,7 +172,10 @@ fn check_sync(
                         c.type_name()
                     ),
                 )
-                .hint("use a sqlite or postgres connection as the source"),
+                .hint(match source_names(project).as_slice() {
+                    [] => "define a warehouse connection (e.g. type: postgres) in retl.yaml and use it as the source".to_string(),
+                    names => format!("connections that can run model SQL: {}", names.join(", ")),
+                }),
             );
         }
     }
@@ -246,44 +189,7 @@ fn check_sync(
     let mode = sync.mode.value;
     let dest = lookup(&sync.destination.connection, diags);
     if let Some(c) = dest {
-        let modes = c.destination_modes();
-        if modes.is_empty() {
-            diags.push(
-                at(
-                    &sync.destination.connection,
-                    format!(
-                        "connection `{}` is a {} source and cannot be a destination",
-                        sync.destination.connection.value,
-                        c.type_name()
-                    ),
-                )
-                .hint("use a sqlite, postgres or webhook connection as the destination"),
-            );
-        } else if !modes.contains(&mode) {
-            let list: Vec<&str> = modes.iter().map(|m| m.as_str()).collect();
-            diags.push(
-                at(
-                    &sync.mode,
-                    format!(
-                        "mode `{mode}` is not supported by the {} destination `{}`",
-                        c.type_name(),
-                        sync.destination.connection.value
-                    ),
-                )
-                .hint(format!("use one of: {}", list.join(", "))),
-            );
-        }
-        if let ConnectionConfig::Postgres { .. } = c {
-            if !valid_table(&sync.destination.object.value) {
-                diags.push(
-                    at(
-                        &sync.destination.object,
-                        format!("`{}` is not a table name", sync.destination.object.value),
-                    )
-                    .hint("write `table` or `schema.table`"),
-                );
-            }
-        }
+        check_destination(c, sync, src, diags);
     }
     if sync.destination.object.value.trim().is_empty() {
         diags.push(at(
@@ -439,17 +345,6 @@ fn check_sync(
     })
 }
 
-fn valid_table(object: &str) -> bool {
-    let parts: Vec<&str> = object.split('.').collect();
-    (1..=2).contains(&parts.len())
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 63
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !p.starts_with(|c: char| c.is_ascii_digit())
-        })
-}
-
 /// Anything that has a position in the file.
 trait SpanLike {
     fn pos(&self) -> (u64, u64);
@@ -461,15 +356,52 @@ impl<T> SpanLike for serde_saphyr::Spanned<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names() {
-        assert!(valid_table("public.contacts"));
-        assert!(valid_table("contacts"));
-        assert!(!valid_table("a.b.c"));
-        assert!(!valid_table("drop table;"));
+/// The destination side of a sync: the connection can be one, supports the mode, and the
+/// object fits it.
+fn check_destination(
+    c: &ConnectionConfig,
+    sync: &SyncConfig,
+    src: &SourceText,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let at = |span: &dyn SpanLike, msg: String| {
+        let (l, col) = span.pos();
+        Diagnostic::at(&src.file, &src.text, l, col, msg)
+    };
+    let name = &sync.destination.connection.value;
+    let Some(d) = c.as_destination() else {
+        diags.push(
+            at(
+                &sync.destination.connection,
+                format!(
+                    "connection `{name}` is a {} source and cannot be a destination",
+                    c.type_name()
+                ),
+            )
+            .hint("use a connection of a destination type as the destination"),
+        );
+        return;
+    };
+    let mode = sync.mode.value;
+    let caps = d.capabilities();
+    if let Some(why) = unsupported_reason(mode, &caps) {
+        let list: Vec<&str> = supported_modes(&caps).iter().map(|m| m.as_str()).collect();
+        diags.push(
+            at(
+                &sync.mode,
+                format!(
+                    "mode `{mode}` is not supported by the {} destination `{name}`: {why}",
+                    c.type_name()
+                ),
+            )
+            .hint(format!("use one of: {}", list.join(", "))),
+        );
+    }
+    if let Some(problem) = d.check_object(&sync.destination.object.value) {
+        let diag = at(&sync.destination.object, problem.message);
+        diags.push(match problem.hint {
+            Some(h) => diag.hint(h),
+            None => diag,
+        });
     }
 }

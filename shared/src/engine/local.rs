@@ -138,10 +138,7 @@ pub async fn apply_plan(
 ) -> Result<(), EngineError> {
     let t = Instant::now();
     let dest = engine.destination(sync).await?;
-    let user = engine
-        .connections
-        .get(&sync.destination_connection)
-        .and_then(|c| c.delivery());
+    let user = Some(engine.delivery_settings(sync)?);
     let cfg = DeliveryConfig::resolve(dest.delivery_defaults_for(plan.counts.changes()), user);
     let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);
     let mut total = ApplyOutcome::default();

@@ -32,8 +32,9 @@ pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview
 pub use record_log::{read_record_log, RecordLogEntry};
 pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
 
-use crate::config::{ConfigError, ConnectionConfig, SyncDef};
-use crate::connect::{open_destination, open_source};
+use crate::config::{ConfigError, ConnectionConfig, DeliverySettings, SyncDef};
+use crate::connectors::{DestinationConnector, OpenContext};
+use crate::modes::Capabilities;
 use crate::ports::{
     Destination, DestinationError, KeySetStore, LockInfo, Notifier, ObjectStore, RunStatus,
     RunStore, SecretError, Secrets, Source, SourceError, StoreError,
@@ -89,28 +90,56 @@ impl Engine {
             .ok_or_else(|| EngineError::Invalid(format!("connection `{name}` is not defined")))
     }
 
+    fn open_context<'a>(&'a self, name: &'a str) -> OpenContext<'a> {
+        OpenContext {
+            name,
+            root: &self.root,
+            secrets: self.secrets.as_ref(),
+        }
+    }
+
+    fn destination_connector(
+        &self,
+        sync: &SyncDef,
+    ) -> Result<&dyn DestinationConnector, EngineError> {
+        let conn = self.connection(&sync.destination_connection)?;
+        conn.as_destination().ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "connection `{}` ({}) cannot be a destination",
+                sync.destination_connection,
+                conn.type_name()
+            ))
+        })
+    }
+
     /// The sync's source.
     pub async fn source(&self, sync: &SyncDef) -> Result<Arc<dyn Source>, EngineError> {
-        let conn = self.connection(&sync.source_connection)?;
-        Ok(open_source(
-            &sync.source_connection,
-            conn,
-            &self.root,
-            self.secrets.as_ref(),
-        )
-        .await?)
+        let name = &sync.source_connection;
+        let conn = self.connection(name)?;
+        let source = conn.as_source().ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "connection `{name}` ({}) cannot run model SQL",
+                conn.type_name()
+            ))
+        })?;
+        Ok(source.open_source(&self.open_context(name)).await?)
     }
 
     /// The sync's destination.
     pub async fn destination(&self, sync: &SyncDef) -> Result<Arc<dyn Destination>, EngineError> {
-        let conn = self.connection(&sync.destination_connection)?;
-        Ok(open_destination(
-            &sync.destination_connection,
-            conn,
-            &self.root,
-            self.secrets.as_ref(),
-        )
-        .await?)
+        let connector = self.destination_connector(sync)?;
+        let ctx = self.open_context(&sync.destination_connection);
+        Ok(connector.open_destination(&ctx).await?)
+    }
+
+    /// What the sync's destination can do.
+    pub fn capabilities(&self, sync: &SyncDef) -> Result<Capabilities, EngineError> {
+        Ok(self.destination_connector(sync)?.capabilities())
+    }
+
+    /// The user's delivery tuning of the sync's destination.
+    pub fn delivery_settings(&self, sync: &SyncDef) -> Result<&DeliverySettings, EngineError> {
+        Ok(self.destination_connector(sync)?.delivery_settings())
     }
 }
 

@@ -142,8 +142,9 @@ pub async fn prepare_plan(
     }
     let dest = engine.destination(sync).await?;
     dest.prepare(sync).await?;
+    let caps = engine.capabilities(sync)?;
     let keyset = keyset_id(sync);
-    if dest.can_list() && state.baseline_identity.as_deref() != Some(identity.as_str()) {
+    if caps.list && state.baseline_identity.as_deref() != Some(identity.as_str()) {
         let seeded = seed_baseline(engine, dest.as_ref(), sync, &keyset, shards).await?;
         tracing::info!(sync = %sync.name, records = seeded, "key set seeded from the destination");
         state.baseline_identity = Some(identity);
@@ -155,7 +156,7 @@ pub async fn prepare_plan(
         keyset,
         shards,
         full_resync,
-        can_lookup: dest.can_lookup(),
+        can_lookup: caps.lookup,
         only_keys: None,
     })
 }

@@ -123,13 +123,11 @@ pub async fn deletion_preview(
         }
     }
     let mut values: HashMap<String, Values> = HashMap::new();
-    if !keys.is_empty() {
+    if !keys.is_empty() && engine.capabilities(sync)?.lookup {
         let dest = engine.destination(sync).await?;
-        if dest.can_lookup() {
-            for v in dest.lookup(sync, &keys).await? {
-                if let Ok(k) = key_of(&v, &sync.key_fields) {
-                    values.insert(k, v);
-                }
+        for v in dest.lookup(sync, &keys).await? {
+            if let Ok(k) = key_of(&v, &sync.key_fields) {
+                values.insert(k, v);
             }
         }
     }

@@ -310,10 +310,7 @@ pub async fn step_apply_unit(
         .get(unit)
         .ok_or_else(|| EngineError::Corrupt(format!("apply unit {unit} does not exist")))?;
     let dest = engine.destination(sync).await?;
-    let user = engine
-        .connections
-        .get(&sync.destination_connection)
-        .and_then(|c| c.delivery());
+    let user = Some(engine.delivery_settings(sync)?);
     let mut cfg =
         DeliveryConfig::resolve(dest.delivery_defaults_for(manifest.counts.changes()), user);
     let share = parallel_units.max(1) as f64;

@@ -163,7 +163,7 @@ pub enum DestinationError {
         /// What to fix.
         message: String,
     },
-    /// The destination has no API for this (only called when a capability says it has).
+    /// The destination has no API for this (only called when its connector's capabilities say it has).
     #[error("this destination cannot {0}")]
     Unsupported(&'static str),
     /// A write failed as a whole in a way that will not heal by retrying.
@@ -195,14 +195,6 @@ impl DestinationError {
 /// delivery framework does them; a connector only writes one batch and reports per record.
 #[async_trait]
 pub trait Destination: Send + Sync {
-    /// Whether `list` works (seeds the key set on a sync's first run).
-    fn can_list(&self) -> bool {
-        false
-    }
-    /// Whether `lookup` works (existence checks for insert, update and delete modes).
-    fn can_lookup(&self) -> bool {
-        false
-    }
     /// The connector's documented delivery defaults.
     fn delivery_defaults(&self) -> DeliveryDefaults;
     /// Delivery defaults for a run planning `planned` writes: a connector with a bulk API

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::{Number, Value};
+use serde_json::Value;
 
-use super::subquery_sql;
+use super::types::to_json;
+use crate::connectors::subquery_sql;
 use crate::ports::{RowStream, Source, SourceError};
 use crate::record::Values;
 
@@ -50,20 +50,6 @@ impl SqliteSource {
             connection: self.connection.clone(),
             message: e.to_string(),
         }
-    }
-}
-
-/// SQLite value -> JSON, the type mapping documented on [`SqliteSource`]; the SQLite
-/// destination reads its records back with the same mapping, so values hash alike.
-pub(crate) fn to_json(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Number(i.into()),
-        ValueRef::Real(f) => Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::String(format!("\\x{}", hex::encode(b))),
     }
 }
 

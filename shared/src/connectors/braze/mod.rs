@@ -9,7 +9,7 @@
 //!
 //! The key is the user's `external_id`: the sync's single key field, whatever its name (a key
 //! field called `user_id` is sent as `external_id` and not also as a `user_id` attribute).
-//! Braze cannot list or look users up, so `can_list` and `can_lookup` are false.
+//! Braze cannot list or look users up, so its capabilities have neither listing nor lookups.
 //!
 //! Outcomes: a 2xx `/users/track` answer may carry non-fatal `errors[]` naming objects by
 //! their index in the `attributes` array: those records are rejected with Braze's text, the
@@ -18,6 +18,7 @@
 //! `X-RateLimit-Reset`); 5xx and timeouts are retried; 401/403/404 stop the delivery; other 4xx
 //! split the batch.
 
+mod config;
 mod request;
 mod response;
 
@@ -29,12 +30,13 @@ use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
-use crate::config::{BrazeConnection, SyncDef};
+use crate::config::SyncDef;
 use crate::delivery::http::send;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError, WriteOp,
 };
+pub use config::BrazeConnection;
 
 /// `/users/track` objects per request (Braze API limits: 75 combined).
 const TRACK_MAX: usize = 75;

@@ -14,6 +14,7 @@ mod api;
 mod auth;
 mod bulk;
 mod collections;
+mod config;
 mod csv;
 mod errors;
 mod query;
@@ -25,7 +26,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::config::{SalesforceConnection, SyncDef};
+use crate::config::SyncDef;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError,
@@ -33,6 +34,7 @@ use crate::ports::{
 use crate::record::Values;
 use api::Api;
 use auth::{Credentials, Session};
+pub use config::SalesforceConnection;
 use errors::destination_error;
 use query::PageRequest;
 
@@ -266,14 +268,6 @@ fn fields(sync: &SyncDef) -> Vec<&str> {
 
 #[async_trait]
 impl Destination for SalesforceDestination {
-    fn can_list(&self) -> bool {
-        true
-    }
-
-    fn can_lookup(&self) -> bool {
-        true
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {
@@ -405,7 +399,6 @@ impl Destination for SalesforceDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SyncMode;
 
     #[test]
     fn api_versions_are_normalised() {

@@ -15,6 +15,7 @@
 //! (<https://developers.hubspot.com/changelog/increasing-our-api-limits>).
 
 mod client;
+mod config;
 mod delete;
 mod errors;
 mod read;
@@ -28,13 +29,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::config::{HubSpotConnection, SyncDef};
+use crate::config::SyncDef;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError, WriteOp,
 };
 use crate::record::Values;
 use client::Api;
+pub use config::HubSpotConnection;
 use schema::Schema;
 
 /// HubSpot's API host.
@@ -183,14 +185,6 @@ impl HubSpotDestination {
 
 #[async_trait]
 impl Destination for HubSpotDestination {
-    fn can_list(&self) -> bool {
-        true
-    }
-
-    fn can_lookup(&self) -> bool {
-        true
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {

@@ -12,14 +12,14 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Number, Value};
 
-use super::sql_ident::{quote_ident, quote_table};
+use super::types::to_json;
 use crate::config::SyncDef;
+use crate::connectors::sql_ident::{quote_ident, quote_table};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
     WriteOp,
 };
 use crate::record::{key_values, Values};
-use crate::sources::sqlite_to_json as to_json;
 
 /// An SQLite destination connection.
 pub struct SqliteDestination {
@@ -171,14 +171,6 @@ fn classify(e: &rusqlite::Error) -> Option<SendError> {
 
 #[async_trait]
 impl Destination for SqliteDestination {
-    fn can_list(&self) -> bool {
-        true
-    }
-
-    fn can_lookup(&self) -> bool {
-        true
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {

@@ -16,8 +16,9 @@
 //! reports invalid rows only as a count and a few samples: rows the samples name are
 //! rejected; if the count exceeds what the samples explain, the batch is refused so that the
 //! framework splits it (re-sending identifiers is harmless) until each invalid row is alone.
-//! Audience membership cannot be read back, so `can_list` and `can_lookup` are false.
+//! Audience membership cannot be read back, so its capabilities have neither listing nor lookups.
 
+mod config;
 mod errors;
 mod normalize;
 mod rows;
@@ -31,13 +32,14 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::config::{MetaAudienceConnection, SyncDef};
+use crate::config::SyncDef;
 use crate::delivery::http::send;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
     SendError, WriteOp,
 };
 use crate::record::Values;
+pub use config::MetaAudienceConnection;
 use schema::Key;
 
 /// Graph API host.

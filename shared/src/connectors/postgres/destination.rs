@@ -12,9 +12,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::sql_ident::{quote_ident, quote_table};
+use super::tls::{connect, ConnectError};
 use crate::config::SyncDef;
-use crate::pg_tls::{connect, ConnectError};
+use crate::connectors::sql_ident::{quote_ident, quote_table};
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
     WriteOp,
@@ -207,14 +207,6 @@ fn classify(e: tokio_postgres::Error) -> SendError {
 
 #[async_trait]
 impl Destination for PostgresDestination {
-    fn can_list(&self) -> bool {
-        true
-    }
-
-    fn can_lookup(&self) -> bool {
-        true
-    }
-
     fn delivery_defaults(&self) -> DeliveryDefaults {
         DeliveryDefaults {
             limits: BatchLimits {

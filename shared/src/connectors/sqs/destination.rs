@@ -16,7 +16,8 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use serde_json::json;
 
-use crate::config::{SqsConnection, SyncDef};
+use super::SqsConnection;
+use crate::config::SyncDef;
 use crate::ports::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
 };

@@ -2,9 +2,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio_postgres::Client;
 
-use crate::pg_tls::{connect, ConnectError};
+use super::tls::{connect, ConnectError};
 
-use super::subquery_sql;
+use crate::connectors::subquery_sql;
 use crate::ports::{RowStream, Source, SourceError};
 use crate::record::Values;
 
