@@ -2,7 +2,9 @@
 //! principal (<https://docs.databricks.com/en/dev-tools/auth/oauth-m2m.html>): form body
 //! `grant_type=client_credentials&scope=all-apis`, the client id and secret as HTTP Basic
 //! auth (or `client_id`/`client_secret` form fields); the answer is
-//! `{"access_token", "token_type": "Bearer", "expires_in", "scope"}`.
+//! `{"access_token", "token_type": "Bearer", "expires_in", "scope"}`. The SDKs find the
+//! token endpoint through `GET /oidc/.well-known/oauth-authorization-server` first (newer
+//! SDKs find that through the host metadata of `GET /.well-known/databricks-config`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,5 +88,25 @@ pub(crate) async fn token(
         "expires_in": config.oauth_token_ttl.as_secs(),
         "scope": if scope.is_empty() { "all-apis".to_string() } else { scope },
     });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /oidc/.well-known/oauth-authorization-server`: the workspace's OIDC endpoints.
+pub(crate) async fn discovery(State(s): State<Arc<DbxState>>) -> Response {
+    let oidc = format!("{}/oidc", s.base_url.get().cloned().unwrap_or_default());
+    let body = json!({
+        "issuer": oidc,
+        "authorization_endpoint": format!("{oidc}/v1/authorize"),
+        "token_endpoint": format!("{oidc}/v1/token"),
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "scopes_supported": ["all-apis", "sql", "offline_access"],
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /.well-known/databricks-config`: host metadata naming the OIDC root.
+pub(crate) async fn host_metadata(State(s): State<Arc<DbxState>>) -> Response {
+    let base = s.base_url.get().cloned().unwrap_or_default();
+    let body = json!({"oidc_endpoint": format!("{base}/oidc"), "workspace_id": "1234567890123456", "cloud": "aws"});
     (StatusCode::OK, Json(body)).into_response()
 }

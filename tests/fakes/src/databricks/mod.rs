@@ -23,12 +23,16 @@
 //!   `status.error` `{error_code: BAD_REQUEST, message}` and `status.sql_state`.
 //! - Auth: `Authorization: Bearer <PAT or OAuth token>`; none is 401 `UNAUTHENTICATED`, an
 //!   unknown one 403 `PERMISSION_DENIED` "Invalid access token.". `POST /oidc/v1/token`
-//!   issues OAuth M2M tokens (module `auth`). API errors are `{"error_code", "message"}`:
+//!   issues OAuth M2M tokens, found through `GET /oidc/.well-known/oauth-authorization-server`
+//!   (module `auth`). API errors are `{"error_code", "message"}`:
 //!   400 `INVALID_PARAMETER_VALUE`, 404 `NOT_FOUND`, 429 `REQUEST_LIMIT_EXCEEDED` (with
 //!   `Retry-After`), 503 `TEMPORARILY_UNAVAILABLE`.
 //! - External links must be fetched without the Databricks `Authorization` header (module
 //!   `links`); they expire after [`DatabricksConfig::link_ttl`] (at most 15 min in
 //!   production), and each chunk request mints a fresh link.
+//!
+//! Checked end to end with databricks-sdk (Python) 0.162 during development: PAT and OAuth
+//! M2M auth, INLINE chunks, EXTERNAL_LINKS, cancel. The tests here use plain HTTP.
 //!
 //! Choices where the docs are silent: chunks hold [`DatabricksConfig::rows_per_chunk`]
 //! rows (the service sizes them by bytes); DML answers Delta's one-row
@@ -131,7 +135,12 @@ impl DatabricksFake {
         });
         let base = "/api/2.0/sql/statements";
         let router = Router::new()
+            .route("/.well-known/databricks-config", get(auth::host_metadata))
             .route("/oidc/v1/token", post(auth::token))
+            .route(
+                "/oidc/.well-known/oauth-authorization-server",
+                get(auth::discovery),
+            )
             .route(base, post(statements::execute))
             .route(&format!("{base}/{{id}}"), get(statements::get))
             .route(&format!("{base}/{{id}}/cancel"), post(statements::cancel))

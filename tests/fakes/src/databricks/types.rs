@@ -7,9 +7,11 @@
 //! DOUBLE, `numeric(p,s)` DECIMAL(p,s) (unconstrained `numeric` as DECIMAL(38,18), Spark's
 //! system default), `bool` BOOLEAN, `date` DATE, `timestamptz` TIMESTAMP, `timestamp`
 //! TIMESTAMP_NTZ, `bytea` BINARY, text types STRING. Value text: integers and decimals as
-//! digits (decimals with exactly `scale` places), booleans `true`/`false`, dates
-//! `2024-01-31`, TIMESTAMP `2024-01-31T12:00:00.5Z` and TIMESTAMP_NTZ without the `Z`,
-//! BINARY as base64; NULL is JSON `null` (CSV: `null`).
+//! digits (decimals with exactly `scale` places), FLOAT/DOUBLE as Java's
+//! `Double.toString` (`2.0`, `0.25`, `1.0E10`), booleans `true`/`false`, dates
+//! `2024-01-31`, TIMESTAMP `2024-01-31T12:00:00.500Z` (fraction in 3, 6 or 9 digits, none
+//! when zero) and TIMESTAMP_NTZ the same without the `Z`, BINARY as base64; NULL is JSON
+//! `null` (CSV: `null`).
 
 use base64::Engine;
 use tokio_postgres::types::Type;
@@ -82,6 +84,7 @@ impl DbxType {
 /// The string form of a (non-NULL) PostgreSQL text value of type `ty`.
 pub(crate) fn value_text(ty: DbxType, text: &str) -> String {
     let converted = match ty {
+        DbxType::Float | DbxType::Double => text.parse::<f64>().ok().map(java_double),
         DbxType::Boolean => pgtext::boolean(text).map(|b| b.to_string()),
         DbxType::Decimal(_, s) => {
             pgtext::scaled_decimal(text, s).map(|v| pgtext::format_scaled(v, s))
@@ -98,6 +101,34 @@ pub(crate) fn value_text(ty: DbxType, text: &str) -> String {
         _ => None,
     };
     converted.unwrap_or_else(|| text.to_string())
+}
+
+/// A double as Spark casts it to a string (Java's `Double.toString`): `2.0`, `0.25`,
+/// `1.0E10`, `1.5E-5`, `NaN`, `Infinity`.
+fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let magnitude = v.abs();
+    if magnitude != 0.0 && !(1e-3..1e7).contains(&magnitude) {
+        let sci = format!("{v:e}");
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
+        return format!("{mantissa}E{exp}");
+    }
+    let plain = format!("{v}");
+    if plain.contains('.') {
+        plain
+    } else {
+        format!("{plain}.0")
+    }
 }
 
 /// A parameter `type` (`INT`, `DECIMAL(10,2)`, ...) as the PostgreSQL type to cast to;
@@ -140,6 +171,10 @@ mod tests {
             "2024-01-31T12:00:00.500Z"
         );
         assert_eq!(value_text(DbxType::Binary, "\\x6869"), "aGk=");
+        assert_eq!(value_text(DbxType::Double, "2"), "2.0");
+        assert_eq!(value_text(DbxType::Double, "1e+10"), "1.0E10");
+        assert_eq!(value_text(DbxType::Double, "-1.5e-05"), "-1.5E-5");
+        assert_eq!(value_text(DbxType::Double, "0.25"), "0.25");
         assert_eq!(
             parameter_cast("decimal(10, 2)").as_deref(),
             Some("numeric(10,2)")

@@ -28,6 +28,10 @@
 //!   none is 400 `MissingAuthenticationTokenException`, a malformed one 400
 //!   `IncompleteSignatureException`.
 //!
+//! Checked end to end with boto3/botocore 1.44 during development (execute, describe,
+//! the `get_statement_result` paginator, blobs, cancel, error codes); the tests here use
+//! plain HTTP.
+//!
 //! Choices where the docs are silent: the page size of `GetStatementResult` is a row count
 //! ([`RedshiftDataConfig::page_rows`]); the quota of active statements defaults to 500;
 //! a `:name` with no value is a `ValidationException` at `ExecuteStatement`; an unknown

@@ -20,7 +20,12 @@
 //!   "RENEW"}` answers `sessionToken`, `validityInSecondsST`, `masterToken`,
 //!   `validityInSecondsMT`; an expired master token is `390114`.
 //! - `POST /queries/v1/query-request?requestId=` with `sqlText`, `asyncExec`, `sequenceId`,
-//!   `parameters`, `bindings` (module `query`; result shape in module `result`).
+//!   `parameters`, `bindings`; `GET /queries/{id}/result`, `GET /monitoring/queries/{id}`,
+//!   `POST /queries/v1/abort-request` (module `query`; result shape in module `result`).
+//! - Checked end to end with snowflake-connector-python 5.2 (password and key-pair login,
+//!   JSON and Arrow results over several chunks, automatic renewal after `390112`,
+//!   `execute_async` + `get_results_from_sfqid`) during development; the tests here use
+//!   plain HTTP.
 //! - Request bodies may be gzip (`Content-Encoding: gzip`).
 //!
 //! Choices where the drivers do not pin the server down: no `Authorization` header at all
@@ -170,6 +175,10 @@ impl SnowflakeFake {
             .route("/queries/v1/query-request", post(query::query_request))
             .route("/queries/v1/abort-request", post(query::abort))
             .route("/queries/{id}/result", get(query::result))
+            .route("/monitoring/queries/{id}", get(query::monitoring))
+            // The Python connector's core asks for `/monitoring/queries//<id>`.
+            .route("/monitoring/queries//{id}", get(query::monitoring))
+            .route("/telemetry/send", post(query::telemetry))
             .route(&format!("{CHUNK_PREFIX}{{token}}"), get(chunks::download))
             .with_state(state.clone())
             .layer(from_fn_with_state(state.clone(), guard::<SfState>));

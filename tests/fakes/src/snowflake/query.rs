@@ -1,5 +1,6 @@
-//! `POST /queries/v1/query-request`, `GET /queries/{queryId}/result` and
-//! `POST /queries/v1/abort-request`.
+//! `POST /queries/v1/query-request`, `GET /queries/{queryId}/result`,
+//! `GET /monitoring/queries/{queryId}`, `POST /queries/v1/abort-request` (and the drivers'
+//! `POST /telemetry/send`, accepted).
 //!
 //! A synchronous query the server cannot finish within [`super::SnowflakeConfig::sync_wait`]
 //! (45 s in production) answers `333333` with `getResultUrl`; `asyncExec: true` answers
@@ -345,5 +346,45 @@ pub(crate) async fn abort(
     if let Some(t) = token {
         let _ = t.cancel_query(tokio_postgres::NoTls).await;
     }
+    envelope(Value::Null, None, None, true)
+}
+
+/// `GET /monitoring/queries/{queryId}`: `{"data": {"queries": [{"id", "status", "sqlText",
+/// "errorCode", "errorMessage", ...}]}}` with gosnowflake's `monitoring.go` statuses
+/// (RUNNING, SUCCESS, FAILED_WITH_ERROR; a cancelled query is FAILED_WITH_ERROR 000604).
+pub(crate) async fn monitoring(
+    State(s): State<Arc<SfState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(problem) = s.session_of(&headers) {
+        return problem.response();
+    }
+    let sql = locked(&s.query_log)
+        .iter()
+        .find(|r| r.query_id == id)
+        .map(|r| r.sql.clone());
+    let queries = locked(&s.queries);
+    let (Some(q), Some(sql)) = (queries.get(&id), sql) else {
+        return envelope(json!({"queries": []}), None, None, true);
+    };
+    let mut entry = json!({"id": id, "status": "RUNNING", "sqlText": sql, "startTime": 0, "endTime": 0, "errorCode": "", "errorMessage": "", "stats": {"scanBytes": 0, "producedRows": 0}});
+    match q.outcome.as_deref() {
+        None => {}
+        Some(Outcome::Rows(r)) => {
+            entry["status"] = json!("SUCCESS");
+            entry["stats"]["producedRows"] = json!(r.rows.len());
+        }
+        Some(Outcome::Error { code, message, .. }) => {
+            entry["status"] = json!("FAILED_WITH_ERROR");
+            entry["errorCode"] = json!(code);
+            entry["errorMessage"] = json!(message);
+        }
+    }
+    envelope(json!({"queries": [entry]}), None, None, true)
+}
+
+/// `POST /telemetry/send`: the drivers' telemetry batches, accepted and dropped.
+pub(crate) async fn telemetry() -> Response {
     envelope(Value::Null, None, None, true)
 }

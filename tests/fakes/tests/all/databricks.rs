@@ -504,6 +504,18 @@ async fn pat_oauth_m2m_throttling_and_unavailability() {
     );
 
     let token_url = format!("{}/oidc/v1/token", fake.base_url());
+    let discovery: Value = client()
+        .get(format!(
+            "{}/oidc/.well-known/oauth-authorization-server",
+            fake.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["token_endpoint"], token_url.as_str());
     let form = [("grant_type", "client_credentials"), ("scope", "all-apis")];
     let resp = client()
         .post(&token_url)

@@ -547,6 +547,12 @@ async fn async_queries_poll_get_result_url_and_abort_the_postgres_query() {
     )
     .await;
     assert_eq!(again["code"], "000605");
+    let status = poll(format!("/monitoring/queries/{id}")).await;
+    let entry = &status["data"]["queries"][0];
+    assert_eq!(
+        (entry["status"].clone(), entry["errorCode"].clone()),
+        (json!("FAILED_WITH_ERROR"), json!("000604"))
+    );
 
     let slow = query(
         &fake,
