@@ -13,7 +13,7 @@
 //!   SESSION_PARAMETERS, CLIENT_APP_ID, ...}}` answers `token`, `masterToken`,
 //!   `validityInSeconds`, `masterValidityInSeconds`, `sessionId`, `parameters`,
 //!   `sessionInfo`. Failures: `390100` "Incorrect username or password was specified.",
-//!   `390144` "JWT token is invalid. [<id>]".
+//!   `390144` `"JWT token is invalid. [<request id>]"`.
 //! - Later calls send `Authorization: Snowflake Token="<token>"`. An expired token answers
 //!   `390112` "Your session has expired. Please login again."; `POST
 //!   /session/token-request` with the master token and `{"oldSessionToken", "requestType":
