@@ -48,6 +48,8 @@ pub fn open(dir: Option<PathBuf>, show_progress: bool) -> Result<Context, anyhow
         root: project.root.clone(),
         owner: local_owner(),
         progress,
+        opened: Default::default(),
+        rate_share: 1,
     };
     Ok(Context { project, engine })
 }

@@ -123,6 +123,8 @@ async fn main() {
         root: dir.path().to_path_buf(),
         owner: "bench".into(),
         progress: Arc::new(NoProgress),
+        opened: Default::default(),
+        rate_share: 1,
     };
 
     // The key set: every id 0..rows as delivered with its original values.

@@ -20,8 +20,9 @@ use axum::routing::post;
 use axum::Router;
 use futures::StreamExt;
 use retl_shared::config::{DeliverySettings, SafetyConfig, SyncDef, SyncMode};
-use retl_shared::connectors::webhook::WebhookDestination;
-use retl_shared::delivery::{Deliverer, DeliveryConfig};
+use retl_shared::connectors::webhook::{WebhookConnection, WebhookDestination};
+use retl_shared::connectors::DestinationConnector;
+use retl_shared::delivery::{Deliverer, DeliveryConfig, Requester};
 use retl_shared::ports::{Destination, OutRecord, RecordOutcome, WriteOp};
 use serde_json::json;
 
@@ -94,8 +95,15 @@ async fn scenario(name: &str, url: &str, limit: usize, seconds: u64, rate: Optio
         retry_budget: Some(100_000),
         timeout_seconds: Some(10.0),
     };
-    let cfg = DeliveryConfig::resolve(dest.delivery_defaults(), Some(&settings));
-    let deliverer = Deliverer::new(dest, Arc::new(sync()), cfg);
+    let connection = WebhookConnection {
+        url: url.to_string(),
+        secret_env: None,
+        headers: Default::default(),
+        delivery: settings.clone(),
+    };
+    let cfg = DeliveryConfig::resolve(&connection.delivery_defaults(), &settings);
+    let requests = Arc::new(Requester::new(cfg.policy));
+    let deliverer = Deliverer::new(dest, Arc::new(sync()), cfg.limits, Vec::new(), requests);
     let total = limit as u64 * 100 * seconds;
     let records: Vec<OutRecord> = (0..total)
         .map(|i| OutRecord {

@@ -844,6 +844,8 @@ async fn engine_runs_a_sync_on_aws_adapters() {
         root: project.root.clone(),
         owner: "aws:test-execution".into(),
         progress: Arc::new(NoProgress),
+        opened: Default::default(),
+        rate_share: 1,
     };
 
     let first = run_local(&engine, &sync, LocalRunOptions::default())

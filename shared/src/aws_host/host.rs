@@ -95,6 +95,8 @@ impl AwsHost {
             root: PathBuf::from("/tmp"),
             owner: format!("aws:{}", self.names.stack),
             progress: Arc::new(NoProgress),
+            opened: Default::default(),
+            rate_share: 1,
         }
     }
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::DeliverySettings;
+use crate::delivery::Requester;
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError, Secrets, Source, SourceError};
+use crate::ports::{DeliveryDefaults, Destination, DestinationError, Secrets, Source, SourceError};
 
 /// A problem with a connection's settings, found by [`Connector::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub struct OpenContext<'a> {
     pub root: &'a Path,
     /// Where `*_env` secrets are read.
     pub secrets: &'a dyn Secrets,
+    /// The connection's request framework: every request goes through it.
+    pub requests: Arc<Requester>,
 }
 
 impl OpenContext<'_> {
@@ -128,6 +131,15 @@ pub trait DestinationConnector: Send + Sync {
     fn capabilities(&self) -> Capabilities;
     /// The user's delivery tuning (`delivery:`).
     fn delivery_settings(&self) -> &DeliverySettings;
+    /// The delivery behaviour the connector documents for its API (batch limits, rate,
+    /// concurrency, attempts, timeout).
+    fn delivery_defaults(&self) -> DeliveryDefaults;
+    /// Delivery defaults for a run planning `planned` writes: a connector with a bulk API
+    /// (Salesforce Bulk API 2.0) may choose much larger batches for large runs.
+    fn delivery_defaults_for(&self, planned: u64) -> DeliveryDefaults {
+        let _ = planned;
+        self.delivery_defaults()
+    }
     /// A problem with a sync's destination `object`, checked by `retl validate`.
     fn check_object(&self, object: &str) -> Option<Problem> {
         let _ = object;

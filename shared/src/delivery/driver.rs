@@ -1,32 +1,21 @@
+//! Batch delivery: records split into batches within the destination's limits, each batch
+//! written through the connection's [`Requester`] (pacing, concurrency, timeouts, retries),
+//! refused batches split until the bad record is isolated, and every record ending in exactly
+//! one outcome.
+
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use governor::DefaultDirectRateLimiter;
-use rand::Rng;
 use serde::Serialize;
-use tokio::time::Instant;
 
 use super::batcher::batches;
-use super::concurrency::AdaptiveConcurrency;
-use super::rate::rate_limiter;
-use super::settings::DeliveryConfig;
+use super::requester::{Requester, Retry};
 use crate::config::SyncDef;
-use crate::ports::{Batch, Destination, OutRecord, RecordOutcome, SendError, WriteOp};
+use crate::ports::{Batch, BatchLimits, Destination, OutRecord, RecordOutcome, SendError, WriteOp};
 
 /// Counters of one delivery, for run reports and benchmarks.
-#[derive(Debug, Default)]
-struct DeliveryStats {
-    requests: AtomicU64,
-    retries: AtomicU64,
-    rate_limited: AtomicU64,
-    transient_errors: AtomicU64,
-    splits: AtomicU64,
-}
-
-/// A snapshot of [`DeliveryStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DeliveryStatsSnapshot {
     /// Requests sent.
@@ -41,19 +30,6 @@ pub struct DeliveryStatsSnapshot {
     pub splits: u64,
 }
 
-impl DeliveryStats {
-    /// Current values.
-    pub fn snapshot(&self) -> DeliveryStatsSnapshot {
-        DeliveryStatsSnapshot {
-            requests: self.requests.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            rate_limited: self.rate_limited.load(Ordering::Relaxed),
-            transient_errors: self.transient_errors.load(Ordering::Relaxed),
-            splits: self.splits.load(Ordering::Relaxed),
-        }
-    }
-}
-
 /// The outcomes of one batch as given to the caller: every record exactly once.
 #[derive(Debug)]
 pub struct Delivered {
@@ -63,34 +39,36 @@ pub struct Delivered {
     pub results: Vec<(OutRecord, RecordOutcome)>,
 }
 
-/// Sends records to one destination within its limits. One per destination connection and
-/// run, so the rate limit, concurrency and retry budget are shared by all its batches.
+/// Sends records to one destination within its limits, through the connection's requester
+/// (shared by every batch of the run, and by the connector's own reads).
 pub struct Deliverer {
     dest: Arc<dyn Destination>,
     sync: Arc<SyncDef>,
-    cfg: DeliveryConfig,
-    limiter: Option<DefaultDirectRateLimiter>,
-    concurrency: AdaptiveConcurrency,
-    pause_until: Mutex<Option<Instant>>,
-    budget: AtomicI64,
+    limits: BatchLimits,
+    op_limits: Vec<(WriteOp, usize)>,
+    requests: Arc<Requester>,
     fatal: Mutex<Option<(String, String)>>,
-    stats: DeliveryStats,
+    splits: AtomicU64,
 }
 
 impl Deliverer {
-    /// A deliverer for `dest` with effective settings `cfg`.
-    pub fn new(dest: Arc<dyn Destination>, sync: Arc<SyncDef>, cfg: DeliveryConfig) -> Arc<Self> {
-        let limiter = rate_limiter(cfg.rate_per_second, cfg.burst);
+    /// A deliverer for `dest` with batch `limits` (and lower record limits per operation),
+    /// sending through `requests`.
+    pub fn new(
+        dest: Arc<dyn Destination>,
+        sync: Arc<SyncDef>,
+        limits: BatchLimits,
+        op_limits: Vec<(WriteOp, usize)>,
+        requests: Arc<Requester>,
+    ) -> Arc<Self> {
         Arc::new(Deliverer {
             dest,
             sync,
-            concurrency: AdaptiveConcurrency::new(cfg.concurrency, Duration::from_millis(500)),
-            budget: AtomicI64::new(i64::from(cfg.retry_budget)),
-            limiter,
-            cfg,
-            pause_until: Mutex::new(None),
+            limits,
+            op_limits,
+            requests,
             fatal: Mutex::new(None),
-            stats: DeliveryStats::default(),
+            splits: AtomicU64::new(0),
         })
     }
 
@@ -101,12 +79,26 @@ impl Deliverer {
 
     /// Counters so far.
     pub fn stats(&self) -> DeliveryStatsSnapshot {
-        self.stats.snapshot()
+        let r = self.requests.stats();
+        DeliveryStatsSnapshot {
+            requests: r.requests,
+            retries: r.retries,
+            rate_limited: r.rate_limited,
+            transient_errors: r.transient_errors,
+            splits: self.splits.load(Ordering::Relaxed),
+        }
     }
 
     /// The error that stopped delivery, if the destination failed in a way retries cannot fix.
     pub fn fatal_error(&self) -> Option<(String, String)> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_fatal(&self, code: &str, message: &str) {
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| (code.to_string(), message.to_string()));
     }
 
     /// Sends `records` with `op`, yielding each batch's outcomes as it completes.
@@ -116,57 +108,14 @@ impl Deliverer {
         records: Vec<OutRecord>,
     ) -> impl Stream<Item = Delivered> + Send + 'static {
         let this = Arc::clone(self);
-        let width = self.cfg.concurrency.max(1);
-        let mut limits = self.cfg.limits;
-        if let Some(max) = self.dest.max_records(op) {
-            limits.max_records = limits.max_records.min(max.max(1));
+        let width = self.requests.policy().concurrency.max(1);
+        let mut limits = self.limits;
+        if let Some((_, max)) = self.op_limits.iter().find(|(o, _)| *o == op) {
+            limits.max_records = limits.max_records.min((*max).max(1));
         }
         futures::stream::iter(batches(records, limits))
             .map(move |b| Arc::clone(&this).run_batch(op, b))
             .buffer_unordered(width)
-    }
-
-    async fn wait_gates(&self) {
-        loop {
-            let until = *self.pause_until.lock().unwrap_or_else(|p| p.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => break,
-            }
-        }
-        if let Some(l) = &self.limiter {
-            l.until_ready().await;
-        }
-    }
-
-    fn pause_for(&self, d: Duration) {
-        // A longer wait ends the delivery instead (see `retry_or_fail`).
-        if d > self.cfg.max_retry_after {
-            return;
-        }
-        let t = Instant::now() + d;
-        let mut p = self.pause_until.lock().unwrap_or_else(|p| p.into_inner());
-        if p.is_none_or(|cur| cur < t) {
-            *p = Some(t);
-        }
-    }
-
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .cfg
-            .base_backoff
-            .saturating_mul(1u32 << attempt.min(16).saturating_sub(1))
-            .min(self.cfg.max_backoff);
-        // Full jitter between half and all of the exponential delay spreads retries apart.
-        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
-        match retry_after {
-            Some(r) => r.max(jittered / 4),
-            None => jittered,
-        }
-    }
-
-    fn take_retry(&self) -> bool {
-        self.budget.fetch_sub(1, Ordering::Relaxed) > 0
     }
 
     async fn run_batch(self: Arc<Self>, op: WriteOp, records: Vec<OutRecord>) -> Delivered {
@@ -174,153 +123,118 @@ impl Deliverer {
         let mut queue: VecDeque<(Vec<OutRecord>, u32)> = VecDeque::from([(records, 1)]);
         while let Some((recs, attempt)) = queue.pop_front() {
             if let Some((code, message)) = self.fatal_error() {
-                done.extend(recs.into_iter().map(|r| {
-                    (
-                        r,
-                        RecordOutcome::Failed {
-                            code: code.clone(),
-                            message: message.clone(),
-                        },
-                    )
-                }));
+                done.extend(failed(recs, &code, &message));
                 continue;
             }
-            self.wait_gates().await;
-            let permit = self.concurrency.acquire().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let batch = Batch { op, records: recs };
-            let res =
-                tokio::time::timeout(self.cfg.timeout, self.dest.send(&self.sync, &batch)).await;
-            drop(permit);
+            let res = self
+                .requests
+                .attempt(op, self.dest.send(&self.sync, &batch))
+                .await;
             let recs = batch.records;
-            let err = match res {
-                Err(_) => {
-                    self.concurrency.on_overload();
-                    SendError::Transient {
-                        code: "timeout".into(),
-                        message: format!("no answer within {:?}", self.cfg.timeout),
-                        retry_after: None,
-                    }
+            match res {
+                Ok(outcomes) if outcomes.len() == recs.len() => {
+                    self.settle(&mut queue, &mut done, recs, outcomes, attempt)
+                        .await
                 }
-                Ok(Ok(outcomes)) if outcomes.len() == recs.len() => {
-                    self.concurrency.on_success();
-                    let mut again = Vec::new();
-                    let mut last = None;
-                    for (r, o) in recs.into_iter().zip(outcomes) {
-                        match o {
-                            RecordOutcome::Failed { code, message }
-                                if attempt < self.cfg.max_attempts =>
-                            {
-                                last = Some((code, message));
-                                again.push(r);
-                            }
-                            other => done.push((r, other)),
-                        }
-                    }
-                    if let Some((code, message)) = last {
-                        self.retry_or_fail(
-                            &mut queue, &mut done, again, attempt, code, message, None,
-                        )
-                        .await;
-                    }
-                    continue;
-                }
-                Ok(Ok(outcomes)) => {
+                Ok(outcomes) => {
                     let message = format!(
                         "the connector answered {} outcomes for {} records",
                         outcomes.len(),
                         recs.len()
                     );
-                    done.extend(recs.into_iter().map(|r| {
-                        (
-                            r,
-                            RecordOutcome::Failed {
-                                code: "connector_error".into(),
-                                message: message.clone(),
-                            },
-                        )
-                    }));
-                    continue;
+                    done.extend(failed(recs, "connector_error", &message));
                 }
-                Ok(Err(e)) => e,
-            };
-            match err {
-                SendError::RateLimited {
-                    message,
-                    retry_after,
-                } => {
-                    self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    self.concurrency.on_overload();
-                    if let Some(d) = retry_after {
-                        self.pause_for(d);
-                    }
-                    self.retry_or_fail(
-                        &mut queue,
-                        &mut done,
-                        recs,
-                        attempt,
-                        "rate_limited".into(),
-                        message,
-                        retry_after,
-                    )
-                    .await;
-                }
-                SendError::Transient {
-                    code,
-                    message,
-                    retry_after,
-                } => {
-                    self.stats.transient_errors.fetch_add(1, Ordering::Relaxed);
-                    if let Some(d) = retry_after {
-                        self.pause_for(d);
-                    }
-                    self.retry_or_fail(
-                        &mut queue,
-                        &mut done,
-                        recs,
-                        attempt,
-                        code,
-                        message,
-                        retry_after,
-                    )
-                    .await;
-                }
-                SendError::BatchRejected { code, message } => {
-                    if recs.len() == 1 {
-                        done.extend(recs.into_iter().map(|r| {
-                            (
-                                r,
-                                RecordOutcome::Rejected {
-                                    code: code.clone(),
-                                    message: message.clone(),
-                                },
-                            )
-                        }));
-                    } else {
-                        self.stats.splits.fetch_add(1, Ordering::Relaxed);
-                        let mut left = recs;
-                        let right = left.split_off(left.len() / 2);
-                        queue.push_front((right, attempt));
-                        queue.push_front((left, attempt));
-                    }
-                }
-                SendError::Fatal { code, message } => {
-                    tracing::error!(%code, %message, "destination refused the write; stopping delivery");
-                    *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((code.clone(), message.clone()));
-                    done.extend(recs.into_iter().map(|r| {
-                        (
-                            r,
-                            RecordOutcome::Failed {
-                                code: code.clone(),
-                                message: message.clone(),
-                            },
-                        )
-                    }));
+                Err(err) => {
+                    self.on_error(&mut queue, &mut done, recs, attempt, err)
+                        .await
                 }
             }
         }
         Delivered { op, results: done }
+    }
+
+    /// Records the outcomes of an answered batch; records reported `failed` are tried again
+    /// as a batch of their own.
+    async fn settle(
+        &self,
+        queue: &mut VecDeque<(Vec<OutRecord>, u32)>,
+        done: &mut Vec<(OutRecord, RecordOutcome)>,
+        recs: Vec<OutRecord>,
+        outcomes: Vec<RecordOutcome>,
+        attempt: u32,
+    ) {
+        let mut again = Vec::new();
+        let mut last = None;
+        for (r, o) in recs.into_iter().zip(outcomes) {
+            match o {
+                RecordOutcome::Failed { code, message } => {
+                    last = Some(SendError::Transient {
+                        code: code.clone(),
+                        message: message.clone(),
+                        retry_after: None,
+                    });
+                    again.push((r, RecordOutcome::Failed { code, message }));
+                }
+                other => done.push((r, other)),
+            }
+        }
+        let Some(err) = last else { return };
+        match self.requests.after_failure(attempt, &err) {
+            Retry::After(wait) => {
+                tokio::time::sleep(wait).await;
+                queue.push_front((again.into_iter().map(|(r, _)| r).collect(), attempt + 1));
+            }
+            Retry::GiveUp(_) | Retry::Stop(_) => done.extend(again),
+        }
+    }
+
+    async fn on_error(
+        &self,
+        queue: &mut VecDeque<(Vec<OutRecord>, u32)>,
+        done: &mut Vec<(OutRecord, RecordOutcome)>,
+        mut recs: Vec<OutRecord>,
+        attempt: u32,
+        err: SendError,
+    ) {
+        match err {
+            SendError::BatchRejected { code, message } if recs.len() == 1 => {
+                done.extend(recs.into_iter().map(|r| {
+                    (
+                        r,
+                        RecordOutcome::Rejected {
+                            code: code.clone(),
+                            message: message.clone(),
+                        },
+                    )
+                }));
+            }
+            SendError::BatchRejected { .. } => {
+                self.splits.fetch_add(1, Ordering::Relaxed);
+                let right = recs.split_off(recs.len() / 2);
+                queue.push_front((right, attempt));
+                queue.push_front((recs, attempt));
+            }
+            SendError::Fatal { code, message } => {
+                tracing::error!(%code, %message, "destination refused the write; stopping delivery");
+                self.set_fatal(&code, &message);
+                done.extend(failed(recs, &code, &message));
+            }
+            SendError::Transient {
+                ref code,
+                ref message,
+                ..
+            } => {
+                let (code, message) = (code.clone(), message.clone());
+                self.retry_or_fail(queue, done, recs, attempt, &err, &code, &message)
+                    .await
+            }
+            SendError::RateLimited { ref message, .. } => {
+                let message = message.clone();
+                self.retry_or_fail(queue, done, recs, attempt, &err, "rate_limited", &message)
+                    .await
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -330,53 +244,40 @@ impl Deliverer {
         done: &mut Vec<(OutRecord, RecordOutcome)>,
         recs: Vec<OutRecord>,
         attempt: u32,
-        code: String,
-        message: String,
-        retry_after: Option<Duration>,
+        err: &SendError,
+        code: &str,
+        message: &str,
     ) {
-        if recs.is_empty() {
-            return;
+        match self.requests.after_failure(attempt, err) {
+            Retry::After(wait) => {
+                tokio::time::sleep(wait).await;
+                queue.push_front((recs, attempt + 1));
+            }
+            Retry::GiveUp(why) => done.extend(failed(recs, code, &format!("{message} ({why})"))),
+            Retry::Stop(why) => {
+                // A quota that resets in hours: stop this delivery now rather than hold the
+                // run; the records are planned again by the next run.
+                let message = format!("{message} ({why})");
+                self.set_fatal(code, &message);
+                done.extend(failed(recs, code, &message));
+            }
         }
-        if let Some(wait) = retry_after.filter(|w| *w > self.cfg.max_retry_after) {
-            // A quota that resets in hours: stop this delivery now rather than hold the run.
-            let why = format!(
-                "{message} (the destination asked to wait {}s, longer than a run waits; planned again by the next run)",
-                wait.as_secs()
-            );
-            self.fatal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(|| (code.clone(), why.clone()));
-            done.extend(recs.into_iter().map(|r| {
-                (
-                    r,
-                    RecordOutcome::Failed {
-                        code: code.clone(),
-                        message: why.clone(),
-                    },
-                )
-            }));
-            return;
-        }
-        if attempt < self.cfg.max_attempts && self.take_retry() {
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(self.backoff(attempt, retry_after)).await;
-            queue.push_front((recs, attempt + 1));
-            return;
-        }
-        let why = if attempt >= self.cfg.max_attempts {
-            format!("{message} (gave up after {attempt} attempts)")
-        } else {
-            format!("{message} (the run's retry budget is used up)")
-        };
-        done.extend(recs.into_iter().map(|r| {
-            (
-                r,
-                RecordOutcome::Failed {
-                    code: code.clone(),
-                    message: why.clone(),
-                },
-            )
-        }));
     }
+}
+
+fn failed(
+    recs: Vec<OutRecord>,
+    code: &str,
+    message: &str,
+) -> impl Iterator<Item = (OutRecord, RecordOutcome)> {
+    let (code, message) = (code.to_string(), message.to_string());
+    recs.into_iter().map(move |r| {
+        (
+            r,
+            RecordOutcome::Failed {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        )
+    })
 }

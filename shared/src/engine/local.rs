@@ -14,7 +14,6 @@ use super::plan::{
 use super::safety::SafetyVerdict;
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
-use crate::delivery::{Deliverer, DeliveryConfig};
 use crate::ports::{RunRecord, RunStatus};
 
 /// How to run.
@@ -137,10 +136,7 @@ pub async fn apply_plan(
     plan: &PlanManifest,
 ) -> Result<(), EngineError> {
     let t = Instant::now();
-    let dest = engine.destination(sync).await?;
-    let user = Some(engine.delivery_settings(sync)?);
-    let cfg = DeliveryConfig::resolve(dest.delivery_defaults_for(plan.counts.changes()), user);
-    let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);
+    let deliverer = engine.deliverer(sync, plan.counts.changes()).await?;
     let mut total = ApplyOutcome::default();
     // After a fatal destination error the deliverer sends nothing more; every remaining
     // record still passes through it so that it ends counted as failed.

@@ -2,6 +2,7 @@
 //! once against the ports and driven either in one process (`retl`) or one Lambda per step.
 
 mod apply;
+mod connections;
 mod extract;
 mod lifecycle;
 mod local;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
+pub use connections::{OpenedConnections, OpenedDestination};
 pub use extract::{extract, ExtractOptions};
 pub use lifecycle::{
     approve, expire_if_due, finish_run, local_owner, plan_is_stale, reject, request_approval,
@@ -32,12 +34,10 @@ pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview
 pub use record_log::{read_record_log, RecordLogEntry};
 pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
 
-use crate::config::{ConfigError, ConnectionConfig, DeliverySettings, SyncDef};
-use crate::connectors::{DestinationConnector, OpenContext};
-use crate::modes::Capabilities;
+use crate::config::{ConfigError, ConnectionConfig, SyncDef};
 use crate::ports::{
-    Destination, DestinationError, KeySetStore, LockInfo, Notifier, ObjectStore, RunStatus,
-    RunStore, SecretError, Secrets, Source, SourceError, StoreError,
+    DestinationError, KeySetStore, LockInfo, Notifier, ObjectStore, RunStatus, RunStore,
+    SecretError, Secrets, SourceError, StoreError,
 };
 
 /// Reports progress of long phases (a progress bar on a terminal; nothing on Lambda).
@@ -81,66 +81,11 @@ pub struct Engine {
     pub owner: String,
     /// Progress display.
     pub progress: Arc<dyn Progress>,
-}
-
-impl Engine {
-    fn connection(&self, name: &str) -> Result<&ConnectionConfig, EngineError> {
-        self.connections
-            .get(name)
-            .ok_or_else(|| EngineError::Invalid(format!("connection `{name}` is not defined")))
-    }
-
-    fn open_context<'a>(&'a self, name: &'a str) -> OpenContext<'a> {
-        OpenContext {
-            name,
-            root: &self.root,
-            secrets: self.secrets.as_ref(),
-        }
-    }
-
-    fn destination_connector(
-        &self,
-        sync: &SyncDef,
-    ) -> Result<&dyn DestinationConnector, EngineError> {
-        let conn = self.connection(&sync.destination_connection)?;
-        conn.as_destination().ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "connection `{}` ({}) cannot be a destination",
-                sync.destination_connection,
-                conn.type_name()
-            ))
-        })
-    }
-
-    /// The sync's source.
-    pub async fn source(&self, sync: &SyncDef) -> Result<Arc<dyn Source>, EngineError> {
-        let name = &sync.source_connection;
-        let conn = self.connection(name)?;
-        let source = conn.as_source().ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "connection `{name}` ({}) cannot run model SQL",
-                conn.type_name()
-            ))
-        })?;
-        Ok(source.open_source(&self.open_context(name)).await?)
-    }
-
-    /// The sync's destination.
-    pub async fn destination(&self, sync: &SyncDef) -> Result<Arc<dyn Destination>, EngineError> {
-        let connector = self.destination_connector(sync)?;
-        let ctx = self.open_context(&sync.destination_connection);
-        Ok(connector.open_destination(&ctx).await?)
-    }
-
-    /// What the sync's destination can do.
-    pub fn capabilities(&self, sync: &SyncDef) -> Result<Capabilities, EngineError> {
-        Ok(self.destination_connector(sync)?.capabilities())
-    }
-
-    /// The user's delivery tuning of the sync's destination.
-    pub fn delivery_settings(&self, sync: &SyncDef) -> Result<&DeliverySettings, EngineError> {
-        Ok(self.destination_connector(sync)?.delivery_settings())
-    }
+    /// Connections opened so far (each once per engine, with its request framework).
+    pub opened: OpenedConnections,
+    /// How many processes write to the same destination at once (parallel apply units on
+    /// AWS); they divide its rate limit.
+    pub rate_share: usize,
 }
 
 /// Why a step of a run failed. `error_name` is stable: Step Functions `Retry`/`Catch` match it.

@@ -2,8 +2,6 @@
 //! pass only object keys and counts between them; everything else is in the stores. Every step
 //! can be retried: it rewrites the same objects, and apply resumes after acknowledged records.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -17,7 +15,6 @@ use super::plan::{
 use super::safety::SafetyVerdict;
 use super::{run_prefix, Engine, EngineError};
 use crate::config::SyncDef;
-use crate::delivery::{Deliverer, DeliveryConfig};
 use crate::ports::{Counts, RunRecord, RunStatus, StoreError};
 
 async fn put_json<T: Serialize>(engine: &Engine, key: &str, v: &T) -> Result<(), EngineError> {
@@ -309,13 +306,11 @@ pub async fn step_apply_unit(
     let files = units
         .get(unit)
         .ok_or_else(|| EngineError::Corrupt(format!("apply unit {unit} does not exist")))?;
-    let dest = engine.destination(sync).await?;
-    let user = Some(engine.delivery_settings(sync)?);
-    let mut cfg =
-        DeliveryConfig::resolve(dest.delivery_defaults_for(manifest.counts.changes()), user);
-    let share = parallel_units.max(1) as f64;
-    cfg.rate_per_second = cfg.rate_per_second.map(|r| r / share);
-    let deliverer = Deliverer::new(dest, Arc::new(sync.clone()), cfg);
+    let engine = &Engine {
+        rate_share: parallel_units.max(1),
+        ..engine.clone()
+    };
+    let deliverer = engine.deliverer(sync, manifest.counts.changes()).await?;
     let outcome = apply_files(engine, run_id, sync, &manifest, &deliverer, files, resume).await?;
     put_json(engine, &unit_result_key(run_id, unit), &outcome).await?;
     Ok(ApplyStep {

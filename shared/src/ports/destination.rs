@@ -142,6 +142,11 @@ pub struct DeliveryDefaults {
     pub max_attempts: u32,
     /// Request timeout.
     pub timeout: Duration,
+    /// Lower record limits for one kind of write, when the API has one (Braze deletes 50
+    /// users per request but tracks 75).
+    pub op_max_records: &'static [(WriteOp, usize)],
+    /// Lower rates for one kind of write, in requests per minute.
+    pub op_rates: &'static [(WriteOp, u32)],
 }
 
 /// The destination failed outside a batch (connecting, checking the object, listing).
@@ -192,23 +197,10 @@ impl DestinationError {
 /// A destination object: what it can do, how it reads its records, how it writes a batch.
 ///
 /// Batching, retries, rate limits and concurrency are not the connector's business: the
-/// delivery framework does them; a connector only writes one batch and reports per record.
+/// request framework does them ([`crate::delivery::Requester`], handed to the connector when it
+/// opens); a connector only writes one batch and reports per record.
 #[async_trait]
 pub trait Destination: Send + Sync {
-    /// The connector's documented delivery defaults.
-    fn delivery_defaults(&self) -> DeliveryDefaults;
-    /// Delivery defaults for a run planning `planned` writes: a connector with a bulk API
-    /// (Salesforce Bulk API 2.0) may choose much larger batches for large runs.
-    fn delivery_defaults_for(&self, planned: u64) -> DeliveryDefaults {
-        let _ = planned;
-        self.delivery_defaults()
-    }
-    /// A lower record limit for one kind of write, when the API has one (Braze deletes 50
-    /// users per request but tracks 75).
-    fn max_records(&self, op: WriteOp) -> Option<usize> {
-        let _ = op;
-        None
-    }
     /// Checks that the object exists and fits the sync (fields, key constraint).
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError>;
     /// Every record of the object, as destination fields of the mapping.

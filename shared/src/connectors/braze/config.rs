@@ -12,7 +12,8 @@ use crate::connectors::{
     check_http_url, Connector, DestinationConnector, OpenContext, Problem, SourceConnector,
 };
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError, WriteOp};
+use std::time::Duration;
 
 /// Braze user profiles (`/users/track` attributes, `/users/delete`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -64,10 +65,28 @@ impl DestinationConnector for BrazeConnection {
         &self.delivery
     }
 
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: super::TRACK_MAX,
+                // Braze documents no body size limit; this only keeps huge custom attributes
+                // from building enormous requests.
+                max_bytes: 4 << 20,
+            },
+            concurrency: 8,
+            rate_per_second: Some(super::TRACK_RATE_PER_SECOND),
+            burst: 100,
+            max_attempts: 6,
+            timeout: Duration::from_secs(30),
+            op_max_records: &[(WriteOp::Delete, super::DELETE_MAX)],
+            op_rates: &[(WriteOp::Delete, super::DELETE_PER_MINUTE)],
+        }
+    }
+
     async fn open_destination(
         &self,
         ctx: &OpenContext<'_>,
     ) -> Result<Arc<dyn Destination>, DestinationError> {
-        super::open(ctx.name, self, ctx.secrets).await
+        super::open(ctx, self).await
     }
 }

@@ -22,20 +22,15 @@ mod config;
 mod request;
 mod response;
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
 use crate::config::SyncDef;
+use crate::connectors::OpenContext;
 use crate::delivery::http::send;
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
-    SendError, WriteOp,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
 pub use config::BrazeConnection;
 
 /// `/users/track` objects per request (Braze API limits: 75 combined).
@@ -53,17 +48,14 @@ pub struct BrazeDestination {
     endpoint: String,
     auth: HeaderValue,
     client: reqwest::Client,
-    /// The delivery framework has one rate for the connection (users/track's); deletes have
-    /// their own, lower budget, so they also wait here.
-    delete_limiter: DefaultDirectRateLimiter,
 }
 
 /// Opens the connection `name`, reading the REST API key from the secret `api_key_env`.
 pub async fn open(
-    name: &str,
+    ctx: &OpenContext<'_>,
     config: &BrazeConnection,
-    secrets: &dyn Secrets,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
+    let (name, secrets, _requests) = (ctx.name, ctx.secrets, Arc::clone(&ctx.requests));
     let invalid = |message: String| DestinationError::Invalid {
         connection: name.to_string(),
         message,
@@ -112,13 +104,11 @@ impl BrazeDestination {
         let client = crate::delivery::http::client_builder()
             .build()
             .map_err(|e| invalid(e.to_string()))?;
-        let per_minute = NonZeroU32::new(DELETE_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         Ok(BrazeDestination {
             connection: connection.to_string(),
             endpoint: parsed.as_str().trim_end_matches('/').to_string(),
             auth,
             client,
-            delete_limiter: RateLimiter::direct(Quota::per_minute(per_minute)),
         })
     }
 
@@ -151,7 +141,6 @@ impl BrazeDestination {
     }
 
     async fn delete(&self, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
-        self.delete_limiter.until_ready().await;
         let body = request::delete_body(&batch.records);
         let resp = send(self.post("/users/delete", &body)).await?;
         if !resp.status.is_success() {
@@ -171,29 +160,6 @@ impl BrazeDestination {
 
 #[async_trait]
 impl Destination for BrazeDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: TRACK_MAX,
-                // Braze documents no body size limit; this only keeps huge custom attributes
-                // from building enormous requests.
-                max_bytes: 4 << 20,
-            },
-            concurrency: 8,
-            rate_per_second: Some(TRACK_RATE_PER_SECOND),
-            burst: 100,
-            max_attempts: 6,
-            timeout: Duration::from_secs(30),
-        }
-    }
-
-    fn max_records(&self, op: WriteOp) -> Option<usize> {
-        match op {
-            WriteOp::Delete => Some(DELETE_MAX),
-            _ => Some(TRACK_MAX),
-        }
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         request::check_sync(sync).map_err(|m| self.invalid(m))
     }

@@ -12,7 +12,7 @@ use crate::connectors::{
     check_http_url, Connector, DestinationConnector, OpenContext, Problem, SourceConnector,
 };
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError};
 
 /// HubSpot CRM objects (contacts, companies, deals, custom objects) through a private app.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -58,10 +58,26 @@ impl DestinationConnector for HubSpotConnection {
         &self.delivery
     }
 
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: super::BATCH_RECORDS,
+                max_bytes: super::BATCH_BYTES,
+            },
+            concurrency: 4,
+            rate_per_second: Some(super::RATE_PER_SECOND),
+            burst: super::BURST,
+            max_attempts: 6,
+            timeout: super::TIMEOUT,
+            op_max_records: &[],
+            op_rates: &[],
+        }
+    }
+
     async fn open_destination(
         &self,
         ctx: &OpenContext<'_>,
     ) -> Result<Arc<dyn Destination>, DestinationError> {
-        super::open(ctx.name, self, ctx.secrets).await
+        super::open(ctx, self).await
     }
 }

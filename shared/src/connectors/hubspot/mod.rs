@@ -30,10 +30,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::config::SyncDef;
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
-    SendError, WriteOp,
-};
+use crate::connectors::OpenContext;
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
 use crate::record::Values;
 use client::Api;
 pub use config::HubSpotConnection;
@@ -64,10 +62,10 @@ pub struct HubSpotDestination {
 
 /// Opens the connection `name`: reads the access token from the secret `token_env`.
 pub async fn open(
-    name: &str,
+    ctx: &OpenContext<'_>,
     config: &HubSpotConnection,
-    secrets: &dyn Secrets,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
+    let (name, secrets, requests) = (ctx.name, ctx.secrets, Arc::clone(&ctx.requests));
     let invalid = |message: String| DestinationError::Invalid {
         connection: name.to_string(),
         message,
@@ -86,21 +84,7 @@ pub async fn open(
     let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     reqwest::Url::parse(base_url)
         .map_err(|e| invalid(format!("base_url `{base_url}` is not a URL: {e}")))?;
-    let timeout = config
-        .delivery
-        .timeout_seconds
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(TIMEOUT, Duration::from_secs_f64);
-    let rate = config.delivery.rate_per_second.or(Some(RATE_PER_SECOND));
-    let api = Api::new(
-        name,
-        &config.token_env,
-        base_url,
-        token,
-        timeout,
-        rate,
-        BURST,
-    )?;
+    let api = Api::new(name, &config.token_env, base_url, token, requests)?;
     Ok(Arc::new(HubSpotDestination {
         api: Arc::new(api),
         schemas: Mutex::new(HashMap::new()),
@@ -185,20 +169,6 @@ impl HubSpotDestination {
 
 #[async_trait]
 impl Destination for HubSpotDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: BATCH_RECORDS,
-                max_bytes: BATCH_BYTES,
-            },
-            concurrency: 4,
-            rate_per_second: Some(RATE_PER_SECOND),
-            burst: BURST,
-            max_attempts: 6,
-            timeout: TIMEOUT,
-        }
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         self.key(sync)?;
         let schema = self.schema(&sync.object).await?;

@@ -12,7 +12,8 @@ use crate::connectors::{
     check_http_url, Connector, DestinationConnector, OpenContext, Problem, SourceConnector,
 };
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError};
+use std::time::Duration;
 
 /// A Meta (Facebook) custom audience: members added and removed with normalised, SHA-256
 /// hashed identifiers.
@@ -68,10 +69,30 @@ impl DestinationConnector for MetaAudienceConnection {
         &self.delivery
     }
 
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: super::MAX_ROWS,
+                // Meta documents a row limit, not a size limit; this bounds a request of
+                // 10,000 rows of every key (about 10 MB once hashed).
+                max_bytes: 16 << 20,
+            },
+            concurrency: 4,
+            // Standard-tier ad-account score: 9,000 points decaying over 300 s, 3 points per
+            // write, so 10 writes per second; Development-tier apps must set far less.
+            rate_per_second: Some(10.0),
+            burst: 10,
+            max_attempts: 6,
+            timeout: Duration::from_secs(60),
+            op_max_records: &[],
+            op_rates: &[],
+        }
+    }
+
     async fn open_destination(
         &self,
         ctx: &OpenContext<'_>,
     ) -> Result<Arc<dyn Destination>, DestinationError> {
-        super::open(ctx.name, self, ctx.secrets).await
+        super::open(ctx, self).await
     }
 }

@@ -25,7 +25,6 @@ mod rows;
 mod schema;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -33,11 +32,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::config::SyncDef;
+use crate::connectors::OpenContext;
 use crate::delivery::http::send;
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
-    SendError, WriteOp,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
 use crate::record::Values;
 pub use config::MetaAudienceConnection;
 use schema::Key;
@@ -60,10 +57,10 @@ pub struct MetaAudienceDestination {
 
 /// Opens the connection `name`, reading the access token from the secret `access_token_env`.
 pub async fn open(
-    name: &str,
+    ctx: &OpenContext<'_>,
     config: &MetaAudienceConnection,
-    secrets: &dyn Secrets,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
+    let (name, secrets, _requests) = (ctx.name, ctx.secrets, Arc::clone(&ctx.requests));
     let token =
         secrets
             .get(&config.access_token_env)
@@ -182,28 +179,6 @@ impl MetaAudienceDestination {
 
 #[async_trait]
 impl Destination for MetaAudienceDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: MAX_ROWS,
-                // Meta documents a row limit, not a size limit; this bounds a request of
-                // 10,000 rows of every key (about 10 MB once hashed).
-                max_bytes: 16 << 20,
-            },
-            concurrency: 4,
-            // Standard-tier ad-account score: 9,000 points decaying over 300 s, 3 points per
-            // write, so 10 writes per second; Development-tier apps must set far less.
-            rate_per_second: Some(10.0),
-            burst: 10,
-            max_attempts: 6,
-            timeout: Duration::from_secs(60),
-        }
-    }
-
-    fn max_records(&self, _op: WriteOp) -> Option<usize> {
-        Some(MAX_ROWS)
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         schema::check_sync(sync).map_err(|m| self.invalid(m))
     }

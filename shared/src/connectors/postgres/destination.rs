@@ -3,7 +3,6 @@
 //! PostgreSQL itself casts JSON values to the column types.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -15,10 +14,7 @@ use tokio_postgres::Client;
 use super::tls::{connect, ConnectError};
 use crate::config::SyncDef;
 use crate::connectors::sql_ident::{quote_ident, quote_table};
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
-    WriteOp,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
 use crate::record::{key_of, key_values, Values};
 
 /// A PostgreSQL destination connection.
@@ -207,20 +203,6 @@ fn classify(e: tokio_postgres::Error) -> SendError {
 
 #[async_trait]
 impl Destination for PostgresDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: 1000,
-                max_bytes: 16 << 20,
-            },
-            concurrency: 4,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 5,
-            timeout: Duration::from_secs(120),
-        }
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         let client = self.client().await.map_err(|e| self.connect_error(e))?;
         let table = quote_table(&sync.object);

@@ -6,6 +6,7 @@ mod source;
 mod tls;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{Connector, DeployCheck, DestinationConnector, OpenContext, Problem, SourceConnector};
 use crate::config::DeliverySettings;
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError, Source, SourceError};
+use crate::ports::{
+    BatchLimits, DeliveryDefaults, Destination, DestinationError, Source, SourceError,
+};
 pub use destination::PostgresDestination;
 pub use source::PostgresSource;
 
@@ -106,6 +109,22 @@ impl DestinationConnector for PostgresConnection {
 
     fn delivery_settings(&self) -> &DeliverySettings {
         &self.delivery
+    }
+
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: 1000,
+                max_bytes: 16 << 20,
+            },
+            concurrency: 4,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 5,
+            timeout: Duration::from_secs(120),
+            op_max_records: &[],
+            op_rates: &[],
+        }
     }
 
     fn check_object(&self, object: &str) -> Option<Problem> {

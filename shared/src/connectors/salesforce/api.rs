@@ -1,23 +1,14 @@
-//! Authenticated calls to the org's REST API: the bearer token on every request, one token
-//! refresh and retry on 401, and, for reads outside the delivery framework (prepare, list,
-//! lookup, job polling), retries of transient and throttled answers.
+//! Authenticated calls to the org's REST API: the bearer token on every request and one token
+//! refresh and retry on 401. Reads (prepare, list, lookup, job polling) go through the
+//! request framework, which paces them and retries transient and throttled answers.
 
-use std::time::Duration;
-
-use rand::Rng;
+use std::sync::Arc;
 
 use super::auth::{Session, Token};
 use super::errors::classify;
 use crate::delivery::http::{excerpt, send, HttpResponse};
+use crate::delivery::Requester;
 use crate::ports::SendError;
-
-/// Attempts of a read before its error is returned.
-const READ_ATTEMPTS: u32 = 6;
-/// First wait between read attempts; doubles up to [`READ_MAX_BACKOFF`].
-const READ_BASE_BACKOFF: Duration = Duration::from_millis(250);
-const READ_MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// The longest `Retry-After` a read waits for; a daily allocation's wait is not worth it.
-const READ_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The REST API of one org.
 pub(crate) struct Api {
@@ -26,25 +17,36 @@ pub(crate) struct Api {
     http: reqwest::Client,
     session: Session,
     version: String,
-    request_timeout: Duration,
+    requests: Arc<Requester>,
 }
 
 impl Api {
-    /// An API client using `session` for tokens and REST API `version` (`v62.0`).
+    /// An API client using `session` for tokens and REST API `version` (`v62.0`), whose
+    /// reads go through `requests`.
     pub(crate) fn new(
         connection: &str,
         http: reqwest::Client,
         session: Session,
         version: String,
-        request_timeout: Duration,
+        requests: Arc<Requester>,
     ) -> Self {
         Api {
             connection: connection.to_string(),
             http,
             session,
             version,
-            request_timeout,
+            requests,
         }
+    }
+
+    /// [`Api::call_ok`] for a request beyond the first that one batch needs (a bulk job's
+    /// upload, close and polls): it pays its own token of the connection's rate.
+    pub(crate) async fn paced<F>(&self, build: F) -> Result<HttpResponse, SendError>
+    where
+        F: Fn(&Token) -> reqwest::RequestBuilder,
+    {
+        self.requests.pace().await;
+        self.call_ok(build).await
     }
 
     /// The HTTP client.
@@ -103,12 +105,7 @@ impl Api {
     where
         F: Fn(&Token) -> reqwest::RequestBuilder,
     {
-        send(
-            build(token)
-                .bearer_auth(&token.access_token)
-                .timeout(self.request_timeout),
-        )
-        .await
+        send(build(token).bearer_auth(&token.access_token)).await
     }
 
     /// [`Api::call`], with a non-2xx answer classified as an error.
@@ -124,55 +121,12 @@ impl Api {
         }
     }
 
-    /// [`Api::call_ok`] retried on transient and throttled answers with jittered backoff
-    /// (honouring `Retry-After`): reads have no delivery framework to retry them.
+    /// [`Api::call_ok`] through the request framework: paced, and retried on transient and
+    /// throttled answers (honouring `Retry-After`).
     pub(crate) async fn read<F>(&self, build: F) -> Result<HttpResponse, SendError>
     where
         F: Fn(&Token) -> reqwest::RequestBuilder,
     {
-        let mut attempt = 1;
-        loop {
-            let err = match self.call_ok(&build).await {
-                Ok(resp) => return Ok(resp),
-                Err(e) => e,
-            };
-            let asked = match &err {
-                SendError::Transient { retry_after, .. }
-                | SendError::RateLimited { retry_after, .. } => *retry_after,
-                _ => return Err(err),
-            };
-            if attempt >= READ_ATTEMPTS {
-                return Err(err);
-            }
-            tokio::time::sleep(read_backoff(attempt, asked)).await;
-            attempt += 1;
-        }
-    }
-}
-
-fn read_backoff(attempt: u32, asked: Option<Duration>) -> Duration {
-    let exp = READ_BASE_BACKOFF
-        .saturating_mul(1 << attempt.saturating_sub(1).min(10))
-        .min(READ_MAX_BACKOFF);
-    let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
-    match asked {
-        Some(a) => a.min(READ_MAX_RETRY_AFTER).max(jittered),
-        None => jittered,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_backoff_grows_and_honours_retry_after() {
-        assert!(read_backoff(1, None) <= READ_BASE_BACKOFF);
-        assert!(read_backoff(10, None) <= READ_MAX_BACKOFF);
-        assert!(read_backoff(1, Some(Duration::from_secs(2))) >= Duration::from_secs(2));
-        assert_eq!(
-            read_backoff(1, Some(Duration::from_secs(86_400))),
-            READ_MAX_RETRY_AFTER
-        );
+        self.requests.call(|| self.call_ok(&build)).await
     }
 }

@@ -105,7 +105,6 @@ pub(crate) struct Session {
     token_url: String,
     credentials: Credentials,
     lifetime: Duration,
-    request_timeout: Duration,
     current: Slot,
 }
 
@@ -148,7 +147,6 @@ impl Session {
         credentials: Credentials,
         secret: &str,
         lifetime: Duration,
-        request_timeout: Duration,
     ) -> Self {
         let token_url = format!("{}/services/oauth2/token", login_url.trim_end_matches('/'));
         let key = credentials.fingerprint(&token_url, lifetime, secret);
@@ -164,7 +162,6 @@ impl Session {
             token_url,
             credentials,
             lifetime,
-            request_timeout,
             current,
         }
     }
@@ -214,13 +211,7 @@ impl Session {
             ],
         };
         let started = Instant::now();
-        let resp = send(
-            self.http
-                .post(&self.token_url)
-                .timeout(self.request_timeout)
-                .form(&form),
-        )
-        .await?;
+        let resp = send(self.http.post(&self.token_url).form(&form)).await?;
         let status = resp.status.as_u16();
         if resp.status.is_success() {
             let granted: Granted =

@@ -216,7 +216,7 @@ async fn run_job(
     });
     let body = bytes::Bytes::from(data);
     let uploaded = api
-        .call_ok(|t| {
+        .paced(|t| {
             api.http()
                 .put(api.instance_url(t, &content_url))
                 .header("content-type", "text/csv")
@@ -228,7 +228,7 @@ async fn run_job(
         return Err(e);
     }
     let closed = api
-        .call_ok(|t| {
+        .paced(|t| {
             api.http()
                 .patch(api.data_url(t, &format!("/jobs/ingest/{}", job.id)))
                 .json(&json!({ "state": "UploadComplete" }))
@@ -247,7 +247,7 @@ async fn wait(api: &Api, id: &str, deadline: Instant) -> Result<JobInfo, SendErr
     let mut pause = FIRST_POLL;
     loop {
         let polled = api
-            .call_ok(|t| {
+            .paced(|t| {
                 api.http()
                     .get(api.data_url(t, &format!("/jobs/ingest/{id}")))
             })
@@ -291,7 +291,7 @@ async fn wait(api: &Api, id: &str, deadline: Instant) -> Result<JobInfo, SendErr
 
 async fn abort(api: &Api, id: &str) {
     let aborted = api
-        .call_ok(|t| {
+        .paced(|t| {
             api.http()
                 .patch(api.data_url(t, &format!("/jobs/ingest/{id}")))
                 .json(&json!({ "state": "Aborted" }))

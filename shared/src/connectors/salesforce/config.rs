@@ -12,7 +12,7 @@ use crate::connectors::{
     check_http_url, Connector, DestinationConnector, OpenContext, Problem, SourceConnector,
 };
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError};
 
 /// Salesforce sObjects, with OAuth 2.0 (JWT bearer or client credentials).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -93,10 +93,48 @@ impl DestinationConnector for SalesforceConnection {
         &self.delivery
     }
 
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: super::COLLECTION_LIMIT,
+                max_bytes: super::COLLECTION_MAX_BYTES,
+            },
+            // No per-second limit is documented (the allocation is per 24 h); a few requests
+            // in flight keep record-lock contention (UNABLE_TO_LOCK_ROW) low.
+            concurrency: 4,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 6,
+            timeout: super::COLLECTION_TIMEOUT,
+            op_max_records: &[],
+            op_rates: &[],
+        }
+    }
+
+    fn delivery_defaults_for(&self, planned: u64) -> DeliveryDefaults {
+        if planned <= self.bulk_threshold.unwrap_or(super::DEFAULT_BULK_THRESHOLD) as u64 {
+            return self.delivery_defaults();
+        }
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: super::BULK_MAX_RECORDS,
+                max_bytes: super::BULK_MAX_BYTES,
+            },
+            // Salesforce processes each job's internal batches in parallel already.
+            concurrency: 2,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 4,
+            timeout: super::BULK_TIMEOUT,
+            op_max_records: &[],
+            op_rates: &[],
+        }
+    }
+
     async fn open_destination(
         &self,
         ctx: &OpenContext<'_>,
     ) -> Result<Arc<dyn Destination>, DestinationError> {
-        super::open(ctx.name, self, ctx.secrets).await
+        super::open(ctx, self).await
     }
 }

@@ -27,10 +27,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::SyncDef;
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, Secrets,
-    SendError,
-};
+use crate::connectors::OpenContext;
+use crate::delivery::Requester;
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, Secrets, SendError};
 use crate::record::Values;
 use api::Api;
 use auth::{Credentials, Session};
@@ -80,18 +79,17 @@ impl Target<'_> {
 /// A Salesforce destination connection.
 pub struct SalesforceDestination {
     api: Arc<Api>,
-    bulk_threshold: u64,
     user_timeout: Option<Duration>,
 }
 
 /// Opens the connection `name`.
 pub async fn open(
-    name: &str,
+    ctx: &OpenContext<'_>,
     config: &SalesforceConnection,
-    secrets: &dyn Secrets,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
     Ok(Arc::new(
-        SalesforceDestination::new(name, config, secrets).await?,
+        SalesforceDestination::new(ctx.name, config, ctx.secrets, Arc::clone(&ctx.requests))
+            .await?,
     ))
 }
 
@@ -133,6 +131,7 @@ impl SalesforceDestination {
         name: &str,
         config: &SalesforceConnection,
         secrets: &dyn Secrets,
+        requests: Arc<Requester>,
     ) -> Result<Self, DestinationError> {
         let login_url = config
             .login_url
@@ -184,7 +183,6 @@ impl SalesforceDestination {
             .timeout_seconds
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(Duration::from_secs_f64);
-        let request_timeout = user_timeout.unwrap_or(COLLECTION_TIMEOUT);
         let lifetime = config
             .session_lifetime_seconds
             .map(Duration::from_secs)
@@ -196,18 +194,16 @@ impl SalesforceDestination {
             credentials,
             &secret_text,
             lifetime,
-            request_timeout,
         );
         let api = Api::new(
             name,
             http,
             session,
             api_version(config.api_version.as_deref()),
-            request_timeout,
+            requests,
         );
         Ok(SalesforceDestination {
             api: Arc::new(api),
-            bulk_threshold: config.bulk_threshold.unwrap_or(DEFAULT_BULK_THRESHOLD) as u64,
             user_timeout,
         })
     }
@@ -268,40 +264,6 @@ fn fields(sync: &SyncDef) -> Vec<&str> {
 
 #[async_trait]
 impl Destination for SalesforceDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: COLLECTION_LIMIT,
-                max_bytes: COLLECTION_MAX_BYTES,
-            },
-            // No per-second limit is documented (the allocation is per 24 h); a few requests
-            // in flight keep record-lock contention (UNABLE_TO_LOCK_ROW) low.
-            concurrency: 4,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 6,
-            timeout: COLLECTION_TIMEOUT,
-        }
-    }
-
-    fn delivery_defaults_for(&self, planned: u64) -> DeliveryDefaults {
-        if planned <= self.bulk_threshold {
-            return self.delivery_defaults();
-        }
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: BULK_MAX_RECORDS,
-                max_bytes: BULK_MAX_BYTES,
-            },
-            // Salesforce processes each job's internal batches in parallel already.
-            concurrency: 2,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 4,
-            timeout: BULK_TIMEOUT,
-        }
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         let target = self.target(sync)?;
         let mut select = vec!["Id"];

@@ -15,10 +15,7 @@ use serde_json::{Number, Value};
 use super::types::to_json;
 use crate::config::SyncDef;
 use crate::connectors::sql_ident::{quote_ident, quote_table};
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
-    WriteOp,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
 use crate::record::{key_values, Values};
 
 /// An SQLite destination connection.
@@ -171,21 +168,6 @@ fn classify(e: &rusqlite::Error) -> Option<SendError> {
 
 #[async_trait]
 impl Destination for SqliteDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: 1000,
-                max_bytes: 16 << 20,
-            },
-            // One writer at a time: SQLite serialises writes anyway.
-            concurrency: 1,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 5,
-            timeout: Duration::from_secs(120),
-        }
-    }
-
     async fn prepare(&self, sync: &SyncDef) -> Result<(), DestinationError> {
         let object = sync.object.clone();
         let cols = self

@@ -6,6 +6,7 @@ mod source;
 mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{Connector, DeployCheck, DestinationConnector, OpenContext, Problem, SourceConnector};
 use crate::config::DeliverySettings;
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError, Source, SourceError};
+use crate::ports::{
+    BatchLimits, DeliveryDefaults, Destination, DestinationError, Source, SourceError,
+};
 pub use destination::SqliteDestination;
 pub use source::SqliteSource;
 
@@ -79,6 +82,23 @@ impl DestinationConnector for SqliteConnection {
 
     fn delivery_settings(&self) -> &DeliverySettings {
         &self.delivery
+    }
+
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: 1000,
+                max_bytes: 16 << 20,
+            },
+            // One writer at a time: SQLite serialises writes anyway.
+            concurrency: 1,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 5,
+            timeout: Duration::from_secs(120),
+            op_max_records: &[],
+            op_rates: &[],
+        }
     }
 
     async fn open_destination(

@@ -9,7 +9,6 @@
 //! delivered once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -18,9 +17,7 @@ use serde_json::json;
 
 use super::SqsConnection;
 use crate::config::SyncDef;
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError};
 use crate::record::{fingerprint, value_hash};
 
 /// An SQS destination connection.
@@ -29,7 +26,6 @@ pub struct SqsDestination {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     message_group_id: Option<String>,
-    max_batch_bytes: usize,
 }
 
 /// Opens the connection `name` with credentials from the standard AWS chain.
@@ -52,7 +48,6 @@ impl SqsDestination {
             client,
             queue_url: c.queue_url.clone(),
             message_group_id: c.message_group_id.clone(),
-            max_batch_bytes: c.max_batch_bytes.unwrap_or(1 << 20),
         }
     }
 
@@ -107,20 +102,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
 
 #[async_trait]
 impl Destination for SqsDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: 10,
-                max_bytes: self.max_batch_bytes,
-            },
-            concurrency: 8,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 5,
-            timeout: Duration::from_secs(30),
-        }
-    }
-
     async fn prepare(&self, _sync: &SyncDef) -> Result<(), DestinationError> {
         self.client
             .get_queue_attributes()

@@ -5,6 +5,7 @@
 mod destination;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::config::DeliverySettings;
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError};
 #[cfg(feature = "aws")]
 pub use destination::SqsDestination;
 
@@ -72,6 +73,22 @@ impl DestinationConnector for SqsConnection {
 
     fn delivery_settings(&self) -> &DeliverySettings {
         &self.delivery
+    }
+
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: 10,
+                max_bytes: self.max_batch_bytes.unwrap_or(1 << 20),
+            },
+            concurrency: 8,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 5,
+            timeout: Duration::from_secs(30),
+            op_max_records: &[],
+            op_rates: &[],
+        }
     }
 
     async fn open_destination(

@@ -12,7 +12,6 @@
 //! split the batch to isolate the bad record; 401/403/404 stop delivery.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -22,9 +21,7 @@ use sha2::Sha256;
 
 use crate::config::SyncDef;
 use crate::delivery::http::{classify, excerpt, send};
-use crate::ports::{
-    Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, RecordOutcome, SendError,
-};
+use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError};
 use crate::record::fingerprint;
 
 /// A webhook destination connection.
@@ -85,20 +82,6 @@ impl WebhookDestination {
 
 #[async_trait]
 impl Destination for WebhookDestination {
-    fn delivery_defaults(&self) -> DeliveryDefaults {
-        DeliveryDefaults {
-            limits: BatchLimits {
-                max_records: 500,
-                max_bytes: 5 << 20,
-            },
-            concurrency: 4,
-            rate_per_second: None,
-            burst: 1,
-            max_attempts: 6,
-            timeout: Duration::from_secs(30),
-        }
-    }
-
     async fn prepare(&self, _sync: &SyncDef) -> Result<(), DestinationError> {
         Ok(())
     }

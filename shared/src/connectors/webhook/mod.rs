@@ -5,6 +5,7 @@ mod destination;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Connector, DestinationConnector, OpenContext, Problem, SourceConnector};
 use crate::config::DeliverySettings;
 use crate::modes::Capabilities;
-use crate::ports::{Destination, DestinationError};
+use crate::ports::{BatchLimits, DeliveryDefaults, Destination, DestinationError};
 pub use destination::{sign, WebhookDestination};
 
 /// An HTTP endpoint that receives JSON batches signed with HMAC-SHA256.
@@ -72,6 +73,22 @@ impl DestinationConnector for WebhookConnection {
 
     fn delivery_settings(&self) -> &DeliverySettings {
         &self.delivery
+    }
+
+    fn delivery_defaults(&self) -> DeliveryDefaults {
+        DeliveryDefaults {
+            limits: BatchLimits {
+                max_records: 500,
+                max_bytes: 5 << 20,
+            },
+            concurrency: 4,
+            rate_per_second: None,
+            burst: 1,
+            max_attempts: 6,
+            timeout: Duration::from_secs(30),
+            op_max_records: &[],
+            op_rates: &[],
+        }
     }
 
     async fn open_destination(
