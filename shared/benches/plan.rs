@@ -116,6 +116,7 @@ async fn main() {
             ConnectionConfig::Sqlite(SqliteConnection {
                 path: "warehouse.db".into(),
                 create_tables: false,
+                timeout_seconds: None,
                 delivery: Default::default(),
             }),
         )]

@@ -15,6 +15,8 @@ pub enum KeyProblem {
     NotScalar(String),
     /// The key is empty, or longer than [`MAX_KEY_BYTES`].
     BadLength(usize),
+    /// A key column holds a number with no exact plain form within a key's length.
+    NotCanonical(String),
 }
 
 /// Longest key accepted, in bytes: DynamoDB's sort-key limit, so one key works on every host.
@@ -25,7 +27,9 @@ impl KeyProblem {
     pub fn code(&self) -> &'static str {
         match self {
             KeyProblem::NullKey(_) => "null_key",
-            KeyProblem::NotScalar(_) | KeyProblem::BadLength(_) => "invalid_key",
+            KeyProblem::NotScalar(_) | KeyProblem::BadLength(_) | KeyProblem::NotCanonical(_) => {
+                "invalid_key"
+            }
         }
     }
 
@@ -36,6 +40,10 @@ impl KeyProblem {
             KeyProblem::NotScalar(c) => {
                 format!("primary key column `{c}` holds an object or array, not a scalar")
             }
+            KeyProblem::NotCanonical(c) => format!(
+                "primary key column `{c}` holds a number too large or small to write out exactly \
+                 within {MAX_KEY_BYTES} bytes; cast it to text or an integer in the model"
+            ),
             KeyProblem::BadLength(0) => "the primary key is empty".to_string(),
             KeyProblem::BadLength(n) => {
                 format!("the primary key is {n} bytes long; at most {MAX_KEY_BYTES} are supported")
@@ -48,10 +56,65 @@ fn key_part(value: Option<&Value>, column: &str) -> Result<String, KeyProblem> {
     match value {
         None | Some(Value::Null) => Err(KeyProblem::NullKey(column.to_string())),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Number(n)) => canonical_number(&n.to_string())
+            .ok_or_else(|| KeyProblem::NotCanonical(column.to_string())),
         Some(Value::Bool(b)) => Ok(b.to_string()),
         Some(_) => Err(KeyProblem::NotScalar(column.to_string())),
     }
+}
+
+/// The canonical text of a number in a key: plain decimal digits, no exponent, no leading
+/// zeros, no trailing fractional zeros, no `-0`; so `2`, `2.0`, `2.00` and `2e0` read from
+/// different systems (an SQLite REAL, a PostgreSQL `double precision` or `numeric`) are one
+/// key. `None` for text that is not a number, or whose plain form exceeds a key's length.
+pub fn canonical_number(text: &str) -> Option<String> {
+    let t = text.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    // All digits, and where the decimal point goes among them.
+    let digits = format!("{int}{frac}");
+    let point = i64::try_from(int.len()).ok()? + exp;
+    if !(-(MAX_KEY_BYTES as i64)..=MAX_KEY_BYTES as i64).contains(&point) {
+        return None;
+    }
+    let (whole, fraction) = if point <= 0 {
+        (
+            String::new(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        let (w, f) = digits.split_at(point as usize);
+        (w.to_string(), f.to_string())
+    };
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let mut out = String::new();
+    if negative && !(whole.is_empty() && fraction.is_empty()) {
+        out.push('-');
+    }
+    out.push_str(if whole.is_empty() { "0" } else { whole });
+    if !fraction.is_empty() {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    Some(out)
 }
 
 /// The key of a row (or of a destination record, with destination field names).
@@ -186,6 +249,34 @@ mod tests {
         let b = obj(json!({"id": "4"}));
         let cols = vec!["id".to_string()];
         assert_eq!(key_of(&a, &cols), key_of(&b, &cols));
+    }
+
+    #[test]
+    fn numbers_in_keys_have_one_text_form() {
+        for (raw, canonical) in [
+            ("2", "2"),
+            ("2.0", "2"),
+            ("2.50", "2.5"),
+            ("123456789.0", "123456789"),
+            ("0.0", "0"),
+            ("-0.0", "0"),
+            ("-12.340", "-12.34"),
+            ("1e3", "1000"),
+            ("1.5E-3", "0.0015"),
+            ("007", "7"),
+            ("9007199254740993", "9007199254740993"),
+            (
+                "12345678901234567890.1234567890",
+                "12345678901234567890.123456789",
+            ),
+        ] {
+            assert_eq!(canonical_number(raw).as_deref(), Some(canonical), "{raw}");
+        }
+        assert_eq!(canonical_number("1e5000"), None);
+        assert_eq!(canonical_number("abc"), None);
+        let cols = vec!["id".to_string()];
+        let real: Value = serde_json::from_str("2.0").unwrap();
+        assert_eq!(key_of(&obj(json!({ "id": real })), &cols).unwrap(), "2");
     }
 
     #[test]

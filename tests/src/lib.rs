@@ -8,6 +8,7 @@ pub mod lambda;
 pub mod moto;
 pub mod pg;
 pub mod project;
+pub mod source_suite;
 pub mod warehouses;
 
 pub use pg::Pg;

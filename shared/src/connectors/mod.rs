@@ -15,6 +15,7 @@ pub mod sqlite;
 pub mod sqs;
 #[cfg(test)]
 mod tests;
+pub mod values;
 pub mod webhook;
 
 pub use connector::{

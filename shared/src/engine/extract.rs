@@ -8,6 +8,7 @@ use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::{run_prefix, Engine, EngineError};
 use crate::config::SyncDef;
+use crate::ports::ModelQuery;
 use crate::ports::RunRecord;
 use crate::record::{key_of, map_row, shard_of, value_hash};
 
@@ -98,9 +99,10 @@ pub async fn extract(
     opts: ExtractOptions,
 ) -> Result<ExtractManifest, EngineError> {
     let source = engine.source(sync).await?;
-    let columns = source.columns(&sync.sql).await?;
+    let query = ModelQuery::new(&sync.sql, &sync.name, &run.run_id);
+    let columns = source.columns(&query).await?;
     check_columns(sync, &columns)?;
-    let mut stream = source.rows(&sync.sql).await?;
+    let mut stream = source.rows(&query).await?;
     let mut writer = PartWriter {
         engine,
         run_id: &run.run_id,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::plan::{read_plan_ops, OpKind, PlanManifest};
 use super::{run_prefix, Engine, EngineError};
 use crate::config::SyncDef;
+use crate::ports::ModelQuery;
 use crate::record::{key_of, map_row, Values};
 
 /// What `retl preview` shows.
@@ -37,8 +38,9 @@ pub async fn preview(
     sample: usize,
 ) -> Result<Preview, EngineError> {
     let source = engine.source(sync).await?;
-    let columns = source.columns(&sync.sql).await?;
-    let mut stream = source.rows(&sync.sql).await?;
+    let query = ModelQuery::new(&sync.sql, &sync.name, "preview");
+    let columns = source.columns(&query).await?;
+    let mut stream = source.rows(&query).await?;
     // 64-bit key hashes keep memory at a few bytes per row; a collision could only add a
     // false duplicate warning here, never change what a run does.
     let mut seen: HashMap<u64, u32> = HashMap::new();

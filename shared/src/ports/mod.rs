@@ -21,7 +21,7 @@ pub use runs::{
     SyncState,
 };
 pub use secrets::{SecretError, Secrets};
-pub use source::{RowStream, Source, SourceError};
+pub use source::{Bound, ModelQuery, RowFilter, RowStream, Source, SourceError};
 
 /// Errors of the stores (object store, key-set store, run store).
 #[derive(Debug, thiserror::Error)]

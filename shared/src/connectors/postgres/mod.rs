@@ -32,6 +32,9 @@ pub struct PostgresConnection {
     /// Manager secret on AWS).
     #[serde(default)]
     pub url_env: Option<String>,
+    /// As a source: cancel the model SQL after this many seconds (`statement_timeout`).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
     /// Delivery tuning (batch size, concurrency, rate, retries).
     #[serde(default)]
     pub delivery: DeliverySettings,
@@ -97,7 +100,11 @@ impl SourceConnector for PostgresConnection {
             .url(ctx)
             .await
             .map_err(|m| ctx.source_config_error(m))?;
-        Ok(Arc::new(PostgresSource::new(ctx.name, url)))
+        Ok(Arc::new(PostgresSource::new(
+            ctx.name,
+            url,
+            self.timeout_seconds,
+        )))
     }
 }
 

@@ -4,8 +4,9 @@ use tokio_postgres::Client;
 
 use super::tls::{connect, ConnectError};
 
+use crate::connectors::sql_ident::quote_ident;
 use crate::connectors::subquery_sql;
-use crate::ports::{RowStream, Source, SourceError};
+use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
 use crate::record::Values;
 
 /// A PostgreSQL warehouse. Rows are converted by PostgreSQL's own `row_to_json` in a UTC
@@ -29,14 +30,17 @@ use crate::record::Values;
 pub struct PostgresSource {
     connection: String,
     url: String,
+    timeout_seconds: Option<u64>,
 }
 
 impl PostgresSource {
-    /// A source for `url`; `connection` names it in errors.
-    pub fn new(connection: &str, url: String) -> Self {
+    /// A source for `url` whose statements are cancelled after `timeout_seconds`;
+    /// `connection` names it in errors.
+    pub fn new(connection: &str, url: String, timeout_seconds: Option<u64>) -> Self {
         PostgresSource {
             connection: connection.to_string(),
             url,
+            timeout_seconds,
         }
     }
 
@@ -48,39 +52,100 @@ impl PostgresSource {
                     connection: self.connection.clone(),
                     message,
                 },
-                ConnectError::Postgres(e) => SourceError::Unavailable {
-                    connection: self.connection.clone(),
-                    message: e.to_string(),
-                },
+                ConnectError::Postgres(e) => self.error(e),
             })?;
+        let timeout_ms = self.timeout_seconds.map_or(0, |s| s.saturating_mul(1000));
         client
-            .batch_execute("SET TIME ZONE 'UTC'")
+            .batch_execute(&format!(
+                "SET TIME ZONE 'UTC'; SET statement_timeout = {timeout_ms}"
+            ))
             .await
             .map_err(|e| self.error(e))?;
         Ok(client)
     }
 
     fn error(&self, e: tokio_postgres::Error) -> SourceError {
-        if let Some(db) = e.as_db_error() {
-            SourceError::Query {
-                connection: self.connection.clone(),
-                message: format!("{} ({})", db.message(), db.code().code()),
+        let connection = self.connection.clone();
+        let Some(db) = e.as_db_error() else {
+            return SourceError::Unavailable {
+                connection,
+                message: error_chain(&e),
+            };
+        };
+        let code = db.code().code().to_string();
+        let message = db.message().to_string();
+        match code.as_str() {
+            // query_canceled: the statement_timeout fired.
+            "57014" => SourceError::Timeout {
+                connection,
+                seconds: self.timeout_seconds.unwrap_or(0),
+            },
+            // invalid_authorization_specification, invalid_password, insufficient_privilege.
+            "28000" | "28P01" | "42501" => SourceError::Auth {
+                connection,
+                code,
+                message,
+            },
+            // Connection exceptions, too many connections, the server shutting down.
+            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+                SourceError::Unavailable {
+                    connection,
+                    message: format!("{message} ({code})"),
+                }
             }
-        } else {
-            SourceError::Unavailable {
-                connection: self.connection.clone(),
-                message: e.to_string(),
-            }
+            _ => SourceError::Query {
+                connection,
+                code,
+                message,
+            },
         }
     }
 }
 
+/// An error with its causes (tokio-postgres says only "error connecting to server").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// The model wrapped as a subquery, filtered by the high watermark when there is one; the
+/// bound is the only parameter, cast from text to the column's kind.
+fn model_sql(query: &ModelQuery) -> (String, Vec<String>) {
+    let sql = subquery_sql(&query.sql);
+    let Some(f) = &query.filter else {
+        return (
+            format!("SELECT row_to_json(q)::text FROM ({sql}) AS q"),
+            Vec::new(),
+        );
+    };
+    let (ty, text) = match &f.after {
+        Bound::Integer(t) | Bound::Decimal(t) => ("numeric", t.clone()),
+        Bound::Instant(t) => ("timestamptz", t.to_rfc3339()),
+        Bound::Naive(t) => ("timestamp", t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        Bound::Date(d) => ("date", d.format("%Y-%m-%d").to_string()),
+        Bound::Text(t) => ("text", t.clone()),
+    };
+    (
+        format!(
+            "SELECT row_to_json(q)::text FROM ({sql}) AS q WHERE q.{} > $1::text::{ty}",
+            quote_ident(&f.column)
+        ),
+        vec![text],
+    )
+}
+
 #[async_trait]
 impl Source for PostgresSource {
-    async fn columns(&self, sql: &str) -> Result<Vec<String>, SourceError> {
+    async fn columns(&self, query: &ModelQuery) -> Result<Vec<String>, SourceError> {
         let client = self.connect().await?;
         let stmt = client
-            .prepare(subquery_sql(sql))
+            .prepare(subquery_sql(&query.sql))
             .await
             .map_err(|e| self.error(e))?;
         Ok(stmt
@@ -90,24 +155,23 @@ impl Source for PostgresSource {
             .collect())
     }
 
-    async fn rows(&self, sql: &str) -> Result<RowStream, SourceError> {
+    async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
         let client = self.connect().await?;
-        let wrapped = format!(
-            "SELECT row_to_json(q)::text FROM ({}) AS q",
-            subquery_sql(sql)
-        );
+        let (wrapped, params) = model_sql(query);
         let stream = client
-            .query_raw(wrapped.as_str(), std::iter::empty::<&str>())
+            .query_raw(wrapped.as_str(), params.iter())
             .await
             .map_err(|e| self.error(e))?;
         let this = self.clone();
-        // The client travels with the stream: dropping it would close the connection.
+        // The client travels with the stream: dropping the stream closes the connection,
+        // which ends the query in PostgreSQL.
         let rows = stream.map(move |row| {
             let _keep_alive = &client;
             let row = row.map_err(|e| this.error(e))?;
             let text: &str = row.get(0);
             serde_json::from_str::<Values>(text).map_err(|e| SourceError::Query {
                 connection: this.connection.clone(),
+                code: "retl_row".into(),
                 message: format!("row is not a JSON object: {e}"),
             })
         });

@@ -30,6 +30,9 @@ pub struct SqliteConnection {
     /// As a destination: create a missing table (mapped fields, primary key on the key).
     #[serde(default)]
     pub create_tables: bool,
+    /// As a source: interrupt the model SQL after this many seconds.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
     /// Delivery tuning (batch size, retries).
     #[serde(default)]
     pub delivery: DeliverySettings,
@@ -67,9 +70,11 @@ impl Connector for SqliteConnection {
 #[async_trait]
 impl SourceConnector for SqliteConnection {
     async fn open_source(&self, ctx: &OpenContext<'_>) -> Result<Arc<dyn Source>, SourceError> {
+        let timeout = self.timeout_seconds.map(Duration::from_secs);
         Ok(Arc::new(SqliteSource::new(
             ctx.name,
             ctx.resolve(&self.path),
+            timeout,
         )))
     }
 }

@@ -5,8 +5,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use super::types::to_json;
+use crate::connectors::sql_ident::quote_ident;
 use crate::connectors::subquery_sql;
-use crate::ports::{RowStream, Source, SourceError};
+use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
 use crate::record::Values;
 
 /// An SQLite database file read as a warehouse.
@@ -17,14 +18,17 @@ use crate::record::Values;
 pub struct SqliteSource {
     connection: String,
     path: PathBuf,
+    timeout: Option<std::time::Duration>,
 }
 
 impl SqliteSource {
-    /// A source reading `path`; `connection` names it in errors.
-    pub fn new(connection: &str, path: PathBuf) -> Self {
+    /// A source reading `path`, interrupting statements after `timeout`; `connection` names
+    /// it in errors.
+    pub fn new(connection: &str, path: PathBuf, timeout: Option<std::time::Duration>) -> Self {
         SqliteSource {
             connection: connection.to_string(),
             path,
+            timeout,
         }
     }
 
@@ -46,18 +50,87 @@ impl SqliteSource {
     }
 
     fn query_error(&self, e: rusqlite::Error) -> SourceError {
-        SourceError::Query {
-            connection: self.connection.clone(),
-            message: e.to_string(),
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) if self.timeout.is_some() => {
+                SourceError::Timeout {
+                    connection: self.connection.clone(),
+                    seconds: self.timeout.map_or(0, |t| t.as_secs()),
+                }
+            }
+            _ => SourceError::Query {
+                connection: self.connection.clone(),
+                code: sqlite_code(&e),
+                message: e.to_string(),
+            },
         }
+    }
+
+    /// Interrupts statements of `conn` that run past the timeout, until the returned guard
+    /// is dropped.
+    fn arm_timeout(&self, conn: &Connection) -> Option<std::sync::mpsc::Sender<()>> {
+        let limit = self.timeout?;
+        let handle = conn.get_interrupt_handle();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+                handle.interrupt();
+            }
+        });
+        Some(done_tx)
+    }
+}
+
+/// The model, filtered by the high watermark when there is one (SQLite compares the bound
+/// as it compares the column: numbers numerically, text as text in retl's ISO forms).
+fn model_sql(query: &ModelQuery) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as Sql;
+    let sql = subquery_sql(&query.sql);
+    let Some(f) = &query.filter else {
+        return (sql.to_string(), Vec::new());
+    };
+    let bound = match &f.after {
+        Bound::Integer(t) => t
+            .parse::<i64>()
+            .map_or_else(|_| Sql::Text(t.clone()), Sql::Integer),
+        Bound::Decimal(t) => t
+            .parse::<f64>()
+            .map_or_else(|_| Sql::Text(t.clone()), Sql::Real),
+        Bound::Instant(t) => Sql::Text(t.format("%Y-%m-%dT%H:%M:%S%.f+00:00").to_string()),
+        Bound::Naive(t) => Sql::Text(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        Bound::Date(d) => Sql::Text(d.format("%Y-%m-%d").to_string()),
+        Bound::Text(t) => Sql::Text(t.clone()),
+    };
+    (
+        format!(
+            "SELECT * FROM ({sql}) AS q WHERE q.{} > ?1",
+            quote_ident(&f.column)
+        ),
+        vec![bound],
+    )
+}
+
+/// SQLite's name for the primary result code of `e` (`SQLITE_ERROR` for a bad statement).
+fn sqlite_code(e: &rusqlite::Error) -> String {
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return "SQLITE_MISUSE".into();
+    };
+    match f.extended_code & 0xff {
+        1 => "SQLITE_ERROR".into(),
+        5 => "SQLITE_BUSY".into(),
+        6 => "SQLITE_LOCKED".into(),
+        10 => "SQLITE_IOERR".into(),
+        11 => "SQLITE_CORRUPT".into(),
+        14 => "SQLITE_CANTOPEN".into(),
+        26 => "SQLITE_NOTADB".into(),
+        n => format!("SQLITE_{n}"),
     }
 }
 
 #[async_trait]
 impl Source for SqliteSource {
-    async fn columns(&self, sql: &str) -> Result<Vec<String>, SourceError> {
+    async fn columns(&self, query: &ModelQuery) -> Result<Vec<String>, SourceError> {
         let this = self.clone();
-        let sql = subquery_sql(sql).to_string();
+        let sql = subquery_sql(&query.sql).to_string();
         tokio::task::spawn_blocking(move || {
             let conn = this.open()?;
             let stmt = conn.prepare(&sql).map_err(|e| this.query_error(e))?;
@@ -74,9 +147,9 @@ impl Source for SqliteSource {
         })?
     }
 
-    async fn rows(&self, sql: &str) -> Result<RowStream, SourceError> {
+    async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
         let this = self.clone();
-        let sql = subquery_sql(sql).to_string();
+        let (sql, bound) = model_sql(query);
         // A bounded channel keeps memory flat: the reader thread waits while the consumer works.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Values, SourceError>>(1024);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), SourceError>>();
@@ -88,6 +161,7 @@ impl Source for SqliteSource {
                     return;
                 }
             };
+            let _timeout = this.arm_timeout(&conn);
             let mut stmt = match conn.prepare(&sql) {
                 Ok(s) => s,
                 Err(e) => {
@@ -100,7 +174,7 @@ impl Source for SqliteSource {
                 .into_iter()
                 .map(str::to_string)
                 .collect();
-            let mut rows = match stmt.query([]) {
+            let mut rows = match stmt.query(rusqlite::params_from_iter(bound.iter())) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = ready_tx.send(Err(this.query_error(e)));
