@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts offline: cfn-lint and `sam validate --lint` on template.yaml,
 # asl-validator on the state machine (with the template's substitutions filled in), and
-# `sam build` of the six functions for arm64 (cargo-lambda with zig).
+# `sam build` of the six functions for arm64 (the root Makefile: one cargo-lambda build with
+# zig of the binary every function deploys), each an aarch64 ELF, stripped.
 # Expects the tools of infra/scripts/setup-dev.sh (.venv and infra/local/node_modules).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -12,6 +13,25 @@ export SAM_CLI_TELEMETRY=0
 
 echo "==> cfn-lint template.yaml"
 cfn-lint template.yaml
+
+echo "==> each function's RETL_FUNCTION names its own handler"
+python3 - <<'PY'
+import sys
+from cfnlint.decode import decode
+template, problems = decode("template.yaml")
+if problems:
+    sys.exit(f"template.yaml does not parse: {problems}")
+wrong = []
+for name, res in template["Resources"].items():
+    if res["Type"] != "AWS::Serverless::Function":
+        continue
+    got = (res["Properties"].get("Environment") or {}).get("Variables", {}).get("RETL_FUNCTION")
+    want = name.removesuffix("Function").lower()
+    if got != want:
+        wrong.append(f"{name}: RETL_FUNCTION is {got!r}, expected {want!r}")
+if wrong:
+    sys.exit("\n".join(wrong))
+PY
 
 echo "==> sam validate --lint"
 sam validate --lint --template template.yaml
@@ -34,11 +54,15 @@ open(sys.argv[1], "w").write(text)
 PY
 infra/local/node_modules/.bin/asl-validator --json-path "$rendered"
 
-echo "==> sam build (arm64, cargo-lambda)"
+echo "==> sam build (one arm64 release binary for the six functions: root Makefile, cargo-lambda)"
 sam build --template template.yaml
 for f in trigger extract plan approval apply finalize; do
   fn="$(tr '[:lower:]' '[:upper:]' <<< "${f:0:1}")${f:1}Function"
-  test -x ".aws-sam/build/$fn/bootstrap" || { echo "error: $fn/bootstrap was not built" >&2; exit 1; }
-  file ".aws-sam/build/$fn/bootstrap" | grep -q "aarch64" || { echo "error: $fn is not an arm64 binary" >&2; exit 1; }
+  bin=".aws-sam/build/$fn/bootstrap"
+  test -x "$bin" || { echo "error: $fn/bootstrap was not built" >&2; exit 1; }
+  kind="$(file -b "$bin")"
+  grep -q "aarch64" <<< "$kind" || { echo "error: $fn is not an arm64 binary: $kind" >&2; exit 1; }
+  grep -q ", stripped" <<< "$kind" || { echo "error: $fn is not stripped: $kind" >&2; exit 1; }
+  printf '    %-17s %s bytes (%s MiB)\n' "$fn" "$(stat -c %s "$bin")" "$(( $(stat -c %s "$bin") / 1048576 ))"
 done
 echo "==> infrastructure checks passed"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, idempotently:
 #   - PostgreSQL on 127.0.0.1:5432 (started if installed but not running)
-#   - a Python virtualenv at .venv with moto server (the local AWS emulator)
+#   - a Python virtualenv at .venv with moto server (the local AWS emulator), cfn-lint, the
+#     SAM CLI, cargo-lambda and ziglang (infra/local/requirements.txt)
+#   - asl-validator (npm, infra/local/node_modules) and the aarch64 rustup target
 # Safe to run again; prints what it does.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -49,6 +51,12 @@ if [ ! -x infra/local/node_modules/.bin/asl-validator ]; then
 fi
 
 # The functions are built for arm64 (Lambda Graviton).
-rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  log "adding the rustup target aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu || {
+    echo "error: the Rust target aarch64-unknown-linux-gnu is needed for the arm64 build of the functions (rustup target add aarch64-unknown-linux-gnu)" >&2
+    exit 1
+  }
+fi
 bash infra/scripts/setup-warehouses.sh
 log "dev dependencies ready"

@@ -69,7 +69,8 @@ impl AwsStack {
             .iter()
             .map(|(f, n)| FunctionSpec {
                 name: format!("{stack}-{f}"),
-                binary: binary_dir().join(format!("retl-{f}")),
+                binary: binary_dir().join("retl-functions"),
+                env: vec![("RETL_FUNCTION".to_string(), f.to_string())],
                 instances: *n,
             })
             .collect();

@@ -1,9 +1,9 @@
 //! A local Lambda service for the real function binaries: the Invoke API (what moto's Step
 //! Functions interpreter calls through the bridge, and what tests call to invoke a function)
-//! in front of one Runtime API per function, served to processes of the compiled binaries
-//! (`target/<profile>/retl-extract`, ...), exactly as the Lambda service runs a
-//! `provided.al2023` function: the binary long-polls `/runtime/invocation/next` and posts the
-//! response or error.
+//! in front of one Runtime API per function, served to processes of the compiled binary
+//! (`target/<profile>/retl-functions`, with `RETL_FUNCTION` naming the function as the
+//! template sets it), exactly as the Lambda service runs a `provided.al2023` function: the
+//! binary long-polls `/runtime/invocation/next` and posts the response or error.
 //!
 //! It can kill a function process in the middle of an invocation (a crash), which Lambda
 //! reports as `Runtime.ExitError`, and start a fresh process in its place.
@@ -36,6 +36,7 @@ struct Function {
     binary: PathBuf,
     runtime_api: String,
     instances: usize,
+    own_env: Vec<(String, String)>,
     env: Mutex<Vec<(String, String)>>,
     queue: Mutex<VecDeque<Invocation>>,
     ready: Notify,
@@ -45,12 +46,14 @@ struct Function {
     invocations: Mutex<u64>,
 }
 
-/// A function to serve: name, binary, processes (its concurrency).
+/// A function to serve: name, binary, its own environment, processes (its concurrency).
 pub struct FunctionSpec {
     /// Function name (the last part of its ARN).
     pub name: String,
     /// The compiled binary.
     pub binary: PathBuf,
+    /// Variables this function alone gets, as the template's per-function `Environment`.
+    pub env: Vec<(String, String)>,
     /// Processes serving it at once.
     pub instances: usize,
 }
@@ -75,6 +78,7 @@ impl Function {
             )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .envs(self.env.lock().unwrap().clone())
+            .envs(self.own_env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -277,8 +281,8 @@ impl LambdaService {
         for spec in specs {
             assert!(
                 spec.binary.is_file(),
-                "{} is missing: build the functions first (`cargo build --workspace --bins --all-features`, \
-                 which the README's test command runs)",
+                "{} is missing: build the functions first (`cargo build -p retl-functions`; \
+                 the README's test command builds it)",
                 spec.binary.display()
             );
             // Each function has its own Runtime API address, as each Lambda sandbox has.
@@ -288,6 +292,7 @@ impl LambdaService {
                 binary: spec.binary.clone(),
                 runtime_api: addr,
                 instances: spec.instances.max(1),
+                own_env: spec.env,
                 env: Mutex::new(Vec::new()),
                 queue: Mutex::new(VecDeque::new()),
                 ready: Notify::new(),

@@ -1,13 +1,18 @@
 //! What every retl Lambda function shares: JSON logs, the AWS host built once per cold start,
-//! the event every step receives, and errors converted into `Diagnostic`s whose `errorType` is
-//! the engine's stable error name, so that Step Functions `Retry`/`Catch` can match it.
+//! the event every step receives, typed parsing of the payload, and errors converted into
+//! `Diagnostic`s whose `errorType` is the engine's stable error name, so that Step Functions
+//! `Retry`/`Catch` can match it.
 
-use lambda_runtime::Diagnostic;
+mod errors;
+mod serve;
+
 use retl_shared::aws_host::{AwsHost, DeployedSync};
-use retl_shared::engine::{Engine, EngineError};
-use serde::Deserialize;
+use retl_shared::engine::Engine;
+use serde::{Deserialize, Serialize};
 
+pub use errors::{bad_request, diagnostic, parse, BAD_REQUEST};
 pub use lambda_runtime;
+pub use serve::serve;
 
 /// JSON logs on stdout (CloudWatch), filtered by `RUST_LOG`. Logs carry ids and counts only.
 pub fn init_tracing() {
@@ -29,7 +34,7 @@ pub async fn host() -> Result<AwsHost, lambda_runtime::Error> {
 }
 
 /// The input every step of a run receives from the state machine.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEvent {
     /// The run.
     pub run_id: String,
@@ -37,16 +42,10 @@ pub struct RunEvent {
     pub sync: String,
 }
 
-/// The error as Step Functions sees it: `errorType` is the stable name (`Retl.*`).
-pub fn diagnostic(e: EngineError) -> Diagnostic {
-    tracing::error!(error_name = e.error_name(), error = %e, "step failed");
-    Diagnostic {
-        error_type: e.error_name().to_string(),
-        error_message: e.to_string(),
-    }
-}
-
 /// Loads the deployed sync and an engine for it.
-pub async fn load(host: &AwsHost, sync: &str) -> Result<(DeployedSync, Engine), Diagnostic> {
+pub async fn load(
+    host: &AwsHost,
+    sync: &str,
+) -> Result<(DeployedSync, Engine), lambda_runtime::Diagnostic> {
     host.load(sync).await.map_err(diagnostic)
 }

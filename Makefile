@@ -1,0 +1,25 @@
+# The AWS bundle's build, run by `sam build` (template.yaml: `BuildMethod: makefile`): SAM runs
+# `make build-<LogicalId>` once per function, here in the repository root, with ARTIFACTS_DIR
+# set to that function's build folder. The six functions deploy one binary (`retl-functions`;
+# each function's RETL_FUNCTION names its handler), so the first target compiles it and the
+# other five find cargo's build up to date and only copy it.
+
+CARGO ?= cargo
+BINARY := retl-functions
+LAMBDA_DIR := $(CURDIR)/target/lambda
+FUNCTIONS := TriggerFunction ExtractFunction PlanFunction ApprovalFunction ApplyFunction FinalizeFunction
+
+.PHONY: lambda $(FUNCTIONS:%=build-%)
+
+# An optimized build for Lambda's Graviton (aarch64-unknown-linux-gnu), cross-linked by Zig,
+# with the `lambda` profile of Cargo.toml: with `--release`, cargo-lambda would fill in each
+# release setting Cargo.toml leaves out with its own (thin LTO, one codegen unit), which are
+# slow to build. The CPU is the oldest Lambda Graviton's, as cargo-lambda sets it.
+lambda:
+	$(CARGO) lambda build --profile lambda --arm64 --bin $(BINARY) --lambda-dir $(LAMBDA_DIR) \
+	  --config 'target.aarch64-unknown-linux-gnu.rustflags=["-C", "target-cpu=neoverse-n1"]'
+
+$(FUNCTIONS:%=build-%): lambda
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it" >&2; exit 1; }
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp "$(LAMBDA_DIR)/$(BINARY)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"

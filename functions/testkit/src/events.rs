@@ -1,0 +1,56 @@
+//! What the stack publishes on EventBridge, captured by a rule whose target is an SQS queue.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{TestStack, ACCOUNT, REGION};
+
+impl TestStack {
+    /// Sends every event of `detail_type` on the default bus to a new queue; returns its URL.
+    pub async fn capture_events(&self, detail_type: &str) -> String {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let name = format!("{}-events", self.name());
+        let queue = sqs.create_queue().queue_name(&name).send().await;
+        let url = queue
+            .expect("create the event queue")
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let pattern = json!({"detail-type": [detail_type]}).to_string();
+        let rule = self
+            .host
+            .events
+            .put_rule()
+            .name(&name)
+            .event_pattern(pattern);
+        rule.send().await.expect("create the capture rule");
+        let target = aws_sdk_eventbridge_target(&name);
+        let targets = self.host.events.put_targets().rule(&name).targets(target);
+        targets.send().await.expect("target the queue");
+        url
+    }
+
+    /// The next event on `queue` (from [`TestStack::capture_events`]), waiting up to 10 s.
+    pub async fn next_event(&self, queue: &str) -> Value {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let received = sqs.receive_message().queue_url(queue).wait_time_seconds(1);
+            let received = received.send().await.expect("receive an event");
+            if let Some(message) = received.messages().first() {
+                let body = message.body().unwrap_or_default();
+                return serde_json::from_str(body).expect("EventBridge delivers JSON");
+            }
+        }
+        panic!("no event reached {queue} within 10 s")
+    }
+}
+
+fn aws_sdk_eventbridge_target(queue_name: &str) -> aws_sdk_eventbridge::types::Target {
+    aws_sdk_eventbridge::types::Target::builder()
+        .id("capture")
+        .arn(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}"))
+        .build()
+        .expect("a target")
+}
