@@ -148,7 +148,7 @@ pub struct Decision {
     /// Why.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Who decides (default: $USER).
+    /// Who decides (default: $USER, then $LOGNAME).
     #[arg(long, env = "USER")]
     pub by: Option<String>,
 }

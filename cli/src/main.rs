@@ -1,10 +1,10 @@
 //! The `retl` command line.
 
 mod args;
-#[cfg(feature = "aws")]
-mod aws;
 mod commands;
-mod context;
+mod exit;
+mod host;
+mod out;
 mod progress;
 mod render;
 
@@ -14,7 +14,8 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use args::Cli;
-use commands::{dispatch, exit_for_error, Exit};
+use commands::dispatch;
+use exit::{exit_for_error, Exit};
 
 fn init_logs(verbose: u8) {
     let default = match verbose {
@@ -63,9 +64,8 @@ fn main() -> ExitCode {
                     } else {
                         "Retl.Error"
                     });
-                println!(
-                    "{}",
-                    serde_json::json!({"error": format!("{e:#}"), "error_name": name})
+                out::line(
+                    &serde_json::json!({"error": format!("{e:#}"), "error_name": name}).to_string(),
                 );
             } else {
                 eprintln!("{e:#}");

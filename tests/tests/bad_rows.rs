@@ -32,6 +32,7 @@ async fn null_duplicate_and_refused_rows_are_rejected_and_the_rest_proceeds() {
 
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let (_, errors) = p.retl_json(&["errors", &run_id]);
+    let errors = errors["errors"].clone();
     let codes: Vec<&str> = errors
         .as_array()
         .unwrap()

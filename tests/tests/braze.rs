@@ -434,6 +434,7 @@ async fn an_invalid_user_is_rejected_with_brazes_message_and_sent_again_until_fi
     );
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let (_, errors) = p.run_json(&["errors", &run_id]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
     assert_eq!(errors[0]["key"], "2");
     assert_eq!(errors[0]["stage"], "upsert");

@@ -90,6 +90,7 @@ async fn a_killed_upsert_run_resumes_without_loss() {
     assert_complete(&pg).await;
     // The interrupted run is recorded as failed, its lock taken over.
     let (_, runs) = p.retl_json(&["runs", "people"]);
+    let runs = runs["runs"].clone();
     let interrupted = runs
         .as_array()
         .unwrap()

@@ -794,6 +794,7 @@ async fn assert_rejection_cycle(fake: &HubSpotFake, p: &Project, first_writes: &
         "{v}"
     );
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
     assert_eq!(errors[0]["key"], "bad@example.com");
     assert_eq!(errors[0]["code"], "VALIDATION_ERROR", "{errors}");

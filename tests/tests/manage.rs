@@ -85,6 +85,7 @@ async fn versions_record_each_change_with_its_note() {
     let (_, v) = p.retl_json(&["run", "people", "--note", "switch to mirror"]);
     assert_eq!(v["config_version"], 2, "{v}");
     let (_, versions) = p.retl_json(&["history", "people"]);
+    let versions = versions["versions"].clone();
     let versions = versions.as_array().unwrap();
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[0]["note"], "first version");
@@ -106,6 +107,7 @@ async fn run_history_lists_runs_newest_first_with_counts_and_timings() {
     set_model(&p, &[(1, "Alice"), (2, "Bob")]);
     let (_, second) = p.retl_json(&["run", "people"]);
     let (_, runs) = p.retl_json(&["runs", "people"]);
+    let runs = runs["runs"].clone();
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["run_id"], second["run_id"]);

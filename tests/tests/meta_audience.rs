@@ -632,6 +632,7 @@ async fn an_invalid_entry_is_rejected_the_log_shows_only_hashes_and_it_is_resent
 
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let (_, errors) = p.run_json(&["errors", &run_id]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
     let e = &errors[0];
     assert_eq!(
@@ -699,6 +700,7 @@ async fn invalid_entries_meta_does_not_sample_are_found_by_splitting_the_batch()
         "{v}"
     );
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     let mut keys: Vec<u32> = errors
         .as_array()
         .unwrap()
@@ -733,6 +735,7 @@ async fn a_value_that_normalises_to_nothing_is_rejected_without_being_sent() {
         "the bad record never left retl"
     );
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     let e = &errors[0];
     assert_eq!(
         (e["key"].as_str(), e["code"].as_str()),
@@ -811,6 +814,7 @@ async fn a_sync_keyed_on_email_shows_only_the_hashed_key_in_the_record_log() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["rejected"], 1, "{v}");
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors[0]["key"], sha("bob@example.org"), "{errors}");
     assert!(!errors.to_string().contains("bob@example.org"), "{errors}");
 }

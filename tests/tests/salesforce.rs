@@ -722,6 +722,7 @@ async fn an_invalid_record_is_rejected_with_its_code_and_resent_until_fixed() {
     );
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let (_, errors) = p.run_json(&["errors", &run_id]).await;
+    let errors = errors["errors"].clone();
     let mut found: Vec<(String, String)> = errors
         .as_array()
         .unwrap()
@@ -787,6 +788,7 @@ async fn a_duplicate_value_on_another_unique_field_is_rejected() {
         "{v}"
     );
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors[0]["key"], "c1", "{errors}");
     assert_eq!(errors[0]["code"], "DUPLICATE_VALUE", "{errors}");
 }
@@ -948,6 +950,7 @@ async fn a_large_run_goes_through_bulk_ingest_jobs() {
         "{v}"
     );
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors[0]["key"], "c007", "{errors}");
     assert_eq!(
         errors[0]["code"], "FIELD_CUSTOM_VALIDATION_EXCEPTION",

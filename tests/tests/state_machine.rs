@@ -128,8 +128,9 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
 
     // Run history, versions and the lock are all in DynamoDB.
     let (_, runs) = p.run_json(&["--aws", "runs", "people"]).await;
-    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 3, "{runs}");
     let (_, history) = p.run_json(&["--aws", "history", "people"]).await;
+    let history = history["versions"].clone();
     assert_eq!(history[0]["note"], "first deploy", "{history}");
     assert!(stack
         .host

@@ -139,6 +139,7 @@ async fn a_batch_refused_for_one_record_is_split_until_that_record_is_isolated()
     assert_eq!(v["creates"], 7, "{v}");
     assert_eq!(v["rejected"], 1, "{v}");
     let (_, errors) = p.run_json(&["errors", v["run_id"].as_str().unwrap()]).await;
+    let errors = errors["errors"].clone();
     assert_eq!(errors[0]["key"], "5");
     assert_eq!(errors[0]["code"], "400");
     // 8 -> 4+4 -> 2+2 -> 1+1: four refused requests, the good halves accepted.
@@ -212,7 +213,8 @@ async fn retry_re_sends_only_the_rejected_records_once_the_receiver_is_fixed() {
     let out = p.run(&["retry", "people"]).await;
     assert_eq!(out.code, 0);
     assert!(
-        out.stdout.contains("rejected no records; nothing to retry"),
+        out.stdout
+            .contains("already retried the rejected records of people; nothing to retry"),
         "{}",
         out.stdout
     );

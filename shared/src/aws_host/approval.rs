@@ -34,12 +34,12 @@ pub async fn decide(
             .await
             .map(|_| ())
             .map_err(|e| aws_sdk_sfn::error::DisplayErrorContext(e).to_string()),
-        Some((error, cause)) => host
+        Some(refusal) => host
             .sfn
             .send_task_failure()
             .task_token(&token)
-            .error(error)
-            .cause(cause)
+            .error(refusal.error().0)
+            .cause(refusal.error().1)
             .send()
             .await
             .map(|_| ())
@@ -48,13 +48,8 @@ pub async fn decide(
     sent.map_err(|e| {
         EngineError::Invalid(format!("the execution did not take the decision: {e}"))
     })?;
-    if let Some((error, cause)) = taken.failure {
-        if error != "Retl.Rejected" {
-            return Err(EngineError::StalePlan {
-                run_id: run_id.to_string(),
-                reason: cause,
-            });
-        }
+    if let Some(stale) = taken.failure.and_then(|r| r.into_error(run_id)) {
+        return Err(stale);
     }
     Ok(taken.run)
 }

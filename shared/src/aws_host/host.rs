@@ -1,5 +1,6 @@
 //! Clients built once per process, and an engine per deployed sync.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use crate::adapters::aws::{
     AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets,
     SnsNotifier,
 };
+use crate::connectors::ConnectionConfig;
 use crate::engine::{Engine, EngineError, NoProgress};
 
 /// Everything a Lambda function (or `retl ... --aws`) needs to reach a deployed stack.
@@ -78,6 +80,10 @@ impl AwsHost {
 
     /// An engine wired to the stack's stores, with the deployed sync's connections.
     pub fn engine(&self, deployed: &DeployedSync) -> Engine {
+        self.engine_with(deployed.connections.clone())
+    }
+
+    fn engine_with(&self, connections: BTreeMap<String, ConnectionConfig>) -> Engine {
         let runs = self.runs();
         Engine {
             objects: self.objects(),
@@ -91,13 +97,18 @@ impl AwsHost {
                 self.clients.sns.clone(),
                 self.names.topic_arn.clone(),
             )),
-            connections: deployed.connections.clone(),
+            connections,
             root: PathBuf::from("/tmp"),
             owner: format!("aws:{}", self.names.stack),
             progress: Arc::new(NoProgress),
             opened: Default::default(),
             rate_share: 1,
         }
+    }
+
+    /// An engine for reading runs, versions and record logs (no connections).
+    pub fn reader(&self) -> Engine {
+        self.engine_with(BTreeMap::new())
     }
 
     /// The deployed sync named `sync` and an engine for it.

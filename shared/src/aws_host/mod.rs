@@ -16,4 +16,4 @@ pub use deploy::{deploy, DeployReport};
 pub use events::{emit_run_completed, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
-pub use trigger::{start_dependents, start_sync, TriggerOutcome};
+pub use trigger::{start_dependents, start_execution, start_sync, TriggerOutcome};

@@ -34,23 +34,36 @@ pub async fn start_sync(
     sync: &str,
     trigger: &str,
 ) -> Result<TriggerOutcome, EngineError> {
+    match start_execution(host, sync, trigger).await {
+        Ok(run_id) => Ok(TriggerOutcome::Started {
+            sync: sync.to_string(),
+            run_id,
+        }),
+        Err(e @ (EngineError::Paused(_) | EngineError::Locked { .. })) => {
+            tracing::info!(sync, reason = %e, "trigger skipped");
+            Ok(TriggerOutcome::Skipped {
+                sync: sync.to_string(),
+                reason: e.to_string(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the sync's lock and starts the execution named after the new run; a paused or
+/// running sync is an error (`Paused`, `Locked`). Returns the run id.
+pub async fn start_execution(
+    host: &AwsHost,
+    sync: &str,
+    trigger: &str,
+) -> Result<String, EngineError> {
     let (deployed, engine) = host.load(sync).await?;
     let opts = StartOptions {
         trigger: trigger.to_string(),
         note: None,
         run_id: None,
     };
-    let mut run = match start_run(&engine, &deployed.def, opts).await {
-        Ok(run) => run,
-        Err(e @ (EngineError::Paused(_) | EngineError::Locked { .. })) => {
-            tracing::info!(sync, reason = %e, "trigger skipped");
-            return Ok(TriggerOutcome::Skipped {
-                sync: sync.to_string(),
-                reason: e.to_string(),
-            });
-        }
-        Err(e) => return Err(e),
-    };
+    let mut run = start_run(&engine, &deployed.def, opts).await?;
     let input = json!({"run_id": run.run_id, "sync": sync}).to_string();
     let started = host
         .sfn
@@ -71,10 +84,7 @@ pub async fn start_sync(
         return Err(EngineError::Invalid(message));
     }
     tracing::info!(sync, run_id = %run.run_id, trigger, "execution started");
-    Ok(TriggerOutcome::Started {
-        sync: sync.to_string(),
-        run_id: run.run_id,
-    })
+    Ok(run.run_id)
 }
 
 /// Starts the syncs whose `after_sync` trigger names `completed`.

@@ -7,6 +7,7 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use super::keys::{keyset_name, plan_file_stem, shard_of_plan_file};
 use super::lifecycle::finish_run;
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
@@ -34,11 +35,6 @@ impl ApplyOutcome {
             self.fatal.clone_from(&other.fatal);
         }
     }
-}
-
-fn shard_of_file(file: &str) -> Option<u32> {
-    let name = file.rsplit('/').next()?;
-    name.strip_prefix("ops-")?.split('-').next()?.parse().ok()
 }
 
 fn count_delivered(counts: &mut Counts, op: OpKind) {
@@ -86,7 +82,7 @@ pub async fn apply_files(
     for file in files {
         let mut file_ops = read_plan_ops(engine, file).await?;
         if resume {
-            if let Some(shard) = shard_of_file(file) {
+            if let Some(shard) = shard_of_plan_file(file) {
                 let entries: HashMap<String, KeyEntry> = engine
                     .keysets
                     .load_shard(&manifest.keyset, shard, manifest.shards)
@@ -174,12 +170,7 @@ pub async fn apply_files(
         }
     }
     engine.progress.finish();
-    let first = files.first().map(String::as_str).unwrap_or("none");
-    let stem = first
-        .rsplit('/')
-        .next()
-        .unwrap_or(first)
-        .trim_end_matches(".jsonl");
+    let stem = plan_file_stem(files.first().map(String::as_str).unwrap_or("none"));
     write_record_log(
         engine.objects.as_ref(),
         run_id,
@@ -222,7 +213,7 @@ pub async fn finish_apply(
         .as_ref()
         .filter(|f| **f != identity)
     {
-        let old_keyset = format!("{}@{old}", sync.name);
+        let old_keyset = keyset_name(&sync.name, old);
         engine.keysets.clear(&old_keyset, manifest.shards).await?;
     }
     state.generation += 1;
@@ -245,15 +236,4 @@ pub async fn finish_apply(
         RunStatus::Succeeded
     };
     finish_run(engine, run, status).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_carry_their_shard() {
-        assert_eq!(shard_of_file("runs/r/plan/ops-0007-001.jsonl"), Some(7));
-        assert_eq!(shard_of_file("runs/r/plan/manifest.json"), None);
-    }
 }

@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
-use super::{run_prefix, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::ModelQuery;
 use crate::ports::RunRecord;
@@ -78,11 +79,7 @@ impl PartWriter<'_> {
             buf.clear();
             *rows = 0;
         }
-        let key = format!(
-            "{}part-{:05}.bin",
-            run_prefix("extract", self.run_id),
-            self.parts.len()
-        );
+        let key = RunKeys::new(self.run_id).part(self.parts.len());
         self.engine.objects.put(&key, Bytes::from(body)).await?;
         self.parts.push(PartInfo { key, segments });
         self.bytes = 0;
@@ -167,8 +164,9 @@ pub async fn extract(
         rejected: rejected_count,
         columns,
         parts: writer.parts,
+        finished_at: Some(chrono::Utc::now()),
     };
-    let key = format!("{}manifest.json", run_prefix("extract", &run.run_id));
+    let key = RunKeys::new(&run.run_id).extract_manifest();
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
     tracing::info!(run_id = %run.run_id, rows, rejected = rejected_count, parts = manifest.parts.len(), "extract done");

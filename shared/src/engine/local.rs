@@ -1,17 +1,18 @@
-//! One whole run in this process: what `retl run` and `retl plan` do.
+//! The local host: `retl run`, `retl plan` and `retl approve` drive the same steps the AWS
+//! state machine chains ([`super::steps`]), in the same order, in this process: plan shards
+//! on parallel tasks (the Map), apply units one after the other, and every failure ends in
+//! `step_finalize(Failed)` as the state machine's Catch does.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::BTreeSet;
 
 use futures::StreamExt;
 
-use super::apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
-use super::extract::{extract, ExtractOptions};
-use super::lifecycle::{finish_run, request_approval, start_run, StartOptions};
-use super::plan::{
-    plan_shard, prepare_plan, read_manifest, summarize_plan, PlanManifest, ShardPlan,
+use super::lifecycle::{finish_run, start_run, StartOptions};
+use super::plan::read_manifest;
+use super::steps::{
+    step_apply_unit, step_decide, step_extract_with, step_finalize, step_plan_shard,
+    step_request_approval, step_summarize, Decision, Ending, ExtractRequest,
 };
-use super::safety::SafetyVerdict;
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::{RunRecord, RunStatus};
@@ -27,10 +28,8 @@ pub struct LocalRunOptions {
     pub trigger: String,
     /// Note for a new config version.
     pub note: Option<String>,
-    /// Extract tuning.
-    pub extract: ExtractOptions,
     /// Plan only these keys (`retl retry`).
-    pub only_keys: Option<std::collections::BTreeSet<String>>,
+    pub only_keys: Option<BTreeSet<String>>,
 }
 
 /// Runs a sync start to end. Errors before the run exists (paused, locked) are returned as
@@ -40,7 +39,7 @@ pub async fn run_local(
     sync: &SyncDef,
     opts: LocalRunOptions,
 ) -> Result<RunRecord, EngineError> {
-    let mut run = start_run(
+    let run = start_run(
         engine,
         sync,
         StartOptions {
@@ -50,116 +49,108 @@ pub async fn run_local(
         },
     )
     .await?;
-    if let Err(e) = drive(engine, &mut run, sync, &opts).await {
-        run.error = Some(e.to_string());
-        run.error_name = Some(e.error_name().to_string());
-        finish_run(engine, &mut run, RunStatus::Failed).await?;
+    let run_id = run.run_id;
+    match drive(engine, sync, &run_id, &opts).await {
+        Ok(run) => Ok(run),
+        Err(e) => fail(engine, sync, &run_id, e).await,
     }
-    Ok(run)
+}
+
+/// The state machine's Catch: a step failed for good.
+async fn fail(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+    e: EngineError,
+) -> Result<RunRecord, EngineError> {
+    let error = Some((e.error_name().to_string(), e.to_string()));
+    step_finalize(engine, sync, run_id, Ending::Failed, error).await
 }
 
 async fn drive(
     engine: &Engine,
-    run: &mut RunRecord,
     sync: &SyncDef,
+    run_id: &str,
     opts: &LocalRunOptions,
-) -> Result<(), EngineError> {
-    let t = Instant::now();
-    let mut ctx = prepare_plan(engine, run, sync, opts.full_resync).await?;
-    ctx.only_keys = opts.only_keys.clone().map(Arc::new);
-    let manifest = extract(engine, run, sync, ctx.shards, opts.extract).await?;
-    run.timings
-        .insert("extract_ms".into(), t.elapsed().as_millis() as u64);
+) -> Result<RunRecord, EngineError> {
+    let request = ExtractRequest {
+        full_resync: opts.full_resync,
+        only_keys: opts.only_keys.clone(),
+    };
+    let extracted = step_extract_with(engine, sync, run_id, &request).await?;
+    plan_shards(engine, sync, run_id, extracted.shards).await?;
+    let summary = step_summarize(engine, sync, run_id).await?;
+    match summary.decision {
+        Decision::Abort => step_finalize(engine, sync, run_id, Ending::Aborted, None).await,
+        _ if opts.dry_run => {
+            let mut run = engine.runs.get_run(run_id).await?;
+            finish_run(engine, &mut run, RunStatus::Planned).await?;
+            Ok(run)
+        }
+        Decision::NeedsApproval => {
+            step_request_approval(engine, sync, run_id, None).await?;
+            Ok(engine.runs.get_run(run_id).await?)
+        }
+        Decision::Proceed => apply_all(engine, sync, run_id, summary.units).await,
+    }
+}
 
-    let t = Instant::now();
-    let dest = engine.destination(sync).await?;
-    let manifest = Arc::new(manifest);
-    let shard_plans: Vec<ShardPlan> = futures::stream::iter(0..ctx.shards)
+/// The plan Map: every shard on its own task, as many at once as there are cores.
+async fn plan_shards(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+    shards: u32,
+) -> Result<(), EngineError> {
+    let width = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let results: Vec<Result<_, EngineError>> = futures::stream::iter(0..shards)
         .map(|shard| {
-            let (engine, sync, ctx, manifest, dest) = (
-                engine.clone(),
-                sync.clone(),
-                ctx.clone(),
-                Arc::clone(&manifest),
-                Arc::clone(&dest),
-            );
-            let run_id = run.run_id.clone();
-            // Shards are independent: plan them on separate tasks to use every core.
-            tokio::spawn(async move {
-                plan_shard(
-                    &engine,
-                    &run_id,
-                    &sync,
-                    &ctx,
-                    &manifest,
-                    shard,
-                    Some(dest.as_ref()),
-                )
-                .await
-            })
+            let (engine, sync, run_id) = (engine.clone(), sync.clone(), run_id.to_string());
+            tokio::spawn(async move { step_plan_shard(&engine, &sync, &run_id, shard).await })
         })
-        .buffer_unordered(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .buffer_unordered(width)
         .map(|joined| {
             joined.map_err(|e| EngineError::Corrupt(format!("planner task failed: {e}")))?
         })
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let plan = summarize_plan(engine, run, sync, &ctx, &manifest, &shard_plans).await?;
-    run.timings
-        .insert("plan_ms".into(), t.elapsed().as_millis() as u64);
-    engine
-        .objects
-        .delete_prefix(&super::run_prefix("extract", &run.run_id))
-        .await?;
-
-    match &plan.verdict {
-        SafetyVerdict::Abort { reason } => {
-            run.error = Some(reason.clone());
-            run.error_name = Some("Retl.SafetyAbort".into());
-            finish_run(engine, run, RunStatus::Aborted).await
-        }
-        _ if opts.dry_run => finish_run(engine, run, RunStatus::Planned).await,
-        SafetyVerdict::NeedsApproval { reason } => {
-            request_approval(engine, run, sync, &plan, reason, None).await
-        }
-        SafetyVerdict::Proceed => apply_plan(engine, run, sync, &plan).await,
-    }
+        .collect()
+        .await;
+    results.into_iter().try_for_each(|r| r.map(|_| ()))
 }
 
-/// Applies every file of a plan in this process and ends the run.
-pub async fn apply_plan(
+/// The apply Map, one unit after the other (they share the destination's limits), then
+/// finalize.
+async fn apply_all(
     engine: &Engine,
-    run: &mut RunRecord,
     sync: &SyncDef,
-    plan: &PlanManifest,
-) -> Result<(), EngineError> {
-    let t = Instant::now();
-    let deliverer = engine.deliverer(sync, plan.counts.changes()).await?;
-    let mut total = ApplyOutcome::default();
-    // After a fatal destination error the deliverer sends nothing more; every remaining
-    // record still passes through it so that it ends counted as failed.
-    for unit in apply_units(plan) {
-        let out = apply_files(engine, &run.run_id, sync, plan, &deliverer, &unit, false).await?;
-        total.add(&out);
+    run_id: &str,
+    units: usize,
+) -> Result<RunRecord, EngineError> {
+    for unit in 0..units {
+        step_apply_unit(engine, sync, run_id, unit, false, 1).await?;
     }
-    run.timings
-        .insert("apply_ms".into(), t.elapsed().as_millis() as u64);
-    finish_apply(engine, run, sync, plan, &total, None).await
+    step_finalize(engine, sync, run_id, Ending::Applied, None).await
 }
 
-/// Applies the plan of an approved run (after [`super::approve`]).
-pub async fn apply_approved(
+/// A decision on a run awaiting approval (`retl approve` / `retl reject`): approved runs
+/// apply exactly their reviewed plan, as the state machine does after its wait.
+pub async fn decide_local(
     engine: &Engine,
-    run: &mut RunRecord,
     sync: &SyncDef,
-) -> Result<(), EngineError> {
-    let plan = read_manifest(engine, run).await?;
-    if let Err(e) = apply_plan(engine, run, sync, &plan).await {
-        run.error = Some(e.to_string());
-        run.error_name = Some(e.error_name().to_string());
-        finish_run(engine, run, RunStatus::Failed).await?;
+    run_id: &str,
+    approve: bool,
+    by: &str,
+    note: Option<&str>,
+) -> Result<RunRecord, EngineError> {
+    let decided = step_decide(engine, sync, run_id, approve, by, note).await?;
+    if let Some(refusal) = decided.failure {
+        return match refusal.into_error(run_id) {
+            Some(stale) => Err(stale),
+            None => Ok(decided.run),
+        };
     }
-    Ok(())
+    let units = super::apply::apply_units(&read_manifest(engine, &decided.run).await?).len();
+    match apply_all(engine, sync, run_id, units).await {
+        Ok(run) => Ok(run),
+        Err(e) => fail(engine, sync, run_id, e).await,
+    }
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod connections;
 mod extract;
+pub mod keys;
 mod lifecycle;
 mod local;
 mod parts;
@@ -24,7 +25,7 @@ pub use lifecycle::{
     approve, expire_if_due, finish_run, local_owner, plan_is_stale, reject, request_approval,
     start_run, StartOptions,
 };
-pub use local::{apply_approved, apply_plan, run_local, LocalRunOptions};
+pub use local::{decide_local, run_local, LocalRunOptions};
 pub use parts::{ExtractManifest, PartInfo, Segment};
 pub use plan::{
     plan_shard, prepare_plan, read_manifest, read_plan_ops, summarize_plan, OpKind, PlanContext,
@@ -182,13 +183,6 @@ impl EngineError {
     }
 }
 
-/// Object key prefix of one kind of a run's artifacts: `extract`, `plan`, `apply` or
-/// `rejected`. The kind comes first so that storage lifecycle rules can keep each kind for
-/// its own time (extracts for days, record logs as long as the user says).
-pub fn run_prefix(kind: &str, run_id: &str) -> String {
-    format!("{kind}/{run_id}/")
-}
-
 /// A new sortable run id.
 pub fn new_run_id() -> String {
     ulid::Ulid::new().to_string().to_lowercase()
@@ -197,5 +191,5 @@ pub fn new_run_id() -> String {
 /// Key-set namespace of a sync: its name plus the identity fingerprint, so that a change of
 /// key columns or destination starts a fresh key set without destroying the old one.
 pub fn keyset_id(sync: &SyncDef) -> String {
-    format!("{}@{}", sync.name, sync.identity_fingerprint())
+    keys::keyset_name(&sync.name, &sync.identity_fingerprint())
 }

@@ -25,7 +25,7 @@ pub struct PartInfo {
     pub segments: Vec<Segment>,
 }
 
-/// What extract produced; stored as `runs/<run>/extract/manifest.json`.
+/// What extract produced; stored as [`super::keys::RunKeys::extract_manifest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractManifest {
     /// The run.
@@ -40,6 +40,9 @@ pub struct ExtractManifest {
     pub columns: Vec<String>,
     /// Part objects.
     pub parts: Vec<PartInfo>,
+    /// When the extract ended (the start of planning).
+    #[serde(default)]
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Appends one record to a buffer.

@@ -9,10 +9,11 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use super::keys::RunKeys;
 use super::parts::{ExtractManifest, PartReader};
 use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
-use super::{keyset_id, run_prefix, Engine, EngineError};
+use super::{keyset_id, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
 pub use crate::modes::OpKind;
 use crate::modes::{self, Decision, Known};
@@ -35,9 +36,9 @@ pub struct PlanContext {
     pub full_resync: Option<String>,
     /// Whether the destination can look records up.
     pub can_lookup: bool,
-    /// Plan only these keys (`retl retry`, a local run); every key when `None`.
-    #[serde(skip)]
-    pub only_keys: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
+    /// Plan only these keys (`retl retry`); every key when `None`.
+    #[serde(default)]
+    pub only_keys: Option<std::collections::BTreeSet<String>>,
 }
 
 /// One planned operation, a line of a plan file.
@@ -78,7 +79,7 @@ pub struct ShardPlan {
     pub delete_sample: Vec<String>,
 }
 
-/// The whole plan; stored as `runs/<run>/plan/manifest.json`.
+/// The whole plan; stored as [`RunKeys::plan_manifest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanManifest {
     /// The run.
@@ -101,6 +102,9 @@ pub struct PlanManifest {
     pub delete_sample: Vec<String>,
     /// Why every row is re-sent, if it is.
     pub full_resync: Option<String>,
+    /// When the plan was made (the start of applying).
+    #[serde(default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Prepares planning: checks the destination, detects key/mapping changes, and on a sync's
@@ -213,7 +217,7 @@ struct Seen {
 /// Buffers plan lines and writes files of at most [`OPS_PER_FILE`] operations.
 struct PlanWriter<'a> {
     engine: &'a Engine,
-    prefix: String,
+    run_id: &'a str,
     shard: u32,
     buf: Vec<u8>,
     ops: usize,
@@ -240,12 +244,7 @@ impl PlanWriter<'_> {
         if self.ops == 0 || (!force && self.ops < OPS_PER_FILE) {
             return Ok(());
         }
-        let key = format!(
-            "{}ops-{:04}-{:03}.jsonl",
-            self.prefix,
-            self.shard,
-            self.files.len()
-        );
+        let key = RunKeys::new(self.run_id).plan_file(self.shard, self.files.len());
         self.engine
             .objects
             .put(&key, Bytes::from(std::mem::take(&mut self.buf)))
@@ -392,10 +391,9 @@ pub async fn plan_shard(
         }
     }
 
-    let prefix = run_prefix("plan", run_id);
     let mut writer = PlanWriter {
         engine,
-        prefix,
+        run_id,
         shard,
         buf: Vec::new(),
         ops: 0,
@@ -509,8 +507,9 @@ pub async fn summarize_plan(
         verdict,
         delete_sample,
         full_resync: ctx.full_resync.clone(),
+        created_at: Some(chrono::Utc::now()),
     };
-    let key = format!("{}manifest.json", run_prefix("plan", &run.run_id));
+    let key = RunKeys::new(&run.run_id).plan_manifest();
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
     run.planned = counts;

@@ -6,8 +6,9 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use serde::Serialize;
 
+use super::keys::RunKeys;
 use super::plan::{read_plan_ops, OpKind, PlanManifest};
-use super::{run_prefix, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::ModelQuery;
 use crate::record::{key_of, map_row, Values};
@@ -155,10 +156,7 @@ pub async fn write_deletion_preview(
         serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         buf.push(b'\n');
     }
-    let key = format!(
-        "{}deletes-preview.jsonl",
-        run_prefix("plan", &manifest.run_id)
-    );
+    let key = RunKeys::new(&manifest.run_id).deletion_preview();
     engine.objects.put(&key, Bytes::from(buf)).await?;
     Ok(engine.objects.location(&key))
 }

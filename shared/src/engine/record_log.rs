@@ -1,10 +1,11 @@
 //! The run's record log (the dead letter queue): every rejected record with its error and
-//! payload, as JSON lines under `runs/<run>/rejected/`.
+//! payload, as JSON lines under `rejected/<run>/` (see [`super::keys`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{run_prefix, EngineError};
+use super::keys::RunKeys;
+use super::EngineError;
 use crate::config::SyncDef;
 use crate::ports::{Destination, ObjectStore};
 use crate::record::{key_values, Values};
@@ -75,7 +76,7 @@ pub async fn write_record_log(
         serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         buf.push(b'\n');
     }
-    let key = format!("{}{name}.jsonl", run_prefix("rejected", run_id));
+    let key = RunKeys::new(run_id).record_log(name);
     objects.put(&key, Bytes::from(buf)).await?;
     Ok(())
 }
@@ -86,7 +87,10 @@ pub async fn read_record_log(
     run_id: &str,
 ) -> Result<Vec<RecordLogEntry>, EngineError> {
     let mut out = Vec::new();
-    for key in objects.list(&run_prefix("rejected", run_id)).await? {
+    for key in objects
+        .list(&RunKeys::new(run_id).record_log_prefix())
+        .await?
+    {
         let body = objects.get(&key).await?;
         for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             out.push(
