@@ -41,7 +41,7 @@ pub async fn handle(
             task_token,
         } => {
             let (deployed, engine) = load(host, &sync).await?;
-            step_request_approval(&engine, &deployed.def, &run_id, &task_token)
+            step_request_approval(&engine, &deployed.def, &run_id, Some(&task_token))
                 .await
                 .map_err(diagnostic)?;
             Ok(ApprovalResponse {

@@ -2,6 +2,8 @@
 //! and `RETL_FUNCTION` (set per function by `template.yaml`) names the handler a process
 //! serves. One binary is built and linked once, where six would each link the whole engine
 //! and AWS SDK again.
+// The handlers' futures nest deeply (every step of the engine in one binary).
+#![recursion_limit = "256"]
 
 mod function;
 
