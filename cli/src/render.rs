@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use retl_shared::engine::{DeletionPreview, Preview, RecordLogEntry};
+use retl_shared::engine::{DeletionPreview, LoggedOutcome, Preview, RecordLogEntry};
 use retl_shared::ports::{ConfigVersion, Counts, RunRecord, RunStatus};
 use serde_json::{json, Value};
 
@@ -220,11 +220,22 @@ pub fn errors_text(run_id: &str, entries: &[RecordLogEntry], limit: usize) -> St
     if entries.is_empty() {
         return format!("Run {run_id} rejected no records.\n");
     }
-    let mut out = format!("{} rejected record(s) in run {run_id}:\n", entries.len());
+    let failed = entries
+        .iter()
+        .filter(|e| e.outcome == LoggedOutcome::Failed)
+        .count();
+    let mut out = format!(
+        "{} rejected and {failed} failed record(s) in run {run_id} (failed ones are planned again by the next run):\n",
+        entries.len() - failed
+    );
     for e in entries.iter().take(limit) {
+        let label = match e.outcome {
+            LoggedOutcome::Rejected => "rejected",
+            LoggedOutcome::Failed => "failed",
+        };
         let _ = writeln!(
             out,
-            "- key {} [{}] {}: {}\n    payload: {}",
+            "- key {} [{label}, {}] {}: {}\n    payload: {}",
             e.key.as_deref().unwrap_or("(none)"),
             e.stage,
             e.code,

@@ -107,7 +107,7 @@ async fn records_rejected_by_the_receiver_go_to_the_dead_letter_queue_and_are_re
     let out = p.run(&["errors", &run_id]).await;
     assert!(
         out.stdout
-            .contains("key 2 [upsert] invalid_email: email is not valid"),
+            .contains("key 2 [rejected, upsert] invalid_email: email is not valid"),
         "{}",
         out.stdout
     );

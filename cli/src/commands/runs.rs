@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use anyhow::anyhow;
-use retl_shared::engine::{deletion_preview, read_manifest, read_record_log, EngineError};
+use retl_shared::engine::{
+    deletion_preview, read_manifest, read_record_log, EngineError, LoggedOutcome,
+};
 use retl_shared::ports::{RunRecord, RunStatus};
 use serde_json::json;
 
@@ -171,6 +173,7 @@ pub async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<E
     let keys: BTreeSet<String> = read_record_log(reader.objects.as_ref(), &source.run_id)
         .await?
         .into_iter()
+        .filter(|e| e.outcome == LoggedOutcome::Rejected)
         .filter(|e| e.stage != "extract" && e.stage != "plan")
         .filter_map(|e| e.key)
         .collect();

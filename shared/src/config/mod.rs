@@ -1,5 +1,6 @@
 //! Project and sync configuration: loading, validation with positioned errors, JSON Schema.
 
+mod check_sync;
 mod diagnostics;
 mod load;
 mod model;
@@ -15,7 +16,7 @@ pub use diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 pub use load::{find_project_dir, load_project};
 pub use model::{
     ConnectionConfig, DeleteScope, DeliverySettings, PrimaryKey, ProjectFile, SafetyConfig,
-    StateConfig, SyncConfig, SyncMode, TriggerConfig,
+    SafetyInput, StateConfig, SyncConfig, SyncMode, TriggerConfig,
 };
 pub use schedule::validate_schedule;
 

@@ -102,7 +102,7 @@ pub struct SyncConfig {
     pub delete_scope: DeleteScope,
     /// Safety rules enforced before any write.
     #[serde(default)]
-    pub safety: SafetyConfig,
+    pub safety: SafetyInput,
     /// EventBridge schedule expression: `cron(...)` or `rate(...)`. Used by the AWS bundle.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -138,6 +138,24 @@ pub struct DestinationConfig {
     /// The object: a table (`schema.table`) for PostgreSQL, a label for a webhook.
     #[schemars(with = "String")]
     pub object: Spanned<String>,
+}
+
+/// Safety rules as written in a sync file (positions kept for messages).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyInput {
+    /// Stop for approval when deletes exceed this share (0-100) of the existing records.
+    /// Default 50.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub delete_threshold_pct: Option<Spanned<f64>>,
+    /// Stop for approval when more than this many records would be deleted.
+    #[serde(default)]
+    pub max_deletes: Option<u64>,
+    /// Hours an approval request stays valid before the run expires. Default 24.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub approval_timeout_hours: Option<Spanned<f64>>,
 }
 
 /// Safety rules.

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::keys::{keyset_name, plan_file_stem, shard_of_plan_file};
 use super::lifecycle::finish_run;
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
-use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
-use crate::delivery::Deliverer;
+use crate::delivery::{Delivered, Deliverer};
 use crate::modes;
-use crate::ports::{Counts, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp};
+use crate::ports::{
+    Counts, KeyChange, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp,
+};
 use crate::record::parse_hash;
 
 /// Result of applying one plan file (or, summed, a whole plan).
@@ -65,9 +67,122 @@ pub fn apply_units(manifest: &PlanManifest) -> Vec<Vec<String>> {
     units
 }
 
-/// Applies a unit of plan files (see [`apply_units`]). With `resume`, operations the key set
-/// already reflects (delivered by an earlier attempt of this step) are counted as delivered
-/// and not sent again.
+/// Reads a unit's plan files. With `resume`, operations the key set already reflects
+/// (delivered by an earlier attempt of this step) are counted as delivered and dropped.
+async fn load_ops(
+    engine: &Engine,
+    sync: &SyncDef,
+    manifest: &PlanManifest,
+    files: &[String],
+    resume: bool,
+    counts: &mut Counts,
+) -> Result<Vec<PlanOp>, EngineError> {
+    let mut ops = Vec::new();
+    for file in files {
+        let mut file_ops = read_plan_ops(engine, file).await?;
+        if let (true, Some(shard)) = (resume, shard_of_plan_file(file)) {
+            let entries: HashMap<String, KeyEntry> = engine
+                .keysets
+                .load_shard(&manifest.keyset, shard, manifest.shards)
+                .await?
+                .into_iter()
+                .collect();
+            file_ops.retain(|op| {
+                let hash = parse_hash(&op.hash).unwrap_or(0);
+                let done = modes::already_applied(sync.mode, op.op, hash, entries.get(&op.key));
+                if done {
+                    count_delivered(counts, op.op);
+                }
+                !done
+            });
+        }
+        ops.extend(file_ops);
+    }
+    Ok(ops)
+}
+
+/// The records of each destination write, in a fixed order.
+fn group(sync: &SyncDef, ops: &[PlanOp]) -> Vec<(WriteOp, Vec<OutRecord>)> {
+    [
+        WriteOp::Upsert,
+        WriteOp::Create,
+        WriteOp::Update,
+        WriteOp::Delete,
+    ]
+    .into_iter()
+    .map(|w| {
+        let records = ops
+            .iter()
+            .filter(|op| op.write_op(sync.mode) == w)
+            .map(|op| OutRecord {
+                key: op.key.clone(),
+                values: op.values.clone(),
+            })
+            .collect();
+        (w, records)
+    })
+    .filter(|(_, records): &(WriteOp, Vec<OutRecord>)| !records.is_empty())
+    .collect()
+}
+
+/// What one apply unit has done so far.
+struct Applied<'a> {
+    sync: &'a SyncDef,
+    deliverer: &'a Deliverer,
+    by_key: HashMap<String, PlanOp>,
+    counts: Counts,
+    logged: Vec<RecordLogEntry>,
+}
+
+impl Applied<'_> {
+    /// Counts one delivered batch and returns the key-set changes it implies.
+    fn settle(&mut self, write: WriteOp, done: &Delivered) -> Vec<KeyChange> {
+        let now = chrono::Utc::now().timestamp();
+        let mut changes = Vec::with_capacity(done.results.len());
+        for (rec, outcome) in &done.results {
+            let Some(op) = self.by_key.get(&rec.key) else {
+                continue;
+            };
+            let hash = parse_hash(&op.hash).unwrap_or(0);
+            let mode = self.sync.mode;
+            changes.extend(modes::key_change(mode, write, &op.key, hash, outcome, now));
+            let (code, message, logged) = match outcome {
+                RecordOutcome::Delivered => {
+                    count_delivered(&mut self.counts, op.op);
+                    continue;
+                }
+                RecordOutcome::Skipped { .. } => {
+                    self.counts.skipped += 1;
+                    continue;
+                }
+                RecordOutcome::Rejected { code, message } => {
+                    self.counts.rejected += 1;
+                    (code, message, LoggedOutcome::Rejected)
+                }
+                RecordOutcome::Failed { code, message } => {
+                    self.counts.failed += 1;
+                    (code, message, LoggedOutcome::Failed)
+                }
+            };
+            if self.logged.len() < MAX_LOGGED {
+                let entry = RecordLogEntry {
+                    key: Some(rec.key.clone()),
+                    stage: write.as_str().into(),
+                    code: code.clone(),
+                    message: message.clone(),
+                    values: rec.values.clone(),
+                    outcome: logged,
+                };
+                let dest = Some(self.deliverer.destination());
+                self.logged.push(redacted(dest, self.sync, entry));
+            }
+        }
+        changes
+    }
+}
+
+/// Applies a unit of plan files (see [`apply_units`]); `resume` skips what an earlier
+/// attempt delivered.
 pub async fn apply_files(
     engine: &Engine,
     run_id: &str,
@@ -77,89 +192,23 @@ pub async fn apply_files(
     files: &[String],
     resume: bool,
 ) -> Result<ApplyOutcome, EngineError> {
-    let mut ops = Vec::new();
     let mut counts = Counts::default();
-    for file in files {
-        let mut file_ops = read_plan_ops(engine, file).await?;
-        if resume {
-            if let Some(shard) = shard_of_plan_file(file) {
-                let entries: HashMap<String, KeyEntry> = engine
-                    .keysets
-                    .load_shard(&manifest.keyset, shard, manifest.shards)
-                    .await?
-                    .into_iter()
-                    .collect();
-                file_ops.retain(|op| {
-                    let hash = parse_hash(&op.hash).unwrap_or(0);
-                    let done = modes::already_applied(sync.mode, op.op, hash, entries.get(&op.key));
-                    if done {
-                        count_delivered(&mut counts, op.op);
-                    }
-                    !done
-                });
-            }
-        }
-        ops.extend(file_ops);
-    }
-
-    let mut by_key: HashMap<String, PlanOp> = HashMap::with_capacity(ops.len());
-    let mut groups: Vec<(WriteOp, Vec<OutRecord>)> = [
-        WriteOp::Upsert,
-        WriteOp::Create,
-        WriteOp::Update,
-        WriteOp::Delete,
-    ]
-    .into_iter()
-    .map(|w| (w, Vec::new()))
-    .collect();
-    for op in ops {
-        let w = op.write_op(sync.mode);
-        if let Some((_, g)) = groups.iter_mut().find(|(x, _)| *x == w) {
-            g.push(OutRecord {
-                key: op.key.clone(),
-                values: op.values.clone(),
-            });
-        }
-        by_key.insert(op.key.clone(), op);
-    }
-
-    let mut rejected = Vec::new();
-    engine.progress.start("apply", Some(by_key.len() as u64));
+    let ops = load_ops(engine, sync, manifest, files, resume, &mut counts).await?;
+    let groups = group(sync, &ops);
+    let mut applied = Applied {
+        sync,
+        deliverer,
+        by_key: ops.into_iter().map(|op| (op.key.clone(), op)).collect(),
+        counts,
+        logged: Vec::new(),
+    };
+    engine
+        .progress
+        .start("apply", Some(applied.by_key.len() as u64));
     for (write, records) in groups {
-        if records.is_empty() {
-            continue;
-        }
         let mut stream = Box::pin(deliverer.deliver(write, records));
         while let Some(done) = stream.next().await {
-            let now = chrono::Utc::now().timestamp();
-            let mut changes = Vec::with_capacity(done.results.len());
-            for (rec, outcome) in &done.results {
-                let Some(op) = by_key.get(&rec.key) else {
-                    continue;
-                };
-                let hash = parse_hash(&op.hash).unwrap_or(0);
-                if let Some(c) = modes::key_change(sync.mode, write, &op.key, hash, outcome, now) {
-                    changes.push(c);
-                }
-                match outcome {
-                    RecordOutcome::Delivered => count_delivered(&mut counts, op.op),
-                    RecordOutcome::Skipped { .. } => counts.skipped += 1,
-                    RecordOutcome::Rejected { code, message } => {
-                        counts.rejected += 1;
-                        if rejected.len() < MAX_LOGGED {
-                            let entry = RecordLogEntry {
-                                key: Some(rec.key.clone()),
-                                stage: write.as_str().into(),
-                                code: code.clone(),
-                                message: message.clone(),
-                                values: rec.values.clone(),
-                            };
-                            rejected.push(redacted(Some(deliverer.destination()), sync, entry));
-                        }
-                    }
-                    RecordOutcome::Failed { .. } => counts.failed += 1,
-                }
-            }
+            let changes = applied.settle(write, &done);
             // The acknowledgement is durable before the next batch is counted as done.
             engine
                 .keysets
@@ -175,11 +224,11 @@ pub async fn apply_files(
         engine.objects.as_ref(),
         run_id,
         &format!("apply-{stem}"),
-        &rejected,
+        &applied.logged,
     )
     .await?;
     Ok(ApplyOutcome {
-        counts,
+        counts: applied.counts,
         fatal: deliverer.fatal_error(),
     })
 }

@@ -6,7 +6,7 @@ use futures::StreamExt;
 
 use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
-use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::ModelQuery;
@@ -138,6 +138,7 @@ pub async fn extract(
                         code: problem.code().into(),
                         message: problem.message(),
                         values: mapped,
+                        outcome: LoggedOutcome::Rejected,
                     });
                 }
             }

@@ -1,7 +1,8 @@
 //! The local host: `retl run`, `retl plan` and `retl approve` drive the same steps the AWS
 //! state machine chains ([`super::steps`]), in the same order, in this process: plan shards
-//! on parallel tasks (the Map), apply units one after the other, and every failure ends in
-//! `step_finalize(Failed)` as the state machine's Catch does.
+//! on parallel tasks (the Map), apply units one after the other, retries on the same errors
+//! as the state machine's `Retry`, and every failure ends in `step_finalize(Failed)` as its
+//! Catch does.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +10,7 @@ use futures::StreamExt;
 
 use super::lifecycle::{finish_run, start_run, StartOptions};
 use super::plan::read_manifest;
+use super::retries::retrying;
 use super::steps::{
     step_apply_unit, step_decide, step_extract_with, step_finalize, step_plan_shard,
     step_request_approval, step_summarize, Decision, Ending, ExtractRequest,
@@ -77,9 +79,9 @@ async fn drive(
         full_resync: opts.full_resync,
         only_keys: opts.only_keys.clone(),
     };
-    let extracted = step_extract_with(engine, sync, run_id, &request).await?;
+    let extracted = retrying(|| step_extract_with(engine, sync, run_id, &request)).await?;
     plan_shards(engine, sync, run_id, extracted.shards).await?;
-    let summary = step_summarize(engine, sync, run_id).await?;
+    let summary = retrying(|| step_summarize(engine, sync, run_id)).await?;
     match summary.decision {
         Decision::Abort => step_finalize(engine, sync, run_id, Ending::Aborted, None).await,
         _ if opts.dry_run => {
@@ -106,7 +108,9 @@ async fn plan_shards(
     let results: Vec<Result<_, EngineError>> = futures::stream::iter(0..shards)
         .map(|shard| {
             let (engine, sync, run_id) = (engine.clone(), sync.clone(), run_id.to_string());
-            tokio::spawn(async move { step_plan_shard(&engine, &sync, &run_id, shard).await })
+            tokio::spawn(async move {
+                retrying(|| step_plan_shard(&engine, &sync, &run_id, shard)).await
+            })
         })
         .buffer_unordered(width)
         .map(|joined| {
@@ -126,7 +130,13 @@ async fn apply_all(
     units: usize,
 ) -> Result<RunRecord, EngineError> {
     for unit in 0..units {
-        step_apply_unit(engine, sync, run_id, unit, false, 1).await?;
+        // A retried unit resumes after what the failed attempt delivered.
+        let mut attempt = 0;
+        retrying(|| {
+            attempt += 1;
+            step_apply_unit(engine, sync, run_id, unit, attempt > 1, 1)
+        })
+        .await?;
     }
     step_finalize(engine, sync, run_id, Ending::Applied, None).await
 }

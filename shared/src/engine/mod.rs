@@ -11,6 +11,7 @@ mod parts;
 mod plan;
 mod preview;
 mod record_log;
+mod retries;
 mod safety;
 pub mod steps;
 
@@ -32,7 +33,7 @@ pub use plan::{
     PlanManifest, PlanOp, ShardPlan,
 };
 pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview, Preview};
-pub use record_log::{read_record_log, RecordLogEntry};
+pub use record_log::{read_record_log, LoggedOutcome, RecordLogEntry};
 pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
 
 use crate::config::{ConfigError, ConnectionConfig, SyncDef};
@@ -171,17 +172,27 @@ impl EngineError {
         }
     }
 
-    /// Whether retrying the same step may succeed.
+    /// Whether retrying the same step may succeed: its name is one of [`RETRYABLE`].
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Source(SourceError::Unavailable { .. })
-                | EngineError::Destination(DestinationError::Unavailable { .. })
-                | EngineError::Store(StoreError::Unavailable(_))
-                | EngineError::Secret(SecretError::Unavailable { .. })
-        )
+        RETRYABLE.contains(&self.error_name())
     }
 }
+
+/// The errors a step is retried on (a store, source, destination or secret store that could
+/// not be reached, or a conditional write that lost a race), by both hosts: the state
+/// machine's `Retry` lists (checked against `infra/statemachine/sync.asl.json` by a test) and
+/// the local host.
+pub const RETRYABLE: &[&str] = &[
+    "Retl.SourceUnavailable",
+    "Retl.DestinationUnavailable",
+    "Retl.StoreUnavailable",
+    "Retl.SecretUnavailable",
+    "Retl.Conflict",
+];
+
+/// Attempts of a step that fails with a [`RETRYABLE`] error (the ASL's `MaxAttempts` of
+/// those retriers, plus the first attempt).
+pub const STEP_ATTEMPTS: u32 = 5;
 
 /// A new sortable run id.
 pub fn new_run_id() -> String {

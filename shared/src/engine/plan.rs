@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::RunKeys;
 use super::parts::{ExtractManifest, PartReader};
-use super::record_log::{redacted, write_record_log, RecordLogEntry, MAX_LOGGED};
+use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
 use super::{keyset_id, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
@@ -256,25 +256,13 @@ impl PlanWriter<'_> {
     }
 }
 
-/// Plans one shard and writes its plan files.
-#[allow(clippy::too_many_arguments)]
-pub async fn plan_shard(
+/// The model rows of one shard: every part's segment for it, read once.
+async fn shard_segments(
     engine: &Engine,
-    run_id: &str,
-    sync: &SyncDef,
-    ctx: &PlanContext,
     extract: &ExtractManifest,
     shard: u32,
-    dest: Option<&dyn Destination>,
-) -> Result<ShardPlan, EngineError> {
-    let entries = engine
-        .keysets
-        .load_shard(&ctx.keyset, shard, ctx.shards)
-        .await?;
-    let mut keyset: HashMap<String, KeyEntry> = HashMap::with_capacity(entries.len());
-    keyset.extend(entries);
-
-    let mut segments: Vec<Bytes> = Vec::new();
+) -> Result<Vec<Bytes>, EngineError> {
+    let mut segments = Vec::new();
     for part in &extract.parts {
         let seg = part
             .segments
@@ -290,8 +278,11 @@ pub async fn plan_shard(
             );
         }
     }
+    Ok(segments)
+}
 
-    // Pass 1: every model key of the shard, with duplicates counted.
+/// Every model key of the shard, with where its row (and any duplicate rows) are.
+fn index_rows(segments: &[Bytes]) -> Result<HashMap<&str, Seen>, EngineError> {
     let mut seen: HashMap<&str, Seen> = HashMap::new();
     for (i, seg) in segments.iter().enumerate() {
         for rec in PartReader::new(seg) {
@@ -308,62 +299,101 @@ pub async fn plan_shard(
                 });
         }
     }
+    Ok(seen)
+}
 
-    let mut counts = Counts::default();
-    let mut rejected = Vec::new();
-    let mut ops: Vec<(OpKind, &str)> = Vec::new();
-    let mut lookups: Vec<&str> = Vec::new();
-    let resync = ctx.full_resync.is_some();
-    let wanted = |k: &str| ctx.only_keys.as_ref().is_none_or(|only| only.contains(k));
-    for (key, s) in &seen {
-        if !wanted(key) {
-            continue;
-        }
-        if !s.copies.is_empty() {
-            let n = s.copies.len() + 1;
-            counts.rejected += n as u64;
-            let rows = std::iter::once((s.seg, s.start, s.len)).chain(s.copies.iter().copied());
-            for (seg, start, len) in rows {
-                if rejected.len() < MAX_LOGGED {
-                    rejected.push(redacted(
-                        dest,
-                        sync,
-                        RecordLogEntry {
-                            key: Some(key.to_string()),
-                            stage: "plan".into(),
-                            code: "duplicate_key".into(),
-                            message: format!(
-                                "the key appears {n} times in the model; all {n} rows are rejected"
-                            ),
-                            values: serde_json::from_slice(&segments[seg][start..start + len])
-                                .unwrap_or_default(),
-                        },
-                    ));
-                }
+/// Planning one shard: the key set, the model rows, and what is decided so far.
+struct ShardPlanner<'a> {
+    engine: &'a Engine,
+    sync: &'a SyncDef,
+    ctx: &'a PlanContext,
+    dest: Option<&'a dyn Destination>,
+    keyset: HashMap<String, KeyEntry>,
+    segments: &'a [Bytes],
+    seen: HashMap<&'a str, Seen>,
+    counts: Counts,
+    rejected: Vec<RecordLogEntry>,
+}
+
+impl<'a> ShardPlanner<'a> {
+    fn wanted(&self, key: &str) -> bool {
+        self.ctx
+            .only_keys
+            .as_ref()
+            .is_none_or(|only| only.contains(key))
+    }
+
+    /// Rejects every row of a key that appears more than once.
+    fn reject_duplicates(&mut self, key: &str, s: &Seen) {
+        let n = s.copies.len() + 1;
+        self.counts.rejected += n as u64;
+        let rows = std::iter::once((s.seg, s.start, s.len)).chain(s.copies.iter().copied());
+        for (seg, start, len) in rows {
+            if self.rejected.len() >= MAX_LOGGED {
+                break;
             }
-            continue;
-        }
-        let known = Known::of(keyset.get(*key), s.hash);
-        match modes::decide(sync.mode, known, resync, ctx.can_lookup) {
-            Decision::Op(op) => ops.push((op, key)),
-            Decision::Unchanged => counts.unchanged += 1,
-            Decision::Skipped => counts.skipped += 1,
-            Decision::NeedsLookup => lookups.push(key),
+            let entry = RecordLogEntry {
+                key: Some(key.to_string()),
+                stage: "plan".into(),
+                code: "duplicate_key".into(),
+                message: format!(
+                    "the key appears {n} times in the model; all {n} rows are rejected"
+                ),
+                values: serde_json::from_slice(&self.segments[seg][start..start + len])
+                    .unwrap_or_default(),
+                outcome: LoggedOutcome::Rejected,
+            };
+            self.rejected.push(redacted(self.dest, self.sync, entry));
         }
     }
 
-    // Keys unknown to the key set: ask the destination whether it holds them.
-    if !lookups.is_empty() {
-        let dest = dest.ok_or_else(|| {
+    /// The mode's decision for every model key; returns the operations and the keys the
+    /// destination must be asked about.
+    fn decide_rows(&mut self) -> (Vec<(OpKind, &'a str)>, Vec<&'a str>) {
+        let resync = self.ctx.full_resync.is_some();
+        let mut ops = Vec::new();
+        let mut lookups = Vec::new();
+        let seen = std::mem::take(&mut self.seen);
+        for (key, s) in &seen {
+            if !self.wanted(key) {
+                continue;
+            }
+            if !s.copies.is_empty() {
+                self.reject_duplicates(key, s);
+                continue;
+            }
+            let known = Known::of(self.keyset.get(*key), s.hash);
+            match modes::decide(self.sync.mode, known, resync, self.ctx.can_lookup) {
+                Decision::Op(op) => ops.push((op, *key)),
+                Decision::Unchanged => self.counts.unchanged += 1,
+                Decision::Skipped => self.counts.skipped += 1,
+                Decision::NeedsLookup => lookups.push(*key),
+            }
+        }
+        self.seen = seen;
+        (ops, lookups)
+    }
+
+    /// Asks the destination about keys unknown to the key set, remembers what it holds, and
+    /// decides them.
+    async fn resolve_lookups(
+        &mut self,
+        lookups: Vec<&'a str>,
+        ops: &mut Vec<(OpKind, &'a str)>,
+    ) -> Result<(), EngineError> {
+        if lookups.is_empty() {
+            return Ok(());
+        }
+        let dest = self.dest.ok_or_else(|| {
             EngineError::Invalid("planning needs the destination for lookups".into())
         })?;
         let owned: Vec<String> = lookups.iter().map(|k| k.to_string()).collect();
-        let found = dest.lookup(sync, &owned).await?;
+        let found = dest.lookup(self.sync, &owned).await?;
         let now = chrono::Utc::now().timestamp();
         let mut learned = Vec::new();
         let mut found_hash: HashMap<String, u128> = HashMap::new();
         for values in found {
-            if let Ok(k) = key_of(&values, &sync.key_fields) {
+            if let Ok(k) = key_of(&values, &self.sync.key_fields) {
                 let h = value_hash(&values);
                 found_hash.insert(k.clone(), h);
                 learned.push(KeyChange::Put {
@@ -377,20 +407,112 @@ pub async fn plan_shard(
                 });
             }
         }
-        engine
+        let ctx = self.ctx;
+        self.engine
             .keysets
             .apply(&ctx.keyset, ctx.shards, &learned)
             .await?;
+        let resync = ctx.full_resync.is_some();
         for key in lookups {
             let found = found_hash.get(key).copied();
-            match modes::decide_after_lookup(sync.mode, found, seen[key].hash, resync) {
+            match modes::decide_after_lookup(self.sync.mode, found, self.seen[key].hash, resync) {
                 Decision::Op(op) => ops.push((op, key)),
-                Decision::Unchanged => counts.unchanged += 1,
-                Decision::Skipped | Decision::NeedsLookup => counts.skipped += 1,
+                Decision::Unchanged => self.counts.unchanged += 1,
+                Decision::Skipped | Decision::NeedsLookup => self.counts.skipped += 1,
             }
         }
+        Ok(())
     }
 
+    /// The key set's records (within the delete scope) whose keys left the model.
+    fn departed(&self) -> Vec<&String> {
+        let mut gone: Vec<&String> = self
+            .keyset
+            .iter()
+            .filter(|(k, e)| {
+                self.in_scope(e) && !self.seen.contains_key(k.as_str()) && self.wanted(k)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        gone.sort_unstable();
+        gone
+    }
+
+    fn in_scope(&self, e: &KeyEntry) -> bool {
+        e.state == KeyState::Present
+            && (self.sync.delete_scope == DeleteScope::All || e.origin == KeyOrigin::Synced)
+    }
+
+    /// Writes the operations (and the deletes of departed keys) into plan files.
+    async fn write(
+        &mut self,
+        writer: &mut PlanWriter<'_>,
+        mut ops: Vec<(OpKind, &str)>,
+    ) -> Result<Vec<String>, EngineError> {
+        ops.sort_unstable_by(|a, b| a.1.cmp(b.1));
+        let key_json = |key: &str| {
+            serde_json::to_vec(&key_values(key, &self.sync.key_fields)).expect("keys serialise")
+        };
+        for (op, key) in ops {
+            let s = &self.seen[key];
+            match op {
+                OpKind::Create => self.counts.creates += 1,
+                OpKind::Update => self.counts.updates += 1,
+                OpKind::Delete => self.counts.deletes += 1,
+            }
+            if op == OpKind::Delete {
+                writer.push(op, key, 0, &key_json(key));
+            } else {
+                let values = &self.segments[s.seg][s.start..s.start + s.len];
+                writer.push(op, key, s.hash, values);
+            }
+            writer.maybe_flush(false).await?;
+        }
+        let mut delete_sample = Vec::new();
+        if self.sync.mode.deletes_missing() {
+            let gone: Vec<String> = self.departed().into_iter().cloned().collect();
+            for key in &gone {
+                self.counts.deletes += 1;
+                if delete_sample.len() < 20 {
+                    delete_sample.push(key.clone());
+                }
+                writer.push(OpKind::Delete, key, 0, &key_json(key));
+                writer.maybe_flush(false).await?;
+            }
+        }
+        writer.maybe_flush(true).await?;
+        Ok(delete_sample)
+    }
+}
+
+/// Plans one shard and writes its plan files.
+pub async fn plan_shard(
+    engine: &Engine,
+    run_id: &str,
+    sync: &SyncDef,
+    ctx: &PlanContext,
+    extract: &ExtractManifest,
+    shard: u32,
+    dest: Option<&dyn Destination>,
+) -> Result<ShardPlan, EngineError> {
+    let entries = engine
+        .keysets
+        .load_shard(&ctx.keyset, shard, ctx.shards)
+        .await?;
+    let segments = shard_segments(engine, extract, shard).await?;
+    let mut planner = ShardPlanner {
+        engine,
+        sync,
+        ctx,
+        dest,
+        keyset: entries.into_iter().collect(),
+        segments: &segments,
+        seen: index_rows(&segments)?,
+        counts: Counts::default(),
+        rejected: Vec::new(),
+    };
+    let (mut ops, lookups) = planner.decide_rows();
+    planner.resolve_lookups(lookups, &mut ops).await?;
     let mut writer = PlanWriter {
         engine,
         run_id,
@@ -400,62 +522,19 @@ pub async fn plan_shard(
         files: Vec::new(),
         file_ops: Vec::new(),
     };
-    ops.sort_unstable_by(|a, b| a.1.cmp(b.1));
-    for (op, key) in ops {
-        let s = &seen[key];
-        match op {
-            OpKind::Create => counts.creates += 1,
-            OpKind::Update => counts.updates += 1,
-            OpKind::Delete => counts.deletes += 1,
-        }
-        if op == OpKind::Delete {
-            let kv =
-                serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
-            writer.push(op, key, 0, &kv);
-        } else {
-            writer.push(op, key, s.hash, &segments[s.seg][s.start..s.start + s.len]);
-        }
-        writer.maybe_flush(false).await?;
-    }
-
-    // Records the destination holds that left the model.
-    let in_scope = |e: &KeyEntry| {
-        e.state == KeyState::Present
-            && (sync.delete_scope == DeleteScope::All || e.origin == KeyOrigin::Synced)
-    };
-    let existing = keyset.values().filter(|e| in_scope(e)).count() as u64;
-    let mut delete_sample = Vec::new();
-    if sync.mode.deletes_missing() {
-        let mut gone: Vec<&String> = keyset
-            .iter()
-            .filter(|(k, e)| in_scope(e) && !seen.contains_key(k.as_str()) && wanted(k))
-            .map(|(k, _)| k)
-            .collect();
-        gone.sort_unstable();
-        for key in gone {
-            counts.deletes += 1;
-            if delete_sample.len() < 20 {
-                delete_sample.push(key.clone());
-            }
-            let kv =
-                serde_json::to_vec(&key_values(key, &sync.key_fields)).expect("keys serialise");
-            writer.push(OpKind::Delete, key, 0, &kv);
-            writer.maybe_flush(false).await?;
-        }
-    }
-    writer.maybe_flush(true).await?;
-    write_record_log(
-        engine.objects.as_ref(),
-        run_id,
-        &format!("plan-{shard:04}"),
-        &rejected,
-    )
-    .await?;
+    let delete_sample = planner.write(&mut writer, ops).await?;
+    let existing = planner
+        .keyset
+        .values()
+        .filter(|e| planner.in_scope(e))
+        .count() as u64;
+    let name = format!("plan-{shard:04}");
+    write_record_log(engine.objects.as_ref(), run_id, &name, &planner.rejected).await?;
     Ok(ShardPlan {
         shard,
         files: writer.files,
         file_ops: writer.file_ops,
-        counts,
+        counts: planner.counts,
         existing,
         delete_sample,
     })

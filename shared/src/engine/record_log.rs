@@ -13,7 +13,18 @@ use crate::record::{key_values, Values};
 /// Most entries kept per log file; the counts stay exact beyond it.
 pub const MAX_LOGGED: usize = 100_000;
 
-/// One rejected record.
+/// How a logged record ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoggedOutcome {
+    /// Refused permanently; re-sent after a change or by `retl retry`.
+    #[default]
+    Rejected,
+    /// Hit a transient failure; planned again by the next run. Logged with its last error.
+    Failed,
+}
+
+/// One rejected (or failed) record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordLogEntry {
     /// The record key, when it has one.
@@ -26,6 +37,9 @@ pub struct RecordLogEntry {
     pub message: String,
     /// The mapped values that were (or would have been) sent.
     pub values: Values,
+    /// Rejected or failed.
+    #[serde(default)]
+    pub outcome: LoggedOutcome,
 }
 
 /// The entry as it may be stored: the destination's redaction (hashed identifiers for ad

@@ -15,7 +15,9 @@ use serde_json::{Number, Value};
 use super::types::to_json;
 use crate::config::SyncDef;
 use crate::connectors::sql_ident::{quote_ident, quote_table};
-use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError, WriteOp};
+use crate::ports::{
+    Batch, Destination, DestinationError, OutRecord, RecordOutcome, SendError, WriteOp,
+};
 use crate::record::{key_values, Values};
 
 /// An SQLite destination connection.
@@ -301,55 +303,9 @@ impl Destination for SqliteDestination {
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
-        let table = quote_table(&sync.object);
-        let fields: Vec<String> = sync.mapping.keys().cloned().collect();
-        let cols = fields
-            .iter()
-            .map(|f| quote_ident(f))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let marks = vec!["?"; fields.len()].join(", ");
-        let keys = sync
-            .key_fields
-            .iter()
-            .map(|f| quote_ident(f))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let non_keys: Vec<&String> = fields
-            .iter()
-            .filter(|f| !sync.key_fields.contains(f))
-            .collect();
-        let sets = |src: &str| {
-            non_keys
-                .iter()
-                .map(|f| format!("{0} = {src}{0}", quote_ident(f)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let op = batch.op;
-        let sql = match op {
-            WriteOp::Upsert if non_keys.is_empty() => {
-                format!("INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({keys}) DO NOTHING")
-            }
-            WriteOp::Upsert => format!(
-                "INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({keys}) DO UPDATE SET {}",
-                sets("excluded.")
-            ),
-            WriteOp::Create => {
-                format!("INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({keys}) DO NOTHING")
-            }
-            WriteOp::Update => {
-                let s = if non_keys.is_empty() {
-                    format!("{0} = {0}", quote_ident(&sync.key_fields[0]))
-                } else {
-                    non_keys.iter().map(|f| format!("{} = ?", quote_ident(f))).collect::<Vec<_>>().join(", ")
-                };
-                format!("UPDATE {table} SET {s} WHERE {}", key_where(sync))
-            }
-            WriteOp::Delete => format!("DELETE FROM {table} WHERE {}", key_where(sync)),
-        };
-        let key_fields = sync.key_fields.clone();
-        let non_keys: Vec<String> = non_keys.into_iter().cloned().collect();
+        let sql = statement(sync, op);
+        let shape = Shape::of(sync);
         let records = batch.records.clone();
         let result = self
             .with_conn(move |c| {
@@ -358,48 +314,14 @@ impl Destination for SqliteDestination {
                 {
                     let mut stmt = tx.prepare(&sql)?;
                     for r in &records {
-                        let params: Vec<Param> = match op {
-                            WriteOp::Upsert | WriteOp::Create => fields
-                                .iter()
-                                .map(|f| Param(to_sql(r.values.get(f).unwrap_or(&Value::Null))))
-                                .collect(),
-                            WriteOp::Update => {
-                                let kv = key_values(&r.key, &key_fields);
-                                non_keys
-                                    .iter()
-                                    .map(|f| Param(to_sql(r.values.get(f).unwrap_or(&Value::Null))))
-                                    .chain(key_fields.iter().flat_map(|f| {
-                                        key_forms(kv.get(f).unwrap_or(&Value::Null)).map(Param)
-                                    }))
-                                    .collect()
-                            }
-                            WriteOp::Delete => {
-                                let kv = key_values(&r.key, &key_fields);
-                                key_fields
-                                    .iter()
-                                    .flat_map(|f| {
-                                        key_forms(kv.get(f).unwrap_or(&Value::Null)).map(Param)
-                                    })
-                                    .collect()
-                            }
-                        };
+                        let params = shape.params(op, r);
                         out.push(match stmt.execute(params_from_iter(params.iter())) {
-                            Ok(0) if op == WriteOp::Upsert => RecordOutcome::Delivered,
-                            Ok(0) => RecordOutcome::Skipped {
-                                reason: if op == WriteOp::Create {
-                                    "already exists in the destination".into()
-                                } else {
-                                    "not found in the destination".into()
-                                },
+                            Ok(n) => outcome_of(op, n),
+                            Err(e) if classify(&e).is_none() => RecordOutcome::Rejected {
+                                code: "constraint".into(),
+                                message: e.to_string(),
                             },
-                            Ok(_) => RecordOutcome::Delivered,
-                            Err(e) => match classify(&e) {
-                                None => RecordOutcome::Rejected {
-                                    code: "constraint".into(),
-                                    message: e.to_string(),
-                                },
-                                Some(_) => return Err(e),
-                            },
+                            Err(e) => return Err(e),
                         });
                     }
                 }
@@ -414,6 +336,109 @@ impl Destination for SqliteDestination {
                 retry_after: None,
             })
         })
+    }
+}
+
+/// How a statement that changed `n` rows ends for its record.
+fn outcome_of(op: WriteOp, n: usize) -> RecordOutcome {
+    match (op, n) {
+        (WriteOp::Upsert, _) | (_, 1..) => RecordOutcome::Delivered,
+        (WriteOp::Create, 0) => RecordOutcome::Skipped {
+            reason: "already exists in the destination".into(),
+        },
+        (_, 0) => RecordOutcome::Skipped {
+            reason: "not found in the destination".into(),
+        },
+    }
+}
+
+/// The one statement each record of a batch runs, for the write `op`.
+fn statement(sync: &SyncDef, op: WriteOp) -> String {
+    let table = quote_table(&sync.object);
+    let fields: Vec<&String> = sync.mapping.keys().collect();
+    let join = |names: &[&String]| {
+        names
+            .iter()
+            .map(|f| quote_ident(f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cols = join(&fields);
+    let marks = vec!["?"; fields.len()].join(", ");
+    let keys = join(&sync.key_fields.iter().collect::<Vec<_>>());
+    let non_keys: Vec<&String> = fields
+        .iter()
+        .copied()
+        .filter(|f| !sync.key_fields.contains(f))
+        .collect();
+    let insert = format!("INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT ({keys})");
+    match op {
+        WriteOp::Upsert if !non_keys.is_empty() => {
+            let sets: Vec<String> = non_keys
+                .iter()
+                .map(|f| format!("{0} = excluded.{0}", quote_ident(f)))
+                .collect();
+            format!("{insert} DO UPDATE SET {}", sets.join(", "))
+        }
+        WriteOp::Upsert | WriteOp::Create => format!("{insert} DO NOTHING"),
+        WriteOp::Update => {
+            let sets = if non_keys.is_empty() {
+                format!("{0} = {0}", quote_ident(&sync.key_fields[0]))
+            } else {
+                let s: Vec<String> = non_keys
+                    .iter()
+                    .map(|f| format!("{} = ?", quote_ident(f)))
+                    .collect();
+                s.join(", ")
+            };
+            format!("UPDATE {table} SET {sets} WHERE {}", key_where(sync))
+        }
+        WriteOp::Delete => format!("DELETE FROM {table} WHERE {}", key_where(sync)),
+    }
+}
+
+/// The sync's fields as a statement binds them.
+struct Shape {
+    fields: Vec<String>,
+    non_keys: Vec<String>,
+    key_fields: Vec<String>,
+}
+
+impl Shape {
+    fn of(sync: &SyncDef) -> Self {
+        let fields: Vec<String> = sync.mapping.keys().cloned().collect();
+        let non_keys = fields
+            .iter()
+            .filter(|f| !sync.key_fields.contains(f))
+            .cloned()
+            .collect();
+        Shape {
+            fields,
+            non_keys,
+            key_fields: sync.key_fields.clone(),
+        }
+    }
+
+    /// The parameters of [`statement`] for one record.
+    fn params(&self, op: WriteOp, r: &OutRecord) -> Vec<Param> {
+        let value = |f: &String| Param(to_sql(r.values.get(f).unwrap_or(&Value::Null)));
+        let key_forms_of = || {
+            let kv = key_values(&r.key, &self.key_fields);
+            self.key_fields
+                .iter()
+                .flat_map(|f| key_forms(kv.get(f).unwrap_or(&Value::Null)).map(Param))
+                .collect::<Vec<_>>()
+        };
+        match op {
+            WriteOp::Upsert | WriteOp::Create => self.fields.iter().map(value).collect(),
+            WriteOp::Update => self
+                .non_keys
+                .iter()
+                .map(value)
+                .chain(key_forms_of())
+                .collect(),
+            WriteOp::Delete => key_forms_of(),
+        }
     }
 }
 

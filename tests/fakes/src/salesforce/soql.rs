@@ -78,6 +78,44 @@ enum Token {
     NotEquals,
 }
 
+/// The characters while `keep` holds.
+fn take_while(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    keep: impl Fn(char) -> bool,
+) -> String {
+    let mut out = String::new();
+    while let Some(&d) = chars.peek() {
+        if !keep(d) {
+            break;
+        }
+        out.push(d);
+        chars.next();
+    }
+    out
+}
+
+/// A quoted literal after its opening quote, with SOQL's escapes.
+fn string_literal(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String, String> {
+    let mut s = String::new();
+    loop {
+        match chars.next() {
+            None => return Err("unterminated string literal".into()),
+            Some('\'') => return Ok(s),
+            Some('\\') => match chars.next() {
+                Some('n' | 'N') => s.push('\n'),
+                Some('r' | 'R') => s.push('\r'),
+                Some('t' | 'T') => s.push('\t'),
+                Some('b' | 'B') => s.push('\u{8}'),
+                Some('f' | 'F') => s.push('\u{c}'),
+                Some(e @ ('\'' | '"' | '\\')) => s.push(e),
+                Some(e) => return Err(format!("invalid escape sequence \\{e}")),
+                None => return Err("unterminated string literal".into()),
+            },
+            Some(ch) => s.push(ch),
+        }
+    }
+}
+
 fn tokens(q: &str) -> Result<Vec<Token>, String> {
     let mut out = Vec::new();
     let mut chars = q.chars().peekable();
@@ -104,51 +142,21 @@ fn tokens(q: &str) -> Result<Vec<Token>, String> {
             }
             '\'' => {
                 chars.next();
-                let mut s = String::new();
-                loop {
-                    match chars.next() {
-                        None => return Err("unterminated string literal".into()),
-                        Some('\'') => break,
-                        Some('\\') => match chars.next() {
-                            Some('n' | 'N') => s.push('\n'),
-                            Some('r' | 'R') => s.push('\r'),
-                            Some('t' | 'T') => s.push('\t'),
-                            Some('b' | 'B') => s.push('\u{8}'),
-                            Some('f' | 'F') => s.push('\u{c}'),
-                            Some(e @ ('\'' | '"' | '\\')) => s.push(e),
-                            Some(e) => return Err(format!("invalid escape sequence \\{e}")),
-                            None => return Err("unterminated string literal".into()),
-                        },
-                        Some(ch) => s.push(ch),
-                    }
-                }
-                out.push(Token::Literal(Literal::Text(s)));
+                out.push(Token::Literal(Literal::Text(string_literal(&mut chars)?)));
             }
             c if c.is_ascii_digit() || c == '-' || c == '.' => {
-                let mut n = String::new();
-                while let Some(&d) = chars.peek() {
-                    if d.is_ascii_digit() || d == '-' || d == '.' || d == 'e' || d == 'E' {
-                        n.push(d);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
+                let n = take_while(&mut chars, |d| {
+                    d.is_ascii_digit() || d == '-' || d == '.' || d == 'e' || d == 'E'
+                });
                 if n.parse::<f64>().is_err() {
                     return Err(format!("invalid number {n}"));
                 }
                 out.push(Token::Literal(Literal::Number(n)));
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
-                let mut w = String::new();
-                while let Some(&d) = chars.peek() {
-                    if d.is_ascii_alphanumeric() || d == '_' || d == '.' {
-                        w.push(d);
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
+                let w = take_while(&mut chars, |d| {
+                    d.is_ascii_alphanumeric() || d == '_' || d == '.'
+                });
                 out.push(match w.to_ascii_lowercase().as_str() {
                     "true" => Token::Literal(Literal::Bool(true)),
                     "false" => Token::Literal(Literal::Bool(false)),
