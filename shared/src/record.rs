@@ -219,6 +219,22 @@ pub fn shard_of(key: &str, shards: u32) -> u32 {
     (xxh3_64(key.as_bytes()) % u64::from(shards.max(1))) as u32
 }
 
+/// The stable id of one record change: the same on every replan of the same change (a run
+/// killed and run again), different for a real new change. It is derived from the key set,
+/// the key, the operation, what the key set held before (hash and when it changed, or a
+/// tombstone) and the new values' hash, so a record deleted and created again gets new ids.
+pub fn event_id(keyset: &str, key: &str, op: &str, before: (u128, i64), after: u128) -> String {
+    let mut h = Xxh3::new();
+    for part in [keyset.as_bytes(), key.as_bytes(), op.as_bytes()] {
+        h.update(&(part.len() as u32).to_le_bytes());
+        h.update(part);
+    }
+    h.update(&before.0.to_le_bytes());
+    h.update(&before.1.to_le_bytes());
+    h.update(&after.to_le_bytes());
+    format!("{:032x}", h.digest128())
+}
+
 /// A short stable fingerprint of bytes, for idempotency keys.
 pub fn fingerprint(bytes: &[u8]) -> String {
     format!("{:032x}", xxh3_128(bytes))

@@ -112,6 +112,7 @@ async fn scenario(name: &str, url: &str, limit: usize, seconds: u64, rate: Optio
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+            event_id: i.to_string(),
         })
         .collect();
     let start = Instant::now();

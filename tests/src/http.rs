@@ -32,14 +32,23 @@ pub struct Received {
     pub body: Value,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
+    /// The positions of the records the receiver processed (stored).
+    pub processed: Vec<usize>,
 }
+
+/// Builds the answer body to a batch's records (tests of the results contract).
+pub type Responder = fn(&[Value]) -> Value;
 
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Scripted>,
     received: Vec<Received>,
     reject_keys: HashSet<String>,
+    fail_keys: HashSet<String>,
     poison_keys: HashSet<String>,
+    dedupe: bool,
+    seen_idempotency_keys: HashSet<String>,
+    responder: Option<Responder>,
     delay: Duration,
     secret: Option<String>,
     bad_signatures: u64,
@@ -91,6 +100,7 @@ async fn handle(
                 status: 401,
                 body: parsed,
                 idempotency_key: idem,
+                processed: Vec::new(),
             });
             return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
         }
@@ -101,6 +111,7 @@ async fn handle(
             status: code,
             body: parsed,
             idempotency_key: idem,
+            processed: Vec::new(),
         });
         let mut resp = (
             StatusCode::from_u16(code).expect("valid status"),
@@ -125,16 +136,51 @@ async fn handle(
             status: 400,
             body: parsed,
             idempotency_key: idem,
+            processed: Vec::new(),
         });
         return (StatusCode::BAD_REQUEST, "batch contains an invalid record").into_response();
     }
-    let mut results = Vec::new();
-    if let Some(records) = parsed["records"].as_array() {
-        for r in records {
-            let key = r["key"].as_str().unwrap_or_default().to_string();
-            if s.reject_keys.contains(&key) {
-                results.push(json!({"key": key, "status": "rejected", "code": "invalid_email", "error": "email is not valid"}));
+    // A receiver that drops a request whose Idempotency-Key it has seen, answering 200 with
+    // nothing (what the header invites).
+    if s.dedupe {
+        if let Some(k) = &idem {
+            if !s.seen_idempotency_keys.insert(k.clone()) {
+                s.received.push(Received {
+                    at: Instant::now(),
+                    status: 200,
+                    body: parsed,
+                    idempotency_key: idem,
+                    processed: Vec::new(),
+                });
+                return (StatusCode::OK, "{}").into_response();
             }
+        }
+    }
+    let records: Vec<Value> = parsed["records"].as_array().cloned().unwrap_or_default();
+    if let Some(respond) = s.responder {
+        let body = respond(&records);
+        let processed = processed_by(&records, &body);
+        s.received.push(Received {
+            at: Instant::now(),
+            status: 200,
+            body: parsed,
+            idempotency_key: idem,
+            processed,
+        });
+        return (StatusCode::OK, axum::Json(body)).into_response();
+    }
+    let mut results = Vec::new();
+    let mut processed = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let key = r["key"].as_str().unwrap_or_default().to_string();
+        let event = r["event_id"].clone();
+        if s.reject_keys.contains(&key) {
+            results.push(json!({"key": key, "event_id": event, "status": "rejected", "code": "invalid_email", "error": "email is not valid"}));
+        } else if s.fail_keys.contains(&key) {
+            results.push(json!({"key": key, "event_id": event, "status": "failed", "code": "busy", "error": "try again"}));
+        } else {
+            processed.push(i);
+            results.push(json!({"key": key, "event_id": event, "status": "ok"}));
         }
     }
     s.received.push(Received {
@@ -142,8 +188,29 @@ async fn handle(
         status: 200,
         body: parsed,
         idempotency_key: idem,
+        processed,
     });
     (StatusCode::OK, axum::Json(json!({"results": results}))).into_response()
+}
+
+/// The records a custom answer says were stored (status `ok`, matched by text key).
+fn processed_by(records: &[Value], body: &Value) -> Vec<usize> {
+    let ok: HashSet<String> = body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "ok")
+        .map(|r| match &r["key"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| ok.contains(r["key"].as_str().unwrap_or_default()))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 impl WebhookReceiver {
@@ -218,17 +285,57 @@ impl WebhookReceiver {
         self.inner.lock().unwrap().bad_signatures
     }
 
-    /// Records accepted (status 200, not rejected per record): (op, key, fields).
+    /// Answers `failed` for these record keys (per-record results).
+    pub fn fail(&self, keys: &[&str]) {
+        self.inner
+            .lock()
+            .unwrap()
+            .fail_keys
+            .extend(keys.iter().map(|k| k.to_string()));
+    }
+
+    /// Stops failing records.
+    pub fn clear_failures(&self) {
+        self.inner.lock().unwrap().fail_keys.clear();
+    }
+
+    /// Drops requests whose `Idempotency-Key` was seen before, answering 200 with no results.
+    pub fn dedupe_by_idempotency_key(&self) {
+        self.inner.lock().unwrap().dedupe = true;
+    }
+
+    /// Answers every batch with the body `respond` builds from its records.
+    pub fn respond_with(&self, respond: Responder) {
+        self.inner.lock().unwrap().responder = Some(respond);
+    }
+
+    /// Records the receiver stored: (op, key, fields).
     pub fn accepted(&self) -> Vec<(String, String, Value)> {
+        self.stored()
+            .into_iter()
+            .map(|(op, rec)| {
+                let key = rec["key"].as_str().unwrap_or_default().to_string();
+                (op, key, rec["fields"].clone())
+            })
+            .collect()
+    }
+
+    /// The event ids of the records the receiver stored, once per time it stored them.
+    pub fn accepted_events(&self) -> Vec<String> {
+        self.stored()
+            .into_iter()
+            .map(|(_, rec)| rec["event_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn stored(&self) -> Vec<(String, Value)> {
         let s = self.inner.lock().unwrap();
         let mut out = Vec::new();
-        for r in s.received.iter().filter(|r| r.status == 200) {
+        for r in &s.received {
             let op = r.body["op"].as_str().unwrap_or_default().to_string();
-            for rec in r.body["records"].as_array().into_iter().flatten() {
-                let key = rec["key"].as_str().unwrap_or_default().to_string();
-                if !s.reject_keys.contains(&key) {
-                    out.push((op.clone(), key, rec["fields"].clone()));
-                }
+            let records = r.body["records"].as_array().cloned().unwrap_or_default();
+            for i in &r.processed {
+                out.push((op.clone(), records[*i].clone()));
             }
         }
         out

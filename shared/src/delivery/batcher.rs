@@ -39,6 +39,7 @@ mod tests {
         OutRecord {
             key: i.to_string(),
             values,
+            event_id: String::new(),
         }
     }
 

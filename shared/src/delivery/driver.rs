@@ -120,13 +120,22 @@ impl Deliverer {
 
     async fn run_batch(self: Arc<Self>, op: WriteOp, records: Vec<OutRecord>) -> Delivered {
         let mut done = Vec::with_capacity(records.len());
-        let mut queue: VecDeque<(Vec<OutRecord>, u32)> = VecDeque::from([(records, 1)]);
-        while let Some((recs, attempt)) = queue.pop_front() {
+        let mut queue: VecDeque<Pending> = VecDeque::from([Pending::first(records)]);
+        while let Some(Pending {
+            records: recs,
+            attempt,
+            resend,
+        }) = queue.pop_front()
+        {
             if let Some((code, message)) = self.fatal_error() {
                 done.extend(failed(recs, &code, &message));
                 continue;
             }
-            let batch = Batch { op, records: recs };
+            let batch = Batch {
+                op,
+                records: recs,
+                resend,
+            };
             let res = self
                 .requests
                 .attempt(op, self.dest.send(&self.sync, &batch))
@@ -134,8 +143,12 @@ impl Deliverer {
             let recs = batch.records;
             match res {
                 Ok(outcomes) if outcomes.len() == recs.len() => {
-                    self.settle(&mut queue, &mut done, recs, outcomes, attempt)
-                        .await
+                    let sent = Pending {
+                        records: recs,
+                        attempt,
+                        resend,
+                    };
+                    self.settle(&mut queue, &mut done, sent, outcomes).await
                 }
                 Ok(outcomes) => {
                     let message = format!(
@@ -146,8 +159,12 @@ impl Deliverer {
                     done.extend(failed(recs, "connector_error", &message));
                 }
                 Err(err) => {
-                    self.on_error(&mut queue, &mut done, recs, attempt, err)
-                        .await
+                    let sent = Pending {
+                        records: recs,
+                        attempt,
+                        resend,
+                    };
+                    self.on_error(&mut queue, &mut done, sent, err).await
                 }
             }
         }
@@ -155,15 +172,20 @@ impl Deliverer {
     }
 
     /// Records the outcomes of an answered batch; records reported `failed` are tried again
-    /// as a batch of their own.
+    /// as a new request of their own (a new `resend`: the destination answered, so this is not
+    /// a repeat of the same request).
     async fn settle(
         &self,
-        queue: &mut VecDeque<(Vec<OutRecord>, u32)>,
+        queue: &mut VecDeque<Pending>,
         done: &mut Vec<(OutRecord, RecordOutcome)>,
-        recs: Vec<OutRecord>,
+        sent: Pending,
         outcomes: Vec<RecordOutcome>,
-        attempt: u32,
     ) {
+        let Pending {
+            records: recs,
+            attempt,
+            resend,
+        } = sent;
         let mut again = Vec::new();
         let mut last = None;
         for (r, o) in recs.into_iter().zip(outcomes) {
@@ -183,7 +205,11 @@ impl Deliverer {
         match self.requests.after_failure(attempt, &err) {
             Retry::After(wait) => {
                 tokio::time::sleep(wait).await;
-                queue.push_front((again.into_iter().map(|(r, _)| r).collect(), attempt + 1));
+                queue.push_front(Pending {
+                    records: again.into_iter().map(|(r, _)| r).collect(),
+                    attempt: attempt + 1,
+                    resend: resend + 1,
+                });
             }
             Retry::GiveUp(_) | Retry::Stop(_) => done.extend(again),
         }
@@ -191,12 +217,16 @@ impl Deliverer {
 
     async fn on_error(
         &self,
-        queue: &mut VecDeque<(Vec<OutRecord>, u32)>,
+        queue: &mut VecDeque<Pending>,
         done: &mut Vec<(OutRecord, RecordOutcome)>,
-        mut recs: Vec<OutRecord>,
-        attempt: u32,
+        sent: Pending,
         err: SendError,
     ) {
+        let Pending {
+            records: mut recs,
+            attempt,
+            resend,
+        } = sent;
         match err {
             SendError::BatchRejected { code, message } if recs.len() == 1 => {
                 done.extend(recs.into_iter().map(|r| {
@@ -211,9 +241,15 @@ impl Deliverer {
             }
             SendError::BatchRejected { .. } => {
                 self.splits.fetch_add(1, Ordering::Relaxed);
+                // Halves are new requests: the destination refused the whole one.
                 let right = recs.split_off(recs.len() / 2);
-                queue.push_front((right, attempt));
-                queue.push_front((recs, attempt));
+                for half in [right, recs] {
+                    queue.push_front(Pending {
+                        records: half,
+                        attempt,
+                        resend: resend + 1,
+                    });
+                }
             }
             SendError::Fatal { code, message } => {
                 tracing::error!(%code, %message, "destination refused the write; stopping delivery");
@@ -226,32 +262,47 @@ impl Deliverer {
                 ..
             } => {
                 let (code, message) = (code.clone(), message.clone());
-                self.retry_or_fail(queue, done, recs, attempt, &err, &code, &message)
+                let sent = Pending {
+                    records: recs,
+                    attempt,
+                    resend,
+                };
+                self.retry_or_fail(queue, done, sent, &err, &code, &message)
                     .await
             }
             SendError::RateLimited { ref message, .. } => {
                 let message = message.clone();
-                self.retry_or_fail(queue, done, recs, attempt, &err, "rate_limited", &message)
+                let sent = Pending {
+                    records: recs,
+                    attempt,
+                    resend,
+                };
+                self.retry_or_fail(queue, done, sent, &err, "rate_limited", &message)
                     .await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A transport failure: the same request again (same `resend`: the destination may have
+    /// processed it), or the records failed.
     async fn retry_or_fail(
         &self,
-        queue: &mut VecDeque<(Vec<OutRecord>, u32)>,
+        queue: &mut VecDeque<Pending>,
         done: &mut Vec<(OutRecord, RecordOutcome)>,
-        recs: Vec<OutRecord>,
-        attempt: u32,
+        sent: Pending,
         err: &SendError,
         code: &str,
         message: &str,
     ) {
-        match self.requests.after_failure(attempt, err) {
+        let recs = sent.records;
+        match self.requests.after_failure(sent.attempt, err) {
             Retry::After(wait) => {
                 tokio::time::sleep(wait).await;
-                queue.push_front((recs, attempt + 1));
+                queue.push_front(Pending {
+                    records: recs,
+                    attempt: sent.attempt + 1,
+                    resend: sent.resend,
+                });
             }
             Retry::GiveUp(why) => done.extend(failed(recs, code, &format!("{message} ({why})"))),
             Retry::Stop(why) => {
@@ -261,6 +312,23 @@ impl Deliverer {
                 self.set_fatal(code, &message);
                 done.extend(failed(recs, code, &message));
             }
+        }
+    }
+}
+
+/// Records waiting to be sent, with the attempts so far and their request generation.
+struct Pending {
+    records: Vec<OutRecord>,
+    attempt: u32,
+    resend: u32,
+}
+
+impl Pending {
+    fn first(records: Vec<OutRecord>) -> Self {
+        Pending {
+            records,
+            attempt: 1,
+            resend: 0,
         }
     }
 }

@@ -117,6 +117,7 @@ fn group(sync: &SyncDef, ops: &[PlanOp]) -> Vec<(WriteOp, Vec<OutRecord>)> {
             .map(|op| OutRecord {
                 key: op.key.clone(),
                 values: op.values.clone(),
+                event_id: op.event.clone(),
             })
             .collect();
         (w, records)
@@ -144,8 +145,7 @@ impl Applied<'_> {
                 continue;
             };
             let hash = parse_hash(&op.hash).unwrap_or(0);
-            let mode = self.sync.mode;
-            changes.extend(modes::key_change(mode, write, &op.key, hash, outcome, now));
+            changes.extend(modes::key_change(write, &op.key, hash, outcome, now));
             let (code, message, logged) = match outcome {
                 RecordOutcome::Delivered => {
                     count_delivered(&mut self.counts, op.op);

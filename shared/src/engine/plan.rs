@@ -20,7 +20,7 @@ use crate::modes::{self, Decision, Known};
 use crate::ports::{
     Counts, Destination, KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord, WriteOp,
 };
-use crate::record::{hash_hex, key_of, key_values, value_hash, Values};
+use crate::record::{event_id, hash_hex, key_of, key_values, value_hash, Values};
 
 /// Operations per plan file: the unit an apply step (one Lambda invocation) handles.
 pub const OPS_PER_FILE: usize = 50_000;
@@ -53,6 +53,9 @@ pub struct PlanOp {
     pub hash: String,
     /// Mapped values; for deletes the key fields.
     pub values: Values,
+    /// The change's stable event id ([`crate::record::event_id`]).
+    #[serde(default)]
+    pub event: String,
 }
 
 impl PlanOp {
@@ -226,7 +229,7 @@ struct PlanWriter<'a> {
 }
 
 impl PlanWriter<'_> {
-    fn push(&mut self, op: OpKind, key: &str, hash: u128, values_json: &[u8]) {
+    fn push(&mut self, op: OpKind, key: &str, hash: u128, event: &str, values_json: &[u8]) {
         let name = match op {
             OpKind::Create => "create",
             OpKind::Update => "update",
@@ -234,7 +237,11 @@ impl PlanWriter<'_> {
         };
         let _ = write!(self.buf, "{{\"op\":\"{name}\",\"key\":");
         serde_json::to_writer(&mut self.buf, key).expect("writing to a Vec cannot fail");
-        let _ = write!(self.buf, ",\"hash\":\"{}\",\"values\":", hash_hex(hash));
+        let _ = write!(
+            self.buf,
+            ",\"hash\":\"{}\",\"event\":\"{event}\",\"values\":",
+            hash_hex(hash)
+        );
         self.buf.extend_from_slice(values_json);
         self.buf.extend_from_slice(b"}\n");
         self.ops += 1;
@@ -438,6 +445,22 @@ impl<'a> ShardPlanner<'a> {
         gone
     }
 
+    /// The change's event id, from what the key set held for the key.
+    fn event(&self, op: OpKind, key: &str, hash: u128) -> String {
+        let before = self.keyset.get(key).map_or((0, 0), |e| {
+            (
+                e.hash ^ u128::from(e.state == KeyState::Deleted),
+                e.updated_at,
+            )
+        });
+        let name = match op {
+            OpKind::Create => "create",
+            OpKind::Update => "update",
+            OpKind::Delete => "delete",
+        };
+        event_id(&self.ctx.keyset, key, name, before, hash)
+    }
+
     fn in_scope(&self, e: &KeyEntry) -> bool {
         e.state == KeyState::Present
             && (self.sync.delete_scope == DeleteScope::All || e.origin == KeyOrigin::Synced)
@@ -460,11 +483,12 @@ impl<'a> ShardPlanner<'a> {
                 OpKind::Update => self.counts.updates += 1,
                 OpKind::Delete => self.counts.deletes += 1,
             }
+            let event = self.event(op, key, s.hash);
             if op == OpKind::Delete {
-                writer.push(op, key, 0, &key_json(key));
+                writer.push(op, key, 0, &event, &key_json(key));
             } else {
                 let values = &self.segments[s.seg][s.start..s.start + s.len];
-                writer.push(op, key, s.hash, values);
+                writer.push(op, key, s.hash, &event, values);
             }
             writer.maybe_flush(false).await?;
         }
@@ -476,7 +500,8 @@ impl<'a> ShardPlanner<'a> {
                 if delete_sample.len() < 20 {
                     delete_sample.push(key.clone());
                 }
-                writer.push(OpKind::Delete, key, 0, &key_json(key));
+                let event = self.event(OpKind::Delete, key, 0);
+                writer.push(OpKind::Delete, key, 0, &event, &key_json(key));
                 writer.maybe_flush(false).await?;
             }
         }

@@ -133,7 +133,6 @@ pub fn write_op(mode: SyncMode, op: OpKind) -> WriteOp {
 /// The key-set change the destination's answer for one record implies, if any. `hash` is the
 /// hash of the values written.
 pub fn key_change(
-    mode: SyncMode,
     write: WriteOp,
     key: &str,
     hash: u128,
@@ -149,16 +148,9 @@ pub fn key_change(
             updated_at: now,
         },
     };
-    let gone = || {
-        if mode.rules().deletes == Deletes::KeysInTheModel {
-            // Remembered so later runs do not delete it again.
-            put(0, KeyState::Deleted, KeyOrigin::Synced)
-        } else {
-            KeyChange::Remove {
-                key: key.to_string(),
-            }
-        }
-    };
+    // A tombstone, not a removal: `delete` mode must not delete it again, and a record
+    // created again later gets new event ids (they derive from what the key set held).
+    let gone = || put(0, KeyState::Deleted, KeyOrigin::Synced);
     match (outcome, write) {
         (RecordOutcome::Delivered, WriteOp::Delete) => Some(gone()),
         (RecordOutcome::Delivered, _) => Some(put(hash, KeyState::Present, KeyOrigin::Synced)),
@@ -180,6 +172,7 @@ pub fn key_change(
 pub fn already_applied(mode: SyncMode, op: OpKind, hash: u128, entry: Option<&KeyEntry>) -> bool {
     match op {
         OpKind::Delete => match entry {
+            // A key set from before tombstones forgot deleted keys.
             None => mode.rules().deletes != Deletes::KeysInTheModel,
             Some(e) => e.state == KeyState::Deleted,
         },

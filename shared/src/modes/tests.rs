@@ -267,34 +267,28 @@ fn the_key_set_moves_only_on_acknowledged_outcomes() {
         })
     };
     let remove = Some(KeyChange::Remove { key: "k".into() });
-    let m = SyncMode::Upsert;
     use KeyOrigin::{Baseline, Synced};
     use KeyState::{Deleted, Present};
     assert_eq!(
-        key_change(m, WriteOp::Upsert, "k", 9, &ok, 5),
+        key_change(WriteOp::Upsert, "k", 9, &ok, 5),
         put(9, Present, Synced)
     );
-    assert_eq!(key_change(m, WriteOp::Upsert, "k", 9, &rejected, 5), None);
-    assert_eq!(key_change(m, WriteOp::Upsert, "k", 9, &failed, 5), None);
-    assert_eq!(key_change(m, WriteOp::Upsert, "k", 9, &skipped, 5), None);
+    assert_eq!(key_change(WriteOp::Upsert, "k", 9, &rejected, 5), None);
+    assert_eq!(key_change(WriteOp::Upsert, "k", 9, &failed, 5), None);
+    assert_eq!(key_change(WriteOp::Upsert, "k", 9, &skipped, 5), None);
     assert_eq!(
-        key_change(SyncMode::Insert, WriteOp::Create, "k", 9, &skipped, 5),
+        key_change(WriteOp::Create, "k", 9, &skipped, 5),
         put(0, Present, Baseline)
     );
+    assert_eq!(key_change(WriteOp::Update, "k", 9, &skipped, 5), remove);
+    // A delete leaves a tombstone (delete mode must not delete again; a later create gets
+    // new event ids).
     assert_eq!(
-        key_change(SyncMode::Update, WriteOp::Update, "k", 9, &skipped, 5),
-        remove
-    );
-    assert_eq!(
-        key_change(SyncMode::Mirror, WriteOp::Delete, "k", 0, &ok, 5),
-        remove
-    );
-    assert_eq!(
-        key_change(SyncMode::Delete, WriteOp::Delete, "k", 0, &ok, 5),
+        key_change(WriteOp::Delete, "k", 0, &ok, 5),
         put(0, Deleted, Synced)
     );
     assert_eq!(
-        key_change(SyncMode::Delete, WriteOp::Delete, "k", 0, &skipped, 5),
+        key_change(WriteOp::Delete, "k", 0, &skipped, 5),
         put(0, Deleted, Synced)
     );
 }
@@ -401,7 +395,7 @@ fn play(
                 RecordOutcome::Delivered
             }
         };
-        match key_change(mode, write, &id.to_string(), h(&name), &outcome, 1) {
+        match key_change(write, &id.to_string(), h(&name), &outcome, 1) {
             Some(KeyChange::Put { entry, .. }) => {
                 keys.insert(id, entry);
             }
@@ -444,7 +438,13 @@ fn worked_example_mirror_deletes_dave() {
     let before = table(BEFORE);
     let (after, keys) = play(SyncMode::Mirror, MODEL, before.clone(), baseline(&before));
     assert_eq!(after, table(MODEL));
-    assert_eq!(keys.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    let present: Vec<u32> = keys
+        .iter()
+        .filter(|(_, e)| e.state == KeyState::Present)
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(present, [1, 2, 3]);
+    assert_eq!(keys[&4].state, KeyState::Deleted, "Dave leaves a tombstone");
 }
 
 #[test]

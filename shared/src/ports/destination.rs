@@ -40,6 +40,10 @@ pub struct OutRecord {
     pub key: String,
     /// Destination fields. For deletes: only the key fields.
     pub values: Values,
+    /// The change's stable event id: the same on every replan of the same change, so a
+    /// receiver can de-duplicate with it.
+    #[serde(default)]
+    pub event_id: String,
 }
 
 /// Records of one write operation, within the destination's batch limits.
@@ -49,6 +53,11 @@ pub struct Batch {
     pub op: WriteOp,
     /// The records.
     pub records: Vec<OutRecord>,
+    /// How many times records the destination answered `failed` were sent again as a new
+    /// request (0 for a first send; a transport retry of the same request keeps it): a
+    /// request's identity (`Idempotency-Key`) includes it, so a re-send is not mistaken for
+    /// a duplicate of the failed request.
+    pub resend: u32,
 }
 
 /// How one record ended.

@@ -129,6 +129,7 @@ mod tests {
         OutRecord {
             key: key.into(),
             values: values.as_object().cloned().unwrap_or_default(),
+            event_id: String::new(),
         }
     }
 

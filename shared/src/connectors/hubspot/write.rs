@@ -366,8 +366,10 @@ mod tests {
                 .map(|k| OutRecord {
                     key: k.to_string(),
                     values: json!({"email": k, "n": 1}).as_object().unwrap().clone(),
+                    event_id: format!("ev-{k}"),
                 })
                 .collect(),
+            resend: 0,
         }
     }
 

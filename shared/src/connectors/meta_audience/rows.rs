@@ -143,6 +143,7 @@ mod tests {
         OutRecord {
             key: "k".into(),
             values: values.as_object().cloned().unwrap_or_default(),
+            event_id: String::new(),
         }
     }
 

@@ -444,6 +444,7 @@ mod tests {
             OutRecord {
                 key: k.into(),
                 values,
+                event_id: String::new(),
             }
         };
         let target = Target {

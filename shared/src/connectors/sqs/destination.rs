@@ -2,11 +2,12 @@
 //! (upsert, mirror). Batches use `SendMessageBatch` (10 entries, 1 MiB by default; set
 //! `max_batch_bytes: 262144` for queues or regions still on the older 256 KiB limit).
 //!
-//! Message body: `{"sync", "object", "op", "key", "fields", "sent_at"}`, with message
-//! attributes `retl-op` and `retl-sync`. On FIFO queues the group is the record key (or the
-//! configured `message_group_id`) and the deduplication id is derived from the sync, the
-//! operation, the key and the values, so an entry retried within SQS's five-minute window is
-//! delivered once.
+//! Message body: `{"sync", "object", "op", "key", "event_id", "fields", "sent_at"}`, with
+//! message attributes `retl-op`, `retl-sync` and `retl-event-id`. On FIFO queues the group is
+//! the record key (or the configured `message_group_id`) and the deduplication id is the
+//! change's event id (the same on every replan of the same change), so an entry retried or
+//! re-planned within SQS's five-minute window is delivered once; consumers of standard queues
+//! de-duplicate with `event_id`.
 
 use std::sync::Arc;
 
@@ -18,7 +19,6 @@ use serde_json::json;
 use super::SqsConnection;
 use crate::config::SyncDef;
 use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError};
-use crate::record::{fingerprint, value_hash};
 
 /// An SQS destination connection.
 pub struct SqsDestination {
@@ -129,6 +129,7 @@ impl Destination for SqsDestination {
                 "object": sync.object,
                 "op": op,
                 "key": r.key,
+                "event_id": r.event_id,
                 "fields": r.values,
                 "sent_at": sent_at,
             });
@@ -143,17 +144,11 @@ impl Destination for SqsDestination {
                 .id(i.to_string())
                 .message_body(body.to_string())
                 .message_attributes("retl-op", attr(op))
-                .message_attributes("retl-sync", attr(&sync.name));
+                .message_attributes("retl-sync", attr(&sync.name))
+                .message_attributes("retl-event-id", attr(&r.event_id));
             if self.fifo() {
-                let dedup = fingerprint(
-                    format!(
-                        "{}|{op}|{}|{:032x}",
-                        sync.name,
-                        r.key,
-                        value_hash(&r.values)
-                    )
-                    .as_bytes(),
-                );
+                // SQS limits deduplication ids to 128 characters; event ids are 32.
+                let dedup = r.event_id.clone();
                 entry = entry
                     .message_group_id(
                         self.message_group_id

@@ -1,21 +1,10 @@
-//! A webhook: JSON batches POSTed to a URL, signed with HMAC-SHA256.
-//!
-//! Request body:
-//! `{"sync", "object", "op", "batch_id", "sent_at", "records": [{"key", "fields"}]}`.
-//! Headers: `X-Retl-Timestamp` (unix seconds), `X-Retl-Signature: sha256=<hex>` over
-//! `"<timestamp>.<body>"`, and `Idempotency-Key` (the batch id: the same records and values
-//! always give the same id, so a receiver can drop a retried batch it already processed).
-//!
-//! Response: any 2xx accepts every record, unless the body is
-//! `{"results": [{"key", "status": "ok"|"skipped"|"rejected"|"failed", "code", "error"}]}`,
-//! which reports per record. 429 and 5xx are retried (Retry-After honoured); 400/409/413/422
-//! split the batch to isolate the bad record; 401/403/404 stop delivery.
+//! A webhook: JSON batches POSTed to a URL, signed with HMAC-SHA256. The receiver contract
+//! (request body, headers, event ids, what each answer means) is in this folder's README.md.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
@@ -30,21 +19,6 @@ pub struct WebhookDestination {
     secret: Option<String>,
     headers: BTreeMap<String, String>,
     client: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct ResultsBody {
-    results: Vec<RecordResult>,
-}
-
-#[derive(Deserialize)]
-struct RecordResult {
-    key: String,
-    status: String,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
@@ -87,16 +61,12 @@ impl Destination for WebhookDestination {
     }
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
+        let batch_id = request_id(sync, batch);
         let records: Vec<_> = batch
             .records
             .iter()
-            .map(|r| json!({"key": r.key, "fields": r.values}))
+            .map(|r| json!({"key": r.key, "event_id": r.event_id, "fields": r.values}))
             .collect();
-        let batch_id = fingerprint(
-            serde_json::to_string(&(&sync.name, batch.op.as_str(), &records))
-                .unwrap_or_default()
-                .as_bytes(),
-        );
         let body = serde_json::to_vec(&json!({
             "sync": sync.name,
             "object": sync.object,
@@ -129,29 +99,24 @@ impl Destination for WebhookDestination {
                 format!("HTTP {}: {}", resp.status.as_u16(), excerpt(&resp.body)),
             ));
         }
-        let Ok(parsed) = serde_json::from_str::<ResultsBody>(&resp.body) else {
-            return Ok(vec![RecordOutcome::Delivered; batch.records.len()]);
-        };
-        let by_key: BTreeMap<&str, &RecordResult> =
-            parsed.results.iter().map(|r| (r.key.as_str(), r)).collect();
-        Ok(batch
-            .records
-            .iter()
-            .map(|r| match by_key.get(r.key.as_str()) {
-                None => RecordOutcome::Delivered,
-                Some(res) => {
-                    let code = res.code.clone().unwrap_or_else(|| res.status.clone());
-                    let message = res.error.clone().unwrap_or_default();
-                    match res.status.as_str() {
-                        "skipped" => RecordOutcome::Skipped { reason: message },
-                        "rejected" => RecordOutcome::Rejected { code, message },
-                        "failed" => RecordOutcome::Failed { code, message },
-                        _ => RecordOutcome::Delivered,
-                    }
-                }
-            })
-            .collect())
+        Ok(super::results::outcomes(&batch.records, &resp.body))
     }
+}
+
+/// The request's identity (`batch_id`, `Idempotency-Key`): its records' event ids, its
+/// operation and its re-send count. A transport retry of the same request repeats it; records
+/// sent again after the receiver answered `failed` are a new request with a new id.
+fn request_id(sync: &SyncDef, batch: &Batch) -> String {
+    let mut ids: Vec<&str> = batch.records.iter().map(|r| r.event_id.as_str()).collect();
+    ids.sort_unstable();
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        sync.name,
+        batch.op.as_str(),
+        batch.resend,
+        ids.join("\n")
+    );
+    fingerprint(text.as_bytes())
 }
 
 #[cfg(test)]

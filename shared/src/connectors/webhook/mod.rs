@@ -2,6 +2,7 @@
 //! contract is in `README.md` in this folder.
 
 mod destination;
+mod results;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
