@@ -3,20 +3,34 @@
 # Installs/starts what it needs (infra/scripts/setup-dev.sh), then runs formatting and lint
 # checks, every test of the workspace against real PostgreSQL, real HTTP servers and a local
 # AWS emulator (moto server), and the infrastructure checks (infra/scripts/check-infra.sh).
-# Prints the wall time of each stage at the end, also when a stage fails.
+# Prints the wall and CPU time of each stage at the end, also when a stage fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
 # Stage timing: `stage NAME` ends the previous stage and starts the next; the EXIT trap
-# prints the table whatever ends the script.
+# prints the table whatever ends the script. Besides wall time, the CPU time of the stage's
+# processes (user + system, from bash's `times`): on a shared machine the wall time says how
+# long it took today, the CPU time how much work it was.
 stages=()
 stage_name=""
 stage_start=0
+stage_cpu=0
 script_start=$SECONDS
+times_file="$(mktemp)"
+cpu_now() {
+  # Sets `cpu` to the children's line of `times` ("12m3.456s 0m7.890s") in whole seconds.
+  # `times` must run in this shell: in a pipe or $(...) it runs in a subshell, which has no
+  # children, so it writes to a file.
+  times > "$times_file"
+  cpu=$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] }
+                       printf "%d", n }' "$times_file")
+}
 end_stage() {
   if [ -n "$stage_name" ]; then
-    stages+=("$(printf '%-24s %4ds%s' "$stage_name" $((SECONDS - stage_start)) "${1:-}")")
+    cpu_now
+    stages+=("$(printf '%-16s %6ds %6ds%s' "$stage_name" $((SECONDS - stage_start)) \
+      $((cpu - stage_cpu)) "${1:-}")")
     stage_name=""
   fi
 }
@@ -24,15 +38,19 @@ stage() {
   end_stage
   stage_name="$1"
   stage_start=$SECONDS
+  cpu_now
+  stage_cpu=$cpu
   echo "==> [$1] ${2:-}"
 }
 report() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then end_stage "  FAILED (exit $rc)"; else end_stage; fi
+  cpu_now
   echo
-  echo "==> stage times (wall clock)"
+  printf '==> %-16s %7s %7s\n' "stage" "wall" "cpu"
   for line in "${stages[@]}"; do echo "    $line"; done
-  printf '    %-24s %4ds\n' "total" $((SECONDS - script_start))
+  printf '    %-16s %6ds %6ds\n' "total" $((SECONDS - script_start)) "$cpu"
+  rm -f "$times_file"
   if [ "$rc" -eq 0 ]; then echo "==> all tests passed"; fi
 }
 trap report EXIT
@@ -55,7 +73,10 @@ cargo test --workspace --all-features --no-run
 
 stage tests "every test of the workspace"
 if cargo nextest --version >/dev/null 2>&1; then
-  # Tests of all binaries run side by side; doc tests are not nextest's, so cargo runs them.
+  # Tests of all binaries run side by side, four at a time: most of a test's time is spent
+  # waiting on servers (moto, PostgreSQL, fakes), about a quarter of two cores when two run.
+  # Doc tests are not nextest's, so cargo runs them.
+  export NEXTEST_TEST_THREADS="${NEXTEST_TEST_THREADS:-4}"
   cargo nextest run --workspace --all-features --no-fail-fast
   cargo test --workspace --all-features --doc
 else
