@@ -77,6 +77,72 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     sig.as_bytes() == want.as_bytes()
 }
 
+/// What the receiver records of each request, and answers.
+struct Request {
+    parsed: Value,
+    idem: Option<String>,
+}
+
+impl Inner {
+    fn record(&mut self, req: Request, status: u16, processed: Vec<usize>) {
+        self.received.push(Received {
+            at: Instant::now(),
+            status,
+            body: req.parsed,
+            idempotency_key: req.idem,
+            processed,
+        });
+    }
+
+    /// A scripted, poisoned or already-seen request's answer, if it gets one.
+    fn refusal(&mut self, req: &Request) -> Option<(u16, Option<u64>, &'static str)> {
+        if let Some(Scripted::Status(code, retry)) = self.script.pop_front() {
+            return Some((code, retry, "scripted"));
+        }
+        let poisoned = req.parsed["records"].as_array().is_some_and(|rs| {
+            rs.iter().any(|r| {
+                self.poison_keys
+                    .contains(r["key"].as_str().unwrap_or_default())
+            })
+        });
+        if poisoned {
+            return Some((400, None, "batch contains an invalid record"));
+        }
+        // A receiver that drops a request whose Idempotency-Key it has seen, answering 200
+        // with nothing (what the header invites).
+        if let (true, Some(k)) = (self.dedupe, &req.idem) {
+            if !self.seen_idempotency_keys.insert(k.clone()) {
+                return Some((200, None, "{}"));
+            }
+        }
+        None
+    }
+
+    /// The per-record results of a processed batch, and the records stored.
+    fn results(&self, records: &[Value]) -> (Value, Vec<usize>) {
+        if let Some(respond) = self.responder {
+            let body = respond(records);
+            let processed = processed_by(records, &body);
+            return (body, processed);
+        }
+        let mut results = Vec::new();
+        let mut processed = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let key = r["key"].as_str().unwrap_or_default().to_string();
+            let event = r["event_id"].clone();
+            if self.reject_keys.contains(&key) {
+                results.push(json!({"key": key, "event_id": event, "status": "rejected", "code": "invalid_email", "error": "email is not valid"}));
+            } else if self.fail_keys.contains(&key) {
+                results.push(json!({"key": key, "event_id": event, "status": "failed", "code": "busy", "error": "try again"}));
+            } else {
+                processed.push(i);
+                results.push(json!({"key": key, "event_id": event, "status": "ok"}));
+            }
+        }
+        (json!({ "results": results }), processed)
+    }
+}
+
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
     headers: HeaderMap,
@@ -86,111 +152,37 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let req = Request {
+        parsed: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        idem: headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
     let mut s = inner.lock().unwrap();
-    let idem = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     if let Some(secret) = s.secret.clone() {
         if !verify(&secret, &headers, &body) {
             s.bad_signatures += 1;
-            s.received.push(Received {
-                at: Instant::now(),
-                status: 401,
-                body: parsed,
-                idempotency_key: idem,
-                processed: Vec::new(),
-            });
+            s.record(req, 401, Vec::new());
             return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
         }
     }
-    if let Some(Scripted::Status(code, retry)) = s.script.pop_front() {
-        s.received.push(Received {
-            at: Instant::now(),
-            status: code,
-            body: parsed,
-            idempotency_key: idem,
-            processed: Vec::new(),
-        });
-        let mut resp = (
-            StatusCode::from_u16(code).expect("valid status"),
-            "scripted",
-        )
-            .into_response();
+    if let Some((code, retry, text)) = s.refusal(&req) {
+        s.record(req, code, Vec::new());
+        let mut resp = (StatusCode::from_u16(code).expect("valid status"), text).into_response();
         if let Some(r) = retry {
             resp.headers_mut()
                 .insert("retry-after", r.to_string().parse().expect("header"));
         }
         return resp;
     }
-    let poisoned = parsed["records"].as_array().is_some_and(|rs| {
-        rs.iter().any(|r| {
-            s.poison_keys
-                .contains(r["key"].as_str().unwrap_or_default())
-        })
-    });
-    if poisoned {
-        s.received.push(Received {
-            at: Instant::now(),
-            status: 400,
-            body: parsed,
-            idempotency_key: idem,
-            processed: Vec::new(),
-        });
-        return (StatusCode::BAD_REQUEST, "batch contains an invalid record").into_response();
-    }
-    // A receiver that drops a request whose Idempotency-Key it has seen, answering 200 with
-    // nothing (what the header invites).
-    if s.dedupe {
-        if let Some(k) = &idem {
-            if !s.seen_idempotency_keys.insert(k.clone()) {
-                s.received.push(Received {
-                    at: Instant::now(),
-                    status: 200,
-                    body: parsed,
-                    idempotency_key: idem,
-                    processed: Vec::new(),
-                });
-                return (StatusCode::OK, "{}").into_response();
-            }
-        }
-    }
-    let records: Vec<Value> = parsed["records"].as_array().cloned().unwrap_or_default();
-    if let Some(respond) = s.responder {
-        let body = respond(&records);
-        let processed = processed_by(&records, &body);
-        s.received.push(Received {
-            at: Instant::now(),
-            status: 200,
-            body: parsed,
-            idempotency_key: idem,
-            processed,
-        });
-        return (StatusCode::OK, axum::Json(body)).into_response();
-    }
-    let mut results = Vec::new();
-    let mut processed = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let key = r["key"].as_str().unwrap_or_default().to_string();
-        let event = r["event_id"].clone();
-        if s.reject_keys.contains(&key) {
-            results.push(json!({"key": key, "event_id": event, "status": "rejected", "code": "invalid_email", "error": "email is not valid"}));
-        } else if s.fail_keys.contains(&key) {
-            results.push(json!({"key": key, "event_id": event, "status": "failed", "code": "busy", "error": "try again"}));
-        } else {
-            processed.push(i);
-            results.push(json!({"key": key, "event_id": event, "status": "ok"}));
-        }
-    }
-    s.received.push(Received {
-        at: Instant::now(),
-        status: 200,
-        body: parsed,
-        idempotency_key: idem,
-        processed,
-    });
-    (StatusCode::OK, axum::Json(json!({"results": results}))).into_response()
+    let records: Vec<Value> = req.parsed["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (answer, processed) = s.results(&records);
+    s.record(req, 200, processed);
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 /// The records a custom answer says were stored (status `ok`, matched by text key).
