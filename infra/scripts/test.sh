@@ -55,6 +55,9 @@ report() {
 }
 trap report EXIT
 
+# One build from scratch: incremental compilation would only add gigabytes of caches to it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 stage setup "infra/scripts/setup-dev.sh"
 bash infra/scripts/setup-dev.sh
 export RETL_PYTHON="$root/.venv/bin/python"
