@@ -72,6 +72,16 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Compare the destination with what retl last delivered (missing, extra and stale
+    /// records); `--repair` makes the key set match it, so the next run corrects the
+    /// destination. Writes nothing to the destination.
+    Verify {
+        /// Sync name.
+        sync: String,
+        /// Rewrite the key set to what the destination holds.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Approve a run stopped by a safety rule; applies exactly its plan.
     Approve(Decision),
     /// Reject a run stopped by a safety rule; it ends without writing.

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use retl_shared::engine::{DeletionPreview, LoggedOutcome, Preview, RecordLogEntry};
-use retl_shared::ports::{ConfigVersion, Counts, RunRecord, RunStatus};
+use retl_shared::ports::{Bound, ConfigVersion, Counts, RunRecord, RunStatus, RunWatermark};
 use serde_json::{json, Value};
 
 /// The counts a run reports: what it applied, or what it planned when it applied nothing.
@@ -42,6 +42,14 @@ pub fn run_json(run: &RunRecord) -> Value {
         "finished_at": run.finished_at,
         "timings_ms": run.timings,
         "resync_reason": run.resync_reason,
+        "watermark": run.watermark.as_ref().map(|w| json!({
+            "column": w.column,
+            "before": w.before.as_ref().map(ToString::to_string),
+            "read_after": w.read_after.as_ref().map(ToString::to_string),
+            "full_read": w.full_read,
+            "seen": w.seen.as_ref().map(ToString::to_string),
+            "after": w.after.as_ref().map(ToString::to_string),
+        })),
         "approval": run.approval.as_ref().map(|a| json!({
             "reason": a.reason,
             "expires_at": a.expires_at,
@@ -58,7 +66,7 @@ fn plan_lines(out: &mut String, c: &Counts) {
     if c.changes() == 0 {
         let _ = writeln!(
             out,
-            "No changes. The destination already matches the model."
+            "No changes: every row matches what retl last delivered (its key set; `--full-resync` re-checks the destination)."
         );
     } else {
         let _ = writeln!(
@@ -69,8 +77,46 @@ fn plan_lines(out: &mut String, c: &Counts) {
     }
     let _ = writeln!(
         out,
-        "      {} rows: {} unchanged, {} skipped, {} rejected",
-        c.rows, c.unchanged, c.skipped, c.rejected
+        "      {}: {} unchanged, {} skipped, {} rejected",
+        rows(c.rows),
+        c.unchanged,
+        c.skipped,
+        c.rejected
+    );
+}
+
+/// `1 row`, `2 rows`.
+fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 row".into()
+    } else {
+        format!("{n} rows")
+    }
+}
+
+/// An incremental model's watermark: what the run read and where it left the watermark.
+fn watermark_lines(out: &mut String, w: &RunWatermark) {
+    let text = |b: &Option<Bound>| b.as_ref().map_or("none".to_string(), ToString::to_string);
+    let read = match (&w.read_after, &w.full_read) {
+        (Some(after), _) => format!("rows with {} > {after}", w.column),
+        (None, Some(why)) => format!("the whole model ({why})"),
+        (None, None) => "the whole model".to_string(),
+    };
+    let _ = writeln!(out, "Incremental: read {read}");
+    let after = match &w.after {
+        Some(_) if w.after == w.before => format!("{} (unchanged)", text(&w.after)),
+        Some(_) => text(&w.after),
+        None if w.seen.is_some() => {
+            "not moved (the run did not finish with every record final; those rows are read again)"
+                .into()
+        }
+        None => text(&w.before),
+    };
+    let _ = writeln!(
+        out,
+        "Watermark {}: {} -> {after}",
+        w.column,
+        text(&w.before)
     );
 }
 
@@ -85,9 +131,22 @@ pub fn run_text(run: &RunRecord) -> String {
     if let Some(r) = &run.resync_reason {
         let _ = writeln!(out, "Full resync: {r}");
     }
-    plan_lines(&mut out, &run.planned);
+    if let Some(w) = &run.watermark {
+        watermark_lines(&mut out, w);
+    }
+    // A run that failed before its plan was made has no plan to show: only what failed.
+    let planned = run.plan.is_some();
+    if planned {
+        plan_lines(&mut out, &run.planned);
+    }
     let secs = |k: &str| run.timings.get(k).map(|ms| *ms as f64 / 1000.0);
     match run.status {
+        RunStatus::Failed if !planned => {
+            let _ = writeln!(out, "Status: failed before a plan was made");
+            if let Some(e) = &run.error {
+                let _ = writeln!(out, "Error: {e}");
+            }
+        }
         RunStatus::Planned => {
             let _ = writeln!(
                 out,
@@ -291,8 +350,8 @@ pub fn history_text(versions: &[ConfigVersion]) -> String {
 /// `retl preview`.
 pub fn preview_text(sync: &str, p: &Preview) -> String {
     let mut out = format!(
-        "Model of {sync}: {} rows, columns: {}\n",
-        p.rows,
+        "Model of {sync}: {}, columns: {}\n",
+        rows(p.rows),
         p.columns.join(", ")
     );
     let _ = writeln!(out, "Sample (mapped to destination fields):");
@@ -340,4 +399,80 @@ pub fn deletes_text(d: &DeletionPreview) -> String {
         let _ = writeln!(out, "  ... and {} more", d.total - d.entries.len() as u64);
     }
     out
+}
+
+/// `retl verify`.
+pub fn verify_text(
+    sync: &retl_shared::config::SyncDef,
+    r: &retl_shared::engine::VerifyReport,
+) -> String {
+    let mut out = format!(
+        "Verified {} against {} ({}): {} in the destination, {} delivered per the key set\n",
+        sync.name,
+        sync.destination_connection,
+        sync.object,
+        records(r.destination_records),
+        records(r.key_set_records)
+    );
+    if r.matches() {
+        out.push_str("The destination holds exactly what retl delivered.\n");
+        return out;
+    }
+    for (kind, count, what) in [
+        ("missing", r.missing, "missing from the destination"),
+        (
+            "extra",
+            r.extra,
+            "in the destination but not delivered by retl",
+        ),
+        (
+            "stale",
+            r.stale,
+            "changed in the destination since retl delivered them",
+        ),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let keys: Vec<&str> = r
+            .sample
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, key)| key.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}: {what} (keys {}{})",
+            records(count),
+            keys.join(", "),
+            if count as usize > keys.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    if r.repaired {
+        let _ = writeln!(
+            out,
+            "Repaired: the key set now says what the destination holds; `retl plan {0}` shows the corrections, `retl run {0}` makes them.",
+            sync.name
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "`retl verify {} --repair` makes the key set match the destination, so the next run corrects it.",
+            sync.name
+        );
+    }
+    out
+}
+
+/// `1 record`, `2 records`.
+fn records(n: u64) -> String {
+    if n == 1 {
+        "1 record".into()
+    } else {
+        format!("{n} records")
+    }
 }

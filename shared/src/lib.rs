@@ -9,6 +9,7 @@ pub mod config;
 pub mod connectors;
 pub mod delivery;
 pub mod engine;
+pub mod logging;
 pub mod modes;
 pub mod ports;
 pub mod record;

@@ -64,6 +64,7 @@ fn sync() -> SyncDef {
         description: None,
         source_connection: "w".into(),
         sql: "select 1".into(),
+        incremental: None,
         primary_key: vec!["id".into()],
         key_fields: vec!["id".into()],
         destination_connection: "hook".into(),

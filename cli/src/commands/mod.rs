@@ -85,6 +85,7 @@ pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
             full_resync,
             note,
         } => runs::run(cli, sync, *wait, *full_resync, note.clone()).await,
+        Command::Verify { sync, repair } => state::verify(cli, sync, *repair).await,
         Command::Approve(d) => decide::decide(cli, d, true).await,
         Command::Reject(d) => decide::decide(cli, d, false).await,
         Command::Runs(args) => runs::runs(cli, args).await,

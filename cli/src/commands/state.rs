@@ -57,3 +57,39 @@ pub async fn history(cli: &Cli, sync: &str) -> anyhow::Result<Exit> {
     }
     Ok(Exit::Ok)
 }
+
+/// `retl verify SYNC [--repair]`: the destination against the key set.
+pub async fn verify(cli: &Cli, sync: &str, repair: bool) -> anyhow::Result<Exit> {
+    let host = host::open(cli, false).await?;
+    let def = host.sync(sync).await?;
+    let engine = host.engine(&def).await?;
+    if repair {
+        // A run applying now would write the key set under the repair.
+        if let Some(holder) = engine
+            .runs
+            .lock_holder(&def.name)
+            .await
+            .map_err(EngineError::from)?
+        {
+            return Err(EngineError::Locked {
+                sync: def.name.clone(),
+                status: "running".into(),
+                holder: Box::new(holder),
+            }
+            .into());
+        }
+    }
+    let report = retl_shared::engine::verify(&engine, &def, repair).await?;
+    if cli.json {
+        out::line(
+            &json!({"sync": def.name, "matches": report.matches(), "report": report}).to_string(),
+        );
+    } else {
+        out::text(&render::verify_text(&def, &report));
+    }
+    Ok(if report.matches() || report.repaired {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}

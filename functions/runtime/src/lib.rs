@@ -16,8 +16,13 @@ pub use serve::serve;
 
 /// JSON logs on stdout (CloudWatch), filtered by `RUST_LOG`. Logs carry ids and counts only.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for quiet in retl_shared::logging::QUIET_DEPENDENCIES {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

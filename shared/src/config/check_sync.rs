@@ -7,7 +7,7 @@ use super::diagnostics::{did_you_mean, Diagnostic};
 use super::model::{ConnectionConfig, DeleteScope, ProjectFile, SafetyConfig, SyncConfig};
 use super::schedule::validate_schedule;
 use super::validate::{valid_name, SourceText, SpanLike};
-use super::{SyncDef, DEFAULT_SHARDS};
+use super::{Incremental, SyncDef, DEFAULT_SHARDS};
 use crate::connectors::Problem;
 use crate::modes::{supported_modes, unsupported_reason};
 
@@ -53,6 +53,7 @@ impl<'a> SyncChecker<'a> {
     pub fn check(mut self, sync: &SyncConfig, sync_names: &BTreeSet<&str>) -> Option<SyncDef> {
         self.name(sync);
         self.source(sync);
+        let incremental = self.incremental(sync);
         self.destination(sync);
         let (primary_key, key_fields) = self.mapping_and_key(sync);
         let safety = self.safety(sync);
@@ -63,6 +64,7 @@ impl<'a> SyncChecker<'a> {
             description: sync.description.clone(),
             source_connection: sync.source.connection.value.clone(),
             sql: sync.source.sql.value.clone(),
+            incremental,
             primary_key,
             key_fields,
             destination_connection: sync.destination.connection.value.clone(),
@@ -151,6 +153,44 @@ impl<'a> SyncChecker<'a> {
                 .hint("write the SELECT that returns the model rows");
             self.push(d);
         }
+    }
+
+    /// An incremental model: a mode that never deletes, a column, a lookback duration.
+    fn incremental(&mut self, sync: &SyncConfig) -> Option<Incremental> {
+        let input = sync.source.incremental.as_ref()?;
+        let mode = sync.mode.value;
+        if !mode.allows_incremental() {
+            let d = self
+                .at(
+                    &sync.mode,
+                    format!("mode `{mode}` cannot read an incremental model: it deletes records, and a row the watermark filter leaves out is not a deletion"),
+                )
+                .hint("remove `source.incremental`, or use upsert, update, insert or append");
+            self.push(d);
+        }
+        if input.column.value.trim().is_empty() {
+            let d = self
+                .at(&input.column, "the incremental column is empty")
+                .hint("name the model's high-watermark column, e.g. updated_at");
+            self.push(d);
+        }
+        let lookback_seconds = match &input.lookback {
+            None => 0,
+            Some(l) => match parse_lookback(&l.value) {
+                Ok(s) => s,
+                Err(message) => {
+                    let d = self
+                        .at(l, message)
+                        .hint("write a number and a unit: 30s, 10m, 2h or 1d");
+                    self.push(d);
+                    0
+                }
+            },
+        };
+        Some(Incremental {
+            column: input.column.value.clone(),
+            lookback_seconds,
+        })
     }
 
     /// The destination side: the connection can be one, supports the mode, the object fits.
@@ -413,4 +453,42 @@ fn cycle_from<'a>(start: &'a str, after: &BTreeMap<&'a str, Vec<&'a str>>) -> Op
         }
     }
     None
+}
+
+/// Seconds of a lookback written as `30s`, `10m`, `2h` or `1d`.
+fn parse_lookback(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("lookback `{text}` is not a duration"))?;
+    let unit_seconds = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "" => return Err(format!("lookback `{text}` has no unit")),
+        other => return Err(format!("lookback `{text}`: unknown unit `{other}`")),
+    };
+    n.checked_mul(unit_seconds)
+        .ok_or_else(|| format!("lookback `{text}` is too long"))
+}
+
+#[cfg(test)]
+mod lookback_tests {
+    use super::parse_lookback;
+
+    #[test]
+    fn lookbacks_parse_with_their_unit() {
+        assert_eq!(parse_lookback("30s"), Ok(30));
+        assert_eq!(parse_lookback("10m"), Ok(600));
+        assert_eq!(parse_lookback("2h"), Ok(7200));
+        assert_eq!(parse_lookback("1d"), Ok(86_400));
+        assert!(parse_lookback("10").unwrap_err().contains("no unit"));
+        assert!(parse_lookback("10w")
+            .unwrap_err()
+            .contains("unknown unit `w`"));
+        assert!(parse_lookback("m").unwrap_err().contains("not a duration"));
+    }
 }

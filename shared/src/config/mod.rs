@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 pub use diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 pub use load::{find_project_dir, load_project};
 pub use model::{
-    ConnectionConfig, DeleteScope, DeliverySettings, PrimaryKey, ProjectFile, SafetyConfig,
-    SafetyInput, StateConfig, SyncConfig, SyncMode, TriggerConfig,
+    ConnectionConfig, DeleteScope, DeliverySettings, IncrementalInput, PrimaryKey, ProjectFile,
+    SafetyConfig, SafetyInput, StateConfig, SyncConfig, SyncMode, TriggerConfig,
 };
 pub use schedule::validate_schedule;
 
@@ -79,6 +79,9 @@ pub struct SyncDef {
     pub source_connection: String,
     /// Model SQL.
     pub sql: String,
+    /// Read only rows above the high watermark of this column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
     /// Source key columns in order.
     pub primary_key: Vec<String>,
     /// Destination fields that hold the key, in the order of `primary_key`.
@@ -103,6 +106,21 @@ pub struct SyncDef {
     pub triggers: Vec<TriggerConfig>,
     /// Key-set shards for a new sync.
     pub shards: u32,
+}
+
+/// An incremental model: the run reads rows whose `column` is above the stored watermark
+/// minus `lookback_seconds` (see `engine/watermark.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Incremental {
+    /// The high-watermark column.
+    pub column: String,
+    /// Late-row window in seconds (date and timestamp columns).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lookback_seconds: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SyncDef {

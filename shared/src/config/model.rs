@@ -126,6 +126,24 @@ pub struct SourceConfig {
     /// The SQL whose result rows are the model.
     #[schemars(with = "String")]
     pub sql: Spanned<String>,
+    /// Read only rows above a high watermark (upsert, update, insert and append only).
+    #[serde(default)]
+    pub incremental: Option<IncrementalInput>,
+}
+
+/// An incremental model as written: `incremental: { column: updated_at, lookback: 10m }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalInput {
+    /// The high-watermark column the model returns (updated_at, sync_version): rows whose
+    /// value is above the last run's watermark are read.
+    #[schemars(with = "String")]
+    pub column: Spanned<String>,
+    /// How far below the watermark to read again, for rows that arrive late: `30s`, `10m`,
+    /// `2h`, `1d`. Only for date and timestamp columns. Default none.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub lookback: Option<Spanned<String>>,
 }
 
 /// The destination object.

@@ -268,6 +268,10 @@ pub async fn finish_apply(
     state.generation += 1;
     state.identity_fingerprint = Some(identity);
     state.mapping_fingerprint = Some(sync.mapping_fingerprint());
+    if let Some(w) = run.watermark.as_mut() {
+        let all_final = failure.is_none() && applied.fatal.is_none() && run.counts.failed == 0;
+        super::watermark::advance(&mut state, w, all_final);
+    }
     engine.runs.put_sync_state(&state).await?;
     let status = if let Some((name, message)) = failure {
         run.error = Some(message);

@@ -7,10 +7,11 @@ use futures::StreamExt;
 use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
+use super::watermark::Highest;
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
-use crate::ports::ModelQuery;
 use crate::ports::RunRecord;
+use crate::ports::{ModelQuery, RowFilter};
 use crate::record::{key_of, map_row, shard_of, value_hash};
 
 /// Extract tuning.
@@ -36,6 +37,9 @@ fn check_columns(sync: &SyncDef, columns: &[String]) -> Result<(), EngineError> 
         if !has(c) {
             problems.push(format!("primary key column `{c}`"));
         }
+    }
+    if let Some(inc) = sync.incremental.as_ref().filter(|i| !has(&i.column)) {
+        problems.push(format!("incremental column `{}`", inc.column));
     }
     for (field, c) in &sync.mapping {
         if !has(c) && !sync.primary_key.contains(c) {
@@ -63,6 +67,25 @@ struct PartWriter<'a> {
 }
 
 impl PartWriter<'_> {
+    /// Appends one record to its shard's buffer, writing a part when the buffers are full.
+    async fn add(
+        &mut self,
+        key: &str,
+        mapped: &crate::record::Values,
+        chunk_bytes: usize,
+    ) -> Result<(), EngineError> {
+        let json = serde_json::to_vec(mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let shard = shard_of(key, self.shards.len() as u32) as usize;
+        let before = self.shards[shard].len();
+        encode_record(&mut self.shards[shard], key, value_hash(mapped), &json);
+        self.bytes += self.shards[shard].len() - before;
+        self.rows[shard] += 1;
+        if self.bytes >= chunk_bytes {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> Result<(), EngineError> {
         if self.bytes == 0 {
             return Ok(());
@@ -87,6 +110,25 @@ impl PartWriter<'_> {
     }
 }
 
+async fn write_manifest(engine: &Engine, manifest: &ExtractManifest) -> Result<(), EngineError> {
+    let key = RunKeys::new(&manifest.run_id).extract_manifest();
+    let body = serde_json::to_vec(manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    engine.objects.put(&key, Bytes::from(body)).await?;
+    Ok(())
+}
+
+/// The run's query: the model, filtered above the watermark when the run reads incrementally.
+fn model_query(run: &RunRecord, sync: &SyncDef) -> ModelQuery {
+    let mut query = ModelQuery::new(&sync.sql, &sync.name, &run.run_id);
+    query.filter = run.watermark.as_ref().and_then(|w| {
+        w.read_after.clone().map(|after| RowFilter {
+            column: w.column.clone(),
+            after,
+        })
+    });
+    query
+}
+
 /// Runs the model and writes the parts and their manifest.
 pub async fn extract(
     engine: &Engine,
@@ -96,7 +138,8 @@ pub async fn extract(
     opts: ExtractOptions,
 ) -> Result<ExtractManifest, EngineError> {
     let source = engine.source(sync).await?;
-    let query = ModelQuery::new(&sync.sql, &sync.name, &run.run_id);
+    let query = model_query(run, sync);
+    let mut highest = sync.incremental.as_ref().map(|i| Highest::new(&i.column));
     let columns = source.columns(&query).await?;
     check_columns(sync, &columns)?;
     let mut stream = source.rows(&query).await?;
@@ -115,20 +158,12 @@ pub async fn extract(
     while let Some(row) = stream.next().await {
         let row = row?;
         rows += 1;
+        if let Some(h) = highest.as_mut() {
+            h.see_row(&sync.name, &row)?;
+        }
         let mapped = map_row(&row, &sync.mapping);
         match key_of(&row, &sync.primary_key) {
-            Ok(key) => {
-                let json =
-                    serde_json::to_vec(&mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-                let shard = shard_of(&key, shards) as usize;
-                let before = writer.shards[shard].len();
-                encode_record(&mut writer.shards[shard], &key, value_hash(&mapped), &json);
-                writer.bytes += writer.shards[shard].len() - before;
-                writer.rows[shard] += 1;
-                if writer.bytes >= opts.chunk_bytes {
-                    writer.flush().await?;
-                }
-            }
+            Ok(key) => writer.add(&key, &mapped, opts.chunk_bytes).await?,
             Err(problem) => {
                 rejected_count += 1;
                 if rejected.len() < MAX_LOGGED {
@@ -166,10 +201,9 @@ pub async fn extract(
         columns,
         parts: writer.parts,
         finished_at: Some(chrono::Utc::now()),
+        watermark_seen: highest.and_then(Highest::into_bound),
     };
-    let key = RunKeys::new(&run.run_id).extract_manifest();
-    let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-    engine.objects.put(&key, Bytes::from(body)).await?;
+    write_manifest(engine, &manifest).await?;
     tracing::info!(run_id = %run.run_id, rows, rejected = rejected_count, parts = manifest.parts.len(), "extract done");
     Ok(manifest)
 }

@@ -71,7 +71,12 @@ impl<'a> RunKeys<'a> {
 
     /// Plan file `n` of `shard`.
     pub fn plan_file(&self, shard: u32, n: usize) -> String {
-        format!("{}ops-{shard:04}-{n:03}.jsonl", self.plan_prefix())
+        format!("{}{shard:04}-{n:03}.jsonl", self.plan_ops_prefix())
+    }
+
+    /// Every plan file (the operations; the bulk of a plan).
+    pub fn plan_ops_prefix(&self) -> String {
+        format!("{}ops-", self.plan_prefix())
     }
 
     /// The plan manifest.

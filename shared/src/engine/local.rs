@@ -87,6 +87,10 @@ async fn drive(
         _ if opts.dry_run => {
             let mut run = engine.runs.get_run(run_id).await?;
             finish_run(engine, &mut run, RunStatus::Planned).await?;
+            // Nothing will apply a dry run's operations (a run plans again), so they go; the
+            // counts and the deletion preview stay for `retl runs show`.
+            let ops = crate::engine::keys::RunKeys::new(run_id).plan_ops_prefix();
+            engine.objects.delete_prefix(&ops).await?;
             Ok(run)
         }
         Decision::NeedsApproval => {

@@ -14,6 +14,8 @@ mod record_log;
 mod retries;
 mod safety;
 pub mod steps;
+mod verify;
+mod watermark;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +37,7 @@ pub use plan::{
 pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview, Preview};
 pub use record_log::{read_record_log, LoggedOutcome, RecordLogEntry};
 pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
+pub use verify::{verify, VerifyReport};
 
 use crate::config::{ConfigError, ConnectionConfig, SyncDef};
 use crate::ports::{

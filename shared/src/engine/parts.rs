@@ -43,6 +43,9 @@ pub struct ExtractManifest {
     /// When the extract ended (the start of planning).
     #[serde(default)]
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// An incremental model's highest watermark value among the rows read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_seen: Option<crate::ports::Bound>,
 }
 
 /// Appends one record to a buffer.

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::keys::RunKeys;
@@ -151,14 +151,24 @@ pub async fn prepare_plan(
     dest.prepare(sync).await?;
     let caps = engine.capabilities(sync)?;
     let keyset = keyset_id(sync);
-    if caps.list && state.baseline_identity.as_deref() != Some(identity.as_str()) {
-        let seeded = seed_baseline(engine, dest.as_ref(), sync, &keyset, shards).await?;
+    // A full resync lists the destination again, so mirror finds (and deletes) records that
+    // appeared there after the first run; records the key set holds keep their origin.
+    let relist = force_full_resync && state.baseline_identity.is_some();
+    if caps.list && (relist || state.baseline_identity.as_deref() != Some(identity.as_str())) {
+        let held = if relist {
+            present_keys(engine, &keyset, shards).await?
+        } else {
+            HashSet::new()
+        };
+        let seeded = seed_baseline(engine, dest.as_ref(), sync, &keyset, shards, &held).await?;
         tracing::info!(sync = %sync.name, records = seeded, "key set seeded from the destination");
         state.baseline_identity = Some(identity);
     }
     engine.runs.put_sync_state(&state).await?;
     let full_resync = (!reasons.is_empty()).then(|| reasons.join("; "));
     run.resync_reason = full_resync.clone();
+    run.watermark =
+        super::watermark::plan_read(sync, &state, full_resync.as_deref())?.map(|(_, w)| w);
     Ok(PlanContext {
         keyset,
         shards,
@@ -174,6 +184,7 @@ async fn seed_baseline(
     sync: &SyncDef,
     keyset: &str,
     shards: u32,
+    held: &HashSet<String>,
 ) -> Result<u64, EngineError> {
     engine.progress.start("baseline", None);
     let mut stream = dest.list(sync).await?;
@@ -185,6 +196,9 @@ async fn seed_baseline(
         let Ok(key) = key_of(&rec, &sync.key_fields) else {
             continue;
         };
+        if held.contains(&key) {
+            continue;
+        }
         batch.push(KeyChange::Put {
             key,
             entry: KeyEntry {
@@ -205,6 +219,23 @@ async fn seed_baseline(
     engine.progress.advance(batch.len() as u64);
     engine.progress.finish();
     Ok(n)
+}
+
+/// The keys the key set holds as present (what a re-listing must not re-seed).
+async fn present_keys(
+    engine: &Engine,
+    keyset: &str,
+    shards: u32,
+) -> Result<HashSet<String>, EngineError> {
+    let mut keys = HashSet::new();
+    for shard in 0..shards {
+        for (key, entry) in engine.keysets.load_shard(keyset, shard, shards).await? {
+            if entry.state == KeyState::Present {
+                keys.insert(key);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// A model row seen in this shard.

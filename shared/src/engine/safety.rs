@@ -77,6 +77,7 @@ mod tests {
             description: None,
             source_connection: "w".into(),
             sql: "select 1".into(),
+            incremental: None,
             primary_key: vec!["id".into()],
             key_fields: vec!["id".into()],
             destination_connection: "d".into(),

@@ -72,6 +72,13 @@ impl SyncMode {
         self.rules().deletes == Deletes::LeftModel
     }
 
+    /// Whether the mode can read an incremental model (only rows above a high watermark):
+    /// only if it never deletes, since a row the filter leaves out is not a deletion and a
+    /// model that lists deletions must be read whole.
+    pub fn allows_incremental(self) -> bool {
+        self.rules().deletes == Deletes::Never
+    }
+
     /// Whether the mode ever creates records (a destination keyed by an id it assigns itself
     /// cannot create by that key).
     pub fn creates_records(self) -> bool {

@@ -18,7 +18,7 @@ pub use notifier::{Notification, Notifier};
 pub use object_store::ObjectStore;
 pub use runs::{
     Approval, ConfigVersion, Counts, LockInfo, LockOutcome, RunRecord, RunStatus, RunStore,
-    SyncState,
+    RunWatermark, SyncState, Watermark,
 };
 pub use secrets::{SecretError, Secrets};
 pub use source::{Bound, ModelQuery, RowFilter, RowStream, Source, SourceError};

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::{Bound, StoreError};
 use crate::config::SyncDef;
 
 /// Where a run is in its life. Terminal states never change again.
@@ -169,6 +169,36 @@ pub struct RunRecord {
     /// Stable error name of a failed run.
     #[serde(default)]
     pub error_name: Option<String>,
+    /// An incremental model's watermark: what the run read from and where it left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<RunWatermark>,
+}
+
+/// A sync's high watermark: rows whose `column` is above `value` have not been read yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// The incremental column it belongs to (another column starts over).
+    pub column: String,
+    /// The highest value whose rows all reached a final state.
+    pub value: Bound,
+}
+
+/// What one run did with its sync's watermark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunWatermark {
+    /// The incremental column.
+    pub column: String,
+    /// The stored watermark when the run started.
+    pub before: Option<Bound>,
+    /// The filter's bound (the watermark minus the lookback); `None` when the run read the
+    /// whole model.
+    pub read_after: Option<Bound>,
+    /// Why the whole model was read, when it was.
+    pub full_read: Option<String>,
+    /// The highest value the model returned.
+    pub seen: Option<Bound>,
+    /// The watermark the run stored; `None` until the run finishes.
+    pub after: Option<Bound>,
 }
 
 impl RunRecord {
@@ -194,6 +224,7 @@ impl RunRecord {
             approval: None,
             error: None,
             error_name: None,
+            watermark: None,
         }
     }
 
@@ -249,6 +280,9 @@ pub struct SyncState {
     pub generation: u64,
     /// The last run.
     pub last_run_id: Option<String>,
+    /// An incremental model's high watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<Watermark>,
 }
 
 /// A saved version of a sync definition.

@@ -76,7 +76,8 @@ impl SourceError {
 /// The lower bound of an incremental model's high-watermark column, typed as the column's
 /// values read (see [`crate::connectors::values`]). Sources bind it as a typed parameter of
 /// their dialect; it is never pasted into SQL text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum Bound {
     /// An integer, in decimal digits.
     Integer(String),
@@ -90,6 +91,22 @@ pub enum Bound {
     Date(NaiveDate),
     /// Text.
     Text(String),
+}
+
+impl std::fmt::Display for Bound {
+    /// The value in retl's text form of its kind (the form rows are read in).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Integer(t) | Bound::Decimal(t) | Bound::Text(t) => f.write_str(t),
+            Bound::Instant(t) => text(f, crate::connectors::values::instant(*t)),
+            Bound::Naive(t) => text(f, crate::connectors::values::naive_timestamp(*t)),
+            Bound::Date(d) => text(f, crate::connectors::values::date(*d)),
+        }
+    }
+}
+
+fn text(f: &mut std::fmt::Formatter<'_>, v: serde_json::Value) -> std::fmt::Result {
+    f.write_str(v.as_str().unwrap_or_default())
 }
 
 /// Keep only the rows whose `column` is greater than `after` (an incremental model).

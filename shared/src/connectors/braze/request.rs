@@ -94,6 +94,7 @@ mod tests {
             description: None,
             source_connection: "w".into(),
             sql: "select 1".into(),
+            incremental: None,
             primary_key: key.iter().map(|k| k.to_string()).collect(),
             key_fields: key.iter().map(|k| k.to_string()).collect(),
             destination_connection: "braze".into(),

@@ -158,6 +158,7 @@ mod tests {
             description: None,
             source_connection: "w".into(),
             sql: "select 1".into(),
+            incremental: None,
             primary_key: key.iter().map(|k| k.to_lowercase()).collect(),
             key_fields: key.iter().map(|k| k.to_string()).collect(),
             destination_connection: "meta".into(),

@@ -85,8 +85,13 @@ impl PostgresDestination {
         }
     }
 
+    /// A failed read or connect: busy, shutting down or out of connections (SQLSTATE 53300)
+    /// is a transient failure the step retries; anything else is the sync's to fix.
     fn read_error(&self, e: tokio_postgres::Error) -> DestinationError {
         match e.as_db_error() {
+            Some(db) if is_transient(db.code()) => {
+                self.unavailable(format!("{} ({})", db.message(), db.code().code()))
+            }
             Some(db) => self.invalid(format!("{} ({})", db.message(), db.code().code())),
             None => self.unavailable(e),
         }
@@ -165,6 +170,20 @@ impl PostgresDestination {
     }
 }
 
+/// Errors that heal by waiting: serialization failures and deadlocks (40), insufficient
+/// resources such as too many connections (53), connection failures (08), a lock not
+/// available, a cancelled statement, a server shutting down or starting.
+fn is_transient(state: &SqlState) -> bool {
+    let code = state.code();
+    code.starts_with("40")
+        || code.starts_with("53")
+        || code.starts_with("08")
+        || *state == SqlState::LOCK_NOT_AVAILABLE
+        || *state == SqlState::QUERY_CANCELED
+        || *state == SqlState::ADMIN_SHUTDOWN
+        || *state == SqlState::CANNOT_CONNECT_NOW
+}
+
 fn classify(e: tokio_postgres::Error) -> SendError {
     let Some(db) = e.as_db_error() else {
         return SendError::Transient {
@@ -183,14 +202,7 @@ fn classify(e: tokio_postgres::Error) -> SendError {
     if code.starts_with("22") || code.starts_with("23") {
         // Bad data or a constraint: one record is at fault, so split to find it.
         SendError::BatchRejected { code, message }
-    } else if code.starts_with("40")
-        || code.starts_with("53")
-        || code.starts_with("08")
-        || *state == SqlState::LOCK_NOT_AVAILABLE
-        || *state == SqlState::QUERY_CANCELED
-        || *state == SqlState::ADMIN_SHUTDOWN
-        || *state == SqlState::CANNOT_CONNECT_NOW
-    {
+    } else if is_transient(state) {
         SendError::Transient {
             code,
             message,

@@ -95,9 +95,9 @@ fn model_sql(query: &ModelQuery) -> (String, Vec<rusqlite::types::Value>) {
         Bound::Decimal(t) => t
             .parse::<f64>()
             .map_or_else(|_| Sql::Text(t.clone()), Sql::Real),
-        Bound::Instant(t) => Sql::Text(t.format("%Y-%m-%dT%H:%M:%S%.f+00:00").to_string()),
-        Bound::Naive(t) => Sql::Text(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-        Bound::Date(d) => Sql::Text(d.format("%Y-%m-%d").to_string()),
+        // The column holds text; the bound is written exactly as the source reads such text
+        // (the engine only types text that round-trips), so text order is time order.
+        Bound::Instant(_) | Bound::Naive(_) | Bound::Date(_) => Sql::Text(f.after.to_string()),
         Bound::Text(t) => Sql::Text(t.clone()),
     };
     (

@@ -60,6 +60,9 @@ pub async fn step_extract_with(
         .collect();
     let shards_key = keys.shard_list();
     put_json(engine, &shards_key, &shards).await?;
+    if let Some(w) = run.watermark.as_mut() {
+        w.seen.clone_from(&manifest.watermark_seen);
+    }
     run.timings
         .insert("extract_ms".into(), t.elapsed().as_millis() as u64);
     run.updated_at = chrono::Utc::now();
