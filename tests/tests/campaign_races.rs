@@ -8,8 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use retl_shared::adapters::aws::DynamoRunStore;
-use retl_shared::adapters::local::SqliteStateStore;
-use retl_shared::ports::RunStore;
+use retl_shared::adapters::local::{
+    EnvSecrets, FileObjectStore, SqliteStateStore, TerminalNotifier,
+};
+use retl_shared::config::{load_project, SyncDef};
+use retl_shared::engine::steps::{
+    step_apply_unit, step_extract, step_finalize, step_plan_shard, step_summarize, Ending,
+};
+use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
+use retl_shared::ports::{RunRecord, RunStatus, RunStore};
 use retl_tests::contracts::runs;
 use retl_tests::http::WebhookReceiver;
 use retl_tests::moto::{create_runs_table, Moto};
@@ -65,12 +72,23 @@ async fn simultaneous_cli_runs_apply_exactly_once() {
             .collect();
         let summary: Vec<(i32, String)> = outs
             .iter()
-            .map(|o| (o.code, o.stderr.lines().last().unwrap_or_default().to_string()))
+            .map(|o| {
+                (
+                    o.code,
+                    o.stderr.lines().last().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let applied = outs.iter().filter(|o| o.code == 0).count();
-        assert_eq!(applied, 1, "round {round}: exactly one run applies: {summary:#?}");
+        assert_eq!(
+            applied, 1,
+            "round {round}: exactly one run applies: {summary:#?}"
+        );
         for o in outs.iter().filter(|o| o.code != 0) {
-            assert_eq!(o.code, 4, "round {round}: refused, not failed: {summary:#?}");
+            assert_eq!(
+                o.code, 4,
+                "round {round}: refused, not failed: {summary:#?}"
+            );
             assert!(
                 o.stderr.contains("sync `people` is already running"),
                 "round {round}: {}",
@@ -86,7 +104,11 @@ async fn simultaneous_cli_runs_apply_exactly_once() {
             (ROWS, ROWS),
             "round {round}: every record created once"
         );
-        assert_eq!(hook.received().len(), ROWS / 100, "round {round}: one run's requests");
+        assert_eq!(
+            hook.received().len(),
+            ROWS / 100,
+            "round {round}: one run's requests"
+        );
     }
 }
 
@@ -109,4 +131,76 @@ async fn simultaneous_starts_on_dynamodb() {
         Arc::new(DynamoRunStore::new(c.dynamodb.clone(), "runs-race"))
     })
     .await;
+}
+
+/// An engine on the project's local state (as `retl` opens it), owned by `owner`.
+fn local_engine(p: &Project, owner: &str) -> (Engine, SyncDef, Arc<SqliteStateStore>) {
+    let project = load_project(p.path()).unwrap_or_else(|e| panic!("{e}"));
+    let sync = project.sync("people").unwrap().clone();
+    let store = Arc::new(SqliteStateStore::open(&project.state_dir.join("state.db")).unwrap());
+    let engine = Engine {
+        objects: Arc::new(FileObjectStore::new(project.state_dir.join("objects"))),
+        keysets: store.clone(),
+        runs: store.clone(),
+        secrets: Arc::new(EnvSecrets),
+        notifier: Arc::new(TerminalNotifier::default()),
+        connections: project.connections.clone(),
+        root: project.root.clone(),
+        owner: owner.to_string(),
+        progress: Arc::new(NoProgress),
+        opened: Default::default(),
+        rate_share: 1,
+    };
+    (engine, sync, store)
+}
+
+/// A run whose lock was taken over while it planned (its heartbeat went stale) finds out
+/// at its next heartbeat and stops before applying anything: `Retl.LockLost`, the
+/// destination untouched, its run failed with that name, the new holder's lock kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_lost_its_lock_stops_before_applying() {
+    let hook = WebhookReceiver::start().await;
+    let p = project(&hook.url);
+    let (engine, sync, store) = local_engine(&p, "test:first");
+    let opts = StartOptions {
+        trigger: "manual".into(),
+        ..StartOptions::default()
+    };
+    let run = start_run(&engine, &sync, opts).await.unwrap();
+    let extracted = step_extract(&engine, &sync, &run.run_id).await.unwrap();
+    for shard in 0..extracted.shards {
+        step_plan_shard(&engine, &sync, &run.run_id, shard)
+            .await
+            .unwrap();
+    }
+    let summary = step_summarize(&engine, &sync, &run.run_id).await.unwrap();
+    assert!(summary.units > 0, "{summary:?}");
+
+    let second = RunRecord::new("second".into(), "people", "manual", 1);
+    assert!(store
+        .take_over_and_start(&run.run_id, &second, "test:second")
+        .await
+        .unwrap());
+    let err = step_apply_unit(&engine, &sync, &run.run_id, 0, false, 1)
+        .await
+        .expect_err("a run without its lock applies nothing");
+    assert_eq!(err.error_name(), "Retl.LockLost", "{err}");
+    assert!(
+        err.to_string()
+            .contains("lost the lock of sync `people` to run second"),
+        "{err}"
+    );
+    assert!(
+        hook.received().is_empty(),
+        "nothing reached the destination"
+    );
+
+    let error = Some((err.error_name().to_string(), err.to_string()));
+    let ended = step_finalize(&engine, &sync, &run.run_id, Ending::Failed, error)
+        .await
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Failed);
+    assert_eq!(ended.error_name.as_deref(), Some("Retl.LockLost"));
+    let holder = store.lock_holder("people").await.unwrap().unwrap();
+    assert_eq!(holder.run_id, "second", "the new holder keeps the lock");
 }

@@ -4,7 +4,11 @@
 //! backend is one call line per contract; what only one backend does (S3 multipart uploads,
 //! DynamoDB item layouts, the SDK's error mapping) stays in that backend's own tests.
 
+pub mod keyset;
+pub mod notifier;
+pub mod object_store;
 pub mod runs;
+pub mod secrets;
 mod slow;
 
 use retl_shared::config::{load_project, SyncDef};

@@ -39,28 +39,26 @@ impl SlowRuns {
 
 #[async_trait]
 impl RunStore for SlowRuns {
-    async fn try_lock(
+    async fn lock_and_start(
         &self,
-        sync: &str,
-        run_id: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<LockOutcome, StoreError> {
-        let out = self.inner.try_lock(sync, run_id, owner).await;
+        let out = self.inner.lock_and_start(run, owner).await;
         let won = matches!(out, Ok(LockOutcome::Acquired));
         self.after_winning(out, won).await
     }
-    async fn take_over_lock(
+    async fn take_over_and_start(
         &self,
-        sync: &str,
         from_run: &str,
-        to_run: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<bool, StoreError> {
-        let out = self.inner.take_over_lock(sync, from_run, to_run, owner).await;
+        let out = self.inner.take_over_and_start(from_run, run, owner).await;
         let won = matches!(out, Ok(true));
         self.after_winning(out, won).await
     }
-    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
+    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<bool, StoreError> {
         let out = self.inner.heartbeat(sync, run_id).await;
         self.after(out).await
     }
