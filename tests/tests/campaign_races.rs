@@ -53,13 +53,14 @@ fn project(url: &str) -> Project {
 }
 
 /// Ten `retl run` of one append sync at once, against a receiver that counts what it gets
-/// and answers slowly (so the winner holds the lock while the others start): one run
-/// delivers every record once, the nine others exit 4 saying the sync is already running.
+/// and answers slowly (so the winner holds the lock longer than a start retried on a busy
+/// store waits): one run delivers every record once, the nine others exit 4 saying the
+/// sync is already running.
 #[tokio::test(flavor = "multi_thread")]
 async fn simultaneous_cli_runs_apply_exactly_once() {
     for round in 0..ROUNDS {
         let hook = WebhookReceiver::start().await;
-        hook.delay(Duration::from_millis(700));
+        hook.delay(Duration::from_millis(1500));
         let p = Arc::new(project(&hook.url));
         let racers = (0..RACERS).map(|_| {
             let p = p.clone();
