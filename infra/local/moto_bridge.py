@@ -36,6 +36,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 import types
 import urllib.error
@@ -176,6 +177,21 @@ def _bridged_boto_client_for(region: str, service: str, state_credentials: Any =
     )
 
 
+def _serialize_dynamodb_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        assert hasattr(DynamoDBBackend, name), "moto layout changed"
+        real = getattr(DynamoDBBackend, name)
+
+        def serialized(self, *args, _real=real, **kwargs):
+            with lock:
+                return _real(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, serialized)
+
+
 def install() -> None:
     # 1. Lambda calls from the ASL interpreter -> our endpoint.
     assert hasattr(lambda_eval_utils, "boto_client_for"), "moto layout changed"
@@ -191,7 +207,13 @@ def install() -> None:
         )
         retrier_decl.time.sleep = lambda s: real_time.sleep(max(0.0, s * scale))
 
-    # 3. Optional: real execution on from the start.
+    # 3. DynamoDB writes one at a time, as DynamoDB serializes them. moto's
+    #    TransactWriteItems snapshots the tables and, when a condition fails, restores the
+    #    snapshot: run concurrently with another write (the server is threaded), that erases
+    #    the other write, so two conditional lock transactions could both "win".
+    _serialize_dynamodb_writes()
+
+    # 4. Optional: real execution on from the start.
     if os.environ.get("MOTO_BRIDGE_EXECUTE_SFN", "1") == "1":
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
 

@@ -1,33 +1,37 @@
-//! The AWS adapters of the ports against a local moto server (one per test): every method of
-//! every adapter, then whole sync runs through the engine on S3, DynamoDB, Secrets Manager
-//! and SNS, proving the engine does not care which host it runs on.
+//! The AWS adapters of the ports against a local moto server (one per test): each port's
+//! contract suite (`retl_tests::contracts`, the same the local adapters run), what only the
+//! AWS adapters do (S3 multipart uploads and key prefixes, DynamoDB item layouts, Secrets
+//! Manager caching and unwrapping, SNS subjects, the SDK's error mapping), then a whole sync
+//! run through the engine on S3, DynamoDB, Secrets Manager and SNS, proving the engine does
+//! not care which host it runs on.
 // Scenario tests read top to bottom; the 80-line bound is for the code they test.
 #![allow(clippy::too_many_lines)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use retl_shared::adapters::aws::{
     AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets,
     SnsNotifier,
 };
-use retl_shared::config::{load_project, SyncDef};
+use retl_shared::config::load_project;
 use retl_shared::engine::{keyset_id, run_local, Engine, LocalRunOptions, NoProgress};
 use retl_shared::ports::{
-    Counts, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, LockOutcome, Notification,
-    Notifier, ObjectStore, RunRecord, RunStatus, RunStore, SecretError, Secrets, StoreError,
-    SyncState,
+    Counts, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notification, Notifier,
+    ObjectStore, RunRecord, RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
 };
 use retl_shared::record::shard_of;
+use retl_tests::contracts::notifier::{self, NotifierBackend};
+use retl_tests::contracts::secrets::{self, SecretsBackend};
+use retl_tests::contracts::{keyset, object_store, runs};
 use retl_tests::fixtures::{people, people_sync, set_model};
 use retl_tests::moto::{create_bucket, create_keyset_table, create_runs_table, sdk_config, Moto};
 use retl_tests::{Pg, Project};
@@ -45,65 +49,75 @@ async fn object_store(moto: &Moto, bucket: &str) -> (AwsClients, S3ObjectStore) 
 }
 
 #[tokio::test]
-async fn s3_puts_gets_ranges_lists_and_deletes() {
+async fn s3_object_store_contract() {
+    let moto = Moto::start();
+    let (_c, s) = object_store(&moto, "objects-contract").await;
+    object_store::all(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamo_key_set_contract() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    create_keyset_table(&c, "keysets-contract").await;
+    keyset::all(&DynamoKeySetStore::new(
+        c.dynamodb.clone(),
+        "keysets-contract",
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamo_run_store_contract() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    create_runs_table(&c, "runs-contract").await;
+    runs::all(&|| -> Arc<dyn RunStore> {
+        Arc::new(DynamoRunStore::new(c.dynamodb.clone(), "runs-contract"))
+    })
+    .await;
+}
+
+struct SecretsManager {
+    clients: AwsClients,
+}
+
+#[async_trait]
+impl SecretsBackend for SecretsManager {
+    fn secrets(&self) -> Arc<dyn Secrets> {
+        Arc::new(SecretsManagerSecrets::new(
+            self.clients.secrets.clone(),
+            "retl/",
+        ))
+    }
+    async fn set(&self, name: &str, value: &str) {
+        create_secret(&self.clients, &format!("retl/{name}"), value).await;
+    }
+    fn hint_for(&self, name: &str) -> String {
+        format!("retl/{name}")
+    }
+}
+
+#[tokio::test]
+async fn secrets_manager_secrets_contract() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    secrets::all(&SecretsManager { clients }).await;
+}
+
+/// What only S3 does: the key prefix is where the objects really are in the bucket, the
+/// location is an s3:// URL, a missing bucket is a configuration problem.
+#[tokio::test]
+async fn s3_keeps_objects_under_its_prefix() {
     let moto = Moto::start();
     let (c, s) = object_store(&moto, "objects-basic").await;
-    s.put("runs/r1/a.bin", Bytes::from_static(b"hello world"))
-        .await
-        .unwrap();
-    s.put("runs/r1/b.bin", Bytes::from_static(b"x"))
-        .await
-        .unwrap();
-    s.put("runs/r2/c.bin", Bytes::from_static(b"y"))
-        .await
-        .unwrap();
-
-    assert_eq!(
-        s.get("runs/r1/a.bin").await.unwrap(),
-        Bytes::from_static(b"hello world")
-    );
-    assert_eq!(
-        s.get_range("runs/r1/a.bin", 6, 5).await.unwrap(),
-        Bytes::from_static(b"world")
-    );
-    assert_eq!(
-        s.get_range("runs/r1/a.bin", 0, 0).await.unwrap(),
-        Bytes::new()
-    );
-    let past_end = s.get_range("runs/r1/a.bin", 6, 10).await;
-    assert!(
-        matches!(past_end, Err(StoreError::Other(_))),
-        "{past_end:?}"
-    );
-    let missing = s.get("runs/r1/nope").await;
-    assert!(
-        matches!(missing, Err(StoreError::NotFound(_))),
-        "{missing:?}"
-    );
-    let missing = s.get_range("runs/r1/nope", 0, 1).await;
-    assert!(
-        matches!(missing, Err(StoreError::NotFound(_))),
-        "{missing:?}"
-    );
-
-    s.put("runs/r1/b.bin", Bytes::from_static(b"replaced"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.get("runs/r1/b.bin").await.unwrap(),
-        Bytes::from_static(b"replaced")
-    );
-    assert_eq!(
-        s.list("runs/r1/").await.unwrap(),
-        ["runs/r1/a.bin", "runs/r1/b.bin"]
-    );
-    assert_eq!(s.list("runs/").await.unwrap().len(), 3);
+    for k in ["runs/r1/a.bin", "runs/r1/b.bin", "runs/r2/c.bin"] {
+        s.put(k, Bytes::from_static(b"x")).await.unwrap();
+    }
     assert_eq!(
         s.location("runs/r1/a.bin"),
         "s3://objects-basic/retl/runs/r1/a.bin"
     );
-
-    // The key prefix is where the objects really are in the bucket.
     let raw =
         c.s3.list_objects_v2()
             .bucket("objects-basic")
@@ -120,44 +134,10 @@ async fn s3_puts_gets_ranges_lists_and_deletes() {
         ]
     );
 
-    s.delete_prefix("runs/r1/").await.unwrap();
-    assert!(s.list("runs/r1/").await.unwrap().is_empty());
-    assert_eq!(s.list("runs/").await.unwrap(), ["runs/r2/c.bin"]);
-    assert!(matches!(
-        s.get("runs/r1/a.bin").await,
-        Err(StoreError::NotFound(_))
-    ));
-    s.delete_prefix("runs/r1/").await.unwrap();
-
     // A bucket that does not exist is a configuration problem, not a missing object.
     let lost = S3ObjectStore::new(c.s3.clone(), "no-such-bucket", "");
     let err = lost.get("x").await;
     assert!(matches!(err, Err(StoreError::Other(_))), "{err:?}");
-}
-
-#[tokio::test]
-async fn s3_lists_and_deletes_more_than_one_page() {
-    let moto = Moto::start();
-    let (_c, s) = object_store(&moto, "objects-many").await;
-    let keys: Vec<String> = (0..1205).map(|i| format!("many/{i:05}.txt")).collect();
-    futures::stream::iter(keys.iter())
-        .map(|k| s.put(k, Bytes::from(k.clone())))
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
-    s.put("other/keep.txt", Bytes::from_static(b"k"))
-        .await
-        .unwrap();
-
-    assert_eq!(
-        s.list("many/").await.unwrap(),
-        keys,
-        "every key, sorted, across pages"
-    );
-    s.delete_prefix("many/").await.unwrap();
-    assert!(s.list("many/").await.unwrap().is_empty());
-    assert_eq!(s.list("").await.unwrap(), ["other/keep.txt"]);
 }
 
 #[tokio::test]
@@ -188,81 +168,33 @@ async fn s3_uploads_large_bodies_in_parts() {
             .await
             .unwrap();
     assert!(open.uploads().is_empty(), "no upload left open");
-
-    assert!(
-        s.get("big/blob").await.unwrap() == body,
-        "the body comes back whole"
-    );
-    let across = s
-        .get_range("big/blob", (8 * mib - 5) as u64, 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        across,
-        Bytes::copy_from_slice(&body[8 * mib - 5..8 * mib + 5])
-    );
 }
 
-fn entry(hash: u128, state: KeyState, origin: KeyOrigin, updated_at: i64) -> KeyEntry {
-    KeyEntry {
-        hash,
-        state,
-        origin,
-        updated_at,
-    }
-}
-
-async fn load_all(ks: &DynamoKeySetStore, keyset: &str, shards: u32) -> BTreeMap<String, KeyEntry> {
-    let mut all = BTreeMap::new();
-    for shard in 0..shards {
-        for (key, e) in ks.load_shard(keyset, shard, shards).await.unwrap() {
-            assert_eq!(
-                shard_of(&key, shards),
-                shard,
-                "{key} loaded from the wrong shard"
-            );
-            assert!(all.insert(key, e).is_none(), "a key in two shards");
-        }
-    }
-    all
-}
-
+/// What only DynamoDB does: one item per key in partition `{keyset}#{shard:04}`, and a key
+/// DynamoDB cannot hold (empty) refused plainly.
 #[tokio::test]
-async fn dynamo_key_set_applies_loads_and_clears() {
+async fn dynamo_key_set_item_layout() {
     let moto = Moto::start();
     let c = moto.clients().await;
     create_keyset_table(&c, "keysets-apply").await;
     let ks = DynamoKeySetStore::new(c.dynamodb.clone(), "keysets-apply");
     let (set, shards) = ("people@abc", 4);
-    assert!(load_all(&ks, set, shards).await.is_empty());
-    ks.apply(set, shards, &[]).await.unwrap();
-
-    let mut expected = BTreeMap::new();
-    let mut changes = Vec::new();
-    for i in 0..60u32 {
-        let e = entry(
-            u128::from(i) * 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321,
-            KeyState::Present,
-            KeyOrigin::Synced,
-            1_700_000_000 + i64::from(i),
-        );
-        expected.insert(format!("k{i}"), e);
-        changes.push(KeyChange::Put {
-            key: format!("k{i}"),
+    let e = KeyEntry {
+        hash: 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321,
+        state: KeyState::Present,
+        origin: KeyOrigin::Synced,
+        updated_at: 1_700_000_001,
+    };
+    ks.apply(
+        set,
+        shards,
+        &[KeyChange::Put {
+            key: "k1".into(),
             entry: e,
-        });
-    }
-    ks.apply(set, shards, &changes).await.unwrap();
-    let loaded = load_all(&ks, set, shards).await;
-    assert_eq!(loaded, expected);
-    for shard in 0..shards {
-        assert!(
-            !ks.load_shard(set, shard, shards).await.unwrap().is_empty(),
-            "shard {shard} empty"
-        );
-    }
-
-    // The item layout: one item per key, partition `{keyset}#{shard:04}`.
+        }],
+    )
+    .await
+    .unwrap();
     let shard = shard_of("k1", shards);
     let item = c
         .dynamodb
@@ -279,352 +211,56 @@ async fn dynamo_key_set_applies_loads_and_clears() {
         .item
         .expect("the item of k1");
     let hash = item["h"].as_b().unwrap().as_ref().to_vec();
-    assert_eq!(hash, expected["k1"].hash.to_be_bytes());
+    assert_eq!(hash, e.hash.to_be_bytes());
     assert_eq!(item["st"].as_n().unwrap(), "0");
     assert_eq!(item["o"].as_n().unwrap(), "1");
     assert_eq!(item["t"].as_n().unwrap(), "1700000001");
 
-    // Overwrite, remove, and change a key twice in one apply (the last change wins).
-    let mut changes = Vec::new();
-    for i in 0..10 {
-        let e = entry(u128::MAX, KeyState::Deleted, KeyOrigin::Baseline, 42);
-        expected.insert(format!("k{i}"), e);
-        changes.push(KeyChange::Put {
-            key: format!("k{i}"),
-            entry: e,
-        });
-    }
-    for i in 10..20 {
-        expected.remove(&format!("k{i}"));
-        changes.push(KeyChange::Remove {
-            key: format!("k{i}"),
-        });
-    }
-    let zero = entry(0, KeyState::Present, KeyOrigin::Baseline, 7);
-    changes.push(KeyChange::Put {
-        key: "k20".into(),
-        entry: zero,
-    });
-    changes.push(KeyChange::Remove { key: "k20".into() });
-    expected.remove("k20");
-    changes.push(KeyChange::Remove { key: "k21".into() });
-    changes.push(KeyChange::Put {
-        key: "k21".into(),
-        entry: zero,
-    });
-    expected.insert("k21".into(), zero);
-    changes.push(KeyChange::Remove {
-        key: "never-there".into(),
-    });
-    ks.apply(set, shards, &changes).await.unwrap();
-    assert_eq!(load_all(&ks, set, shards).await, expected);
-
-    // A key DynamoDB cannot hold is refused plainly.
     let empty = ks
         .apply(set, shards, &[KeyChange::Remove { key: String::new() }])
         .await;
     assert!(matches!(empty, Err(StoreError::Other(_))), "{empty:?}");
-
-    // Clearing one key set leaves the others alone.
-    let other = [KeyChange::Put {
-        key: "k1".into(),
-        entry: zero,
-    }];
-    ks.apply("other@def", shards, &other).await.unwrap();
-    ks.clear(set, shards).await.unwrap();
-    assert!(load_all(&ks, set, shards).await.is_empty());
-    assert_eq!(load_all(&ks, "other@def", shards).await.len(), 1);
 }
 
+/// What only DynamoDB does: a run is kept three times (its item, its sync's listing, the
+/// listing across syncs), and a lock taken writes them in the same transaction.
 #[tokio::test]
-async fn dynamo_run_store_locks() {
+async fn dynamo_run_store_item_layout() {
     let moto = Moto::start();
     let c = moto.clients().await;
-    create_runs_table(&c, "runs-locks").await;
-    let r = DynamoRunStore::new(c.dynamodb.clone(), "runs-locks");
-
-    assert_eq!(r.lock_holder("s").await.unwrap(), None);
-    assert_eq!(
-        r.try_lock("s", "run1", "host:1").await.unwrap(),
-        LockOutcome::Acquired
-    );
-    assert_eq!(
-        r.try_lock("s", "run1", "host:1").await.unwrap(),
-        LockOutcome::Acquired,
-        "re-entrant"
-    );
-    let held = r.lock_holder("s").await.unwrap().expect("a holder");
-    assert_eq!(
-        (
-            held.sync.as_str(),
-            held.run_id.as_str(),
-            held.owner.as_str()
-        ),
-        ("s", "run1", "host:1")
-    );
-    match r.try_lock("s", "run2", "host:2").await.unwrap() {
-        LockOutcome::Held(info) => assert_eq!(info, held),
-        other => panic!("run2 took a held lock: {other:?}"),
-    }
-    assert_eq!(
-        r.try_lock("t", "run2", "host:2").await.unwrap(),
-        LockOutcome::Acquired,
-        "per sync"
-    );
-
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    r.heartbeat("s", "run1").await.unwrap();
-    let beat = r.lock_holder("s").await.unwrap().unwrap();
-    assert!(beat.heartbeat_at > held.heartbeat_at);
-    assert_eq!(beat.acquired_at, held.acquired_at);
-    r.heartbeat("s", "run2").await.unwrap();
-    assert_eq!(
-        r.lock_holder("s").await.unwrap().unwrap(),
-        beat,
-        "only the holder beats"
-    );
-    r.heartbeat("nobody-locked", "run2").await.unwrap();
-
-    assert!(
-        !r.take_over_lock("s", "run9", "run3", "host:3")
-            .await
-            .unwrap(),
-        "not the holder"
-    );
-    assert_eq!(r.lock_holder("s").await.unwrap().unwrap().run_id, "run1");
-    assert!(r
-        .take_over_lock("s", "run1", "run2", "host:2")
-        .await
-        .unwrap());
-    let taken = r.lock_holder("s").await.unwrap().unwrap();
-    assert_eq!(
-        (taken.run_id.as_str(), taken.owner.as_str()),
-        ("run2", "host:2")
-    );
-    assert!(
-        !r.take_over_lock("s", "run1", "run3", "host:3")
-            .await
-            .unwrap(),
-        "already taken"
-    );
-    assert!(
-        !r.take_over_lock("free", "run1", "run3", "host:3")
-            .await
-            .unwrap(),
-        "no lock"
-    );
-
-    r.unlock("s", "run1").await.unwrap();
-    assert_eq!(
-        r.lock_holder("s").await.unwrap().unwrap().run_id,
-        "run2",
-        "only the holder unlocks"
-    );
-    r.unlock("s", "run2").await.unwrap();
-    assert_eq!(r.lock_holder("s").await.unwrap(), None);
-    r.unlock("s", "run2").await.unwrap();
-    assert_eq!(
-        r.try_lock("s", "run3", "host:3").await.unwrap(),
-        LockOutcome::Acquired
-    );
-
-    // Many runs racing for one lock: exactly one gets it, the others see it.
-    let outcomes = futures::future::join_all((0..8).map(|i| {
-        let r = r.clone();
-        async move { r.try_lock("race", &format!("r{i}"), "host").await.unwrap() }
-    }))
-    .await;
-    let winner = r.lock_holder("race").await.unwrap().unwrap();
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| **o == LockOutcome::Acquired)
-            .count(),
-        1
-    );
-    assert!(outcomes.iter().all(|o| match o {
-        LockOutcome::Acquired => true,
-        LockOutcome::Held(h) => h.run_id == winner.run_id,
-    }));
-}
-
-fn ids(runs: &[RunRecord]) -> Vec<&str> {
-    runs.iter().map(|r| r.run_id.as_str()).collect()
-}
-
-#[tokio::test]
-async fn dynamo_run_store_keeps_and_lists_runs() {
-    let moto = Moto::start();
-    let c = moto.clients().await;
-    create_runs_table(&c, "runs-list").await;
-    let r = DynamoRunStore::new(c.dynamodb.clone(), "runs-list");
-    for i in 1..=9 {
-        let sync = if i % 2 == 1 { "alpha" } else { "beta" };
-        r.put_run(&RunRecord::new(format!("run-{i:03}"), sync, "manual", 1))
-            .await
-            .unwrap();
-    }
-    // Items of the same sync that are not runs stay out of its listing.
-    r.try_lock("alpha", "run-009", "host").await.unwrap();
-    r.put_sync_state(&SyncState {
-        sync: "alpha".into(),
-        ..SyncState::default()
-    })
-    .await
-    .unwrap();
-    r.record_version(&sync_def("alpha", "select 1 as id, 'a' as name"), None)
+    create_runs_table(&c, "runs-layout").await;
+    let r = DynamoRunStore::new(c.dynamodb.clone(), "runs-layout");
+    let run = RunRecord::new("run-1".into(), "people", "manual", 1);
+    r.lock_and_start(&run, "host").await.unwrap();
+    let items = c
+        .dynamodb
+        .scan()
+        .table_name("runs-layout")
+        .send()
         .await
         .unwrap();
-
-    let mut run = r.get_run("run-003").await.unwrap();
-    assert_eq!(
-        (run.sync.as_str(), run.status),
-        ("alpha", RunStatus::Running)
-    );
-    let missing = r.get_run("run-404").await;
-    assert!(
-        matches!(missing, Err(StoreError::NotFound(_))),
-        "{missing:?}"
-    );
-
-    let alpha = r.list_runs(Some("alpha"), 10).await.unwrap();
-    assert_eq!(
-        ids(&alpha),
-        ["run-009", "run-007", "run-005", "run-003", "run-001"]
-    );
-    assert_eq!(
-        ids(&r.list_runs(Some("alpha"), 2).await.unwrap()),
-        ["run-009", "run-007"]
-    );
-    assert_eq!(
-        ids(&r.list_runs(Some("beta"), 10).await.unwrap()),
-        ["run-008", "run-006", "run-004", "run-002"]
-    );
-    let all = r.list_runs(None, 100).await.unwrap();
-    let expected: Vec<String> = (1..=9).rev().map(|i| format!("run-{i:03}")).collect();
-    assert_eq!(ids(&all), expected);
-    assert_eq!(
-        ids(&r.list_runs(None, 3).await.unwrap()),
-        ["run-009", "run-008", "run-007"]
-    );
-    assert!(r.list_runs(Some("gamma"), 5).await.unwrap().is_empty());
-    assert!(r.list_runs(None, 0).await.unwrap().is_empty());
-
-    // Replacing a run updates every copy.
-    run.counts = Counts {
-        rows: 3,
-        creates: 3,
-        ..Counts::default()
-    };
-    run.finish(RunStatus::Succeeded);
-    r.put_run(&run).await.unwrap();
-    assert_eq!(r.get_run("run-003").await.unwrap(), run);
-    let listed = r.list_runs(Some("alpha"), 10).await.unwrap();
-    assert_eq!(listed[3], run);
-    let listed = r.list_runs(None, 10).await.unwrap();
-    assert_eq!(listed[6], run);
-}
-
-/// A validated `people` sync named `name` with model SQL `sql`.
-fn sync_def(name: &str, sql: &str) -> SyncDef {
-    let p = Project::new();
-    p.write(
-        "retl.yaml",
-        "connections:\n  warehouse: { type: sqlite, path: warehouse.db }\n  \
-         app_db: { type: postgres, url: \"postgres://postgres@127.0.0.1:5432/test\" }\n",
-    );
-    p.write(
-        &format!("syncs/{name}.yaml"),
-        &format!(
-            "name: {name}\nsource: {{ connection: warehouse, sql: \"{sql}\" }}\nprimary_key: id\n\
-             destination: {{ connection: app_db, object: people }}\n\
-             mapping: {{ id: id, name: name }}\nmode: upsert\n"
-        ),
-    );
-    let project = load_project(p.path()).unwrap_or_else(|e| panic!("{e}"));
-    project.sync(name).unwrap().clone()
-}
-
-#[tokio::test]
-async fn dynamo_run_store_keeps_state_and_versions() {
-    let moto = Moto::start();
-    let c = moto.clients().await;
-    create_runs_table(&c, "runs-state").await;
-    let r = DynamoRunStore::new(c.dynamodb.clone(), "runs-state");
-
-    let fresh = r.sync_state("people").await.unwrap();
-    assert_eq!(
-        fresh,
-        SyncState {
-            sync: "people".into(),
-            ..SyncState::default()
-        }
-    );
-    let state = SyncState {
-        sync: "people".into(),
-        paused: true,
-        shards: Some(16),
-        baseline_identity: Some("id1".into()),
-        identity_fingerprint: Some("id1".into()),
-        mapping_fingerprint: Some("map1".into()),
-        generation: 3,
-        last_run_id: Some("run-001".into()),
-    };
-    r.put_sync_state(&state).await.unwrap();
-    assert_eq!(r.sync_state("people").await.unwrap(), state);
-    assert_eq!(r.sync_state("other").await.unwrap().generation, 0);
-
-    assert!(r.versions("people").await.unwrap().is_empty());
-    let a = sync_def("people", "select 1 as id, 'a' as name");
-    let b = sync_def("people", "select 2 as id, 'b' as name");
-    let v1 = r.record_version(&a, None).await.unwrap();
-    assert_eq!((v1.version, v1.note.as_deref()), (1, None));
-    assert_eq!(
-        r.record_version(&a, None).await.unwrap(),
-        v1,
-        "same definition, same version"
-    );
-    let noted = r.record_version(&a, Some("first")).await.unwrap();
-    assert_eq!((noted.version, noted.note.as_deref()), (1, Some("first")));
-    assert_eq!(noted.created_at, v1.created_at);
-    assert_eq!(r.record_version(&b, None).await.unwrap().version, 2);
-    assert_eq!(r.record_version(&b, None).await.unwrap().version, 2);
-    let back = r.record_version(&a, Some("back to a")).await.unwrap();
-    assert_eq!(back.version, 3, "a change back is a new version");
-
-    let all = r.versions("people").await.unwrap();
-    let summary: Vec<(u32, String, Option<&str>)> = all
+    let mut keys: Vec<(String, String)> = items
+        .items()
         .iter()
-        .map(|v| (v.version, v.config_hash.clone(), v.note.as_deref()))
+        .map(|i| {
+            (
+                i["pk"].as_s().unwrap().clone(),
+                i["sk"].as_s().unwrap().clone(),
+            )
+        })
         .collect();
-    assert_eq!(
-        summary,
-        [
-            (1, a.config_hash(), Some("first")),
-            (2, b.config_hash(), None),
-            (3, a.config_hash(), Some("back to a")),
-        ]
-    );
-    assert_eq!(all[1].definition, b);
-
-    // Concurrent callers: the same definition gets one version, different ones get two.
-    let c1 = sync_def("people", "select 3 as id, 'c' as name");
-    let (x, y) = tokio::join!(r.record_version(&c1, None), r.record_version(&c1, None));
-    assert_eq!((x.unwrap().version, y.unwrap().version), (4, 4));
-    let d = sync_def("people", "select 4 as id, 'd' as name");
-    let e = sync_def("people", "select 5 as id, 'e' as name");
-    let (x, y) = tokio::join!(r.record_version(&d, None), r.record_version(&e, None));
-    let got: BTreeSet<u32> = [x.unwrap().version, y.unwrap().version].into();
-    assert_eq!(got, BTreeSet::from([5, 6]));
-    let versions: Vec<u32> = r
-        .versions("people")
-        .await
-        .unwrap()
+    keys.sort();
+    let want = [
+        ("RUN#run-1", "RUN"),
+        ("RUNS", "run-1"),
+        ("SYNC#people", "LOCK"),
+        ("SYNC#people", "RUN#run-1"),
+    ];
+    let want: Vec<(String, String)> = want
         .iter()
-        .map(|v| v.version)
+        .map(|(p, s)| ((*p).to_string(), (*s).to_string()))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
-    assert!(r.versions("other").await.unwrap().is_empty());
+    assert_eq!(keys, want);
 }
 
 async fn create_secret(c: &AwsClients, id: &str, value: &str) {
@@ -648,7 +284,7 @@ async fn update_secret(c: &AwsClients, id: &str, value: &str) {
 }
 
 #[tokio::test]
-async fn secrets_manager_reads_unwraps_caches_and_reports_missing() {
+async fn secrets_manager_unwraps_and_caches() {
     let moto = Moto::start();
     let c = moto.clients().await;
     create_secret(&c, "retl/APP_DB", "postgres://one").await;
@@ -685,26 +321,14 @@ async fn secrets_manager_reads_unwraps_caches_and_reports_missing() {
         "expired"
     );
 
-    match secrets.get("NOPE").await {
-        Err(SecretError::Missing { name, hint }) => {
-            assert_eq!(name, "NOPE");
-            assert!(hint.contains("retl/NOPE"), "{hint}");
-        }
-        other => panic!("expected Missing, got {other:?}"),
-    }
-    // A secret created after a miss is found: misses are not cached.
-    create_secret(&c, "retl/NOPE", "late").await;
-    assert_eq!(secrets.get("NOPE").await.unwrap(), "late");
     assert!(
         !format!("{secrets:?}").contains("postgres"),
         "Debug shows no value"
     );
 }
 
-#[tokio::test]
-async fn sns_publishes_notifications_with_subject_and_kind() {
-    let moto = Moto::start();
-    let c = moto.clients().await;
+/// A topic with an SQS queue subscribed to it: what SNS published can be read back.
+async fn topic_with_queue(moto: &Moto, c: &AwsClients) -> (String, aws_sdk_sqs::Client, String) {
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
     let topic = c
         .sns
@@ -738,35 +362,17 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
         .send()
         .await
         .unwrap();
+    (topic, sqs, queue_url)
+}
 
-    let notifier = SnsNotifier::new(c.sns.clone(), &topic);
-    let problem = Notification::RunProblem {
-        run_id: "run-1".into(),
-        sync: "people".into(),
-        status: "failed".into(),
-        error: Some("boom".into()),
-        counts: Counts::default(),
-    };
-    let approval = Notification::ApprovalNeeded {
-        run_id: "run-2".into(),
-        sync: "people".into(),
-        counts: Counts {
-            deletes: 9,
-            ..Counts::default()
-        },
-        reason: "9 deletes".into(),
-        sample: vec!["7".into()],
-        preview: "s3://b/runs/run-2/preview.json".into(),
-    };
-    notifier.notify(&problem).await.unwrap();
-    notifier.notify(&approval).await.unwrap();
-
+/// The SNS envelopes that reached the queue, waiting up to 10 s for `at_least`.
+async fn envelopes(sqs: &aws_sdk_sqs::Client, queue_url: &str, at_least: usize) -> Vec<Value> {
     let mut envelopes: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while envelopes.len() < 2 && Instant::now() < deadline {
+    while envelopes.len() < at_least && Instant::now() < deadline {
         let got = sqs
             .receive_message()
-            .queue_url(&queue_url)
+            .queue_url(queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -776,6 +382,54 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
             envelopes.push(serde_json::from_str(m.body().unwrap()).unwrap());
         }
     }
+    envelopes
+}
+
+struct Sns {
+    notifier: Arc<SnsNotifier>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+#[async_trait]
+impl NotifierBackend for Sns {
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        self.notifier.clone()
+    }
+    async fn delivered(&self, at_least: usize) -> Vec<String> {
+        envelopes(&self.sqs, &self.queue_url, at_least)
+            .await
+            .iter()
+            .map(|e| format!("{} {}", e["Subject"], e["Message"]))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn sns_notifier_contract() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    let (topic, sqs, queue_url) = topic_with_queue(&moto, &c).await;
+    let notifier = Arc::new(SnsNotifier::new(c.sns.clone(), &topic));
+    notifier::all(&Sns {
+        notifier,
+        sqs,
+        queue_url,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sns_publishes_notifications_with_subject_and_kind() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    let (topic, sqs, queue_url) = topic_with_queue(&moto, &c).await;
+    let notifier = SnsNotifier::new(c.sns.clone(), &topic);
+    let (problem, approval) = (notifier::problem(), notifier::approval());
+    notifier.notify(&problem).await.unwrap();
+    notifier.notify(&approval).await.unwrap();
+
+    let mut envelopes = envelopes(&sqs, &queue_url, 2).await;
     envelopes.sort_by_key(|e| e["Subject"].as_str().map(str::to_string));
     let summary: Vec<(Value, Value, Value)> = envelopes
         .iter()
@@ -866,7 +520,7 @@ async fn engine_runs_a_sync_on_aws_adapters() {
 
     let shards = runs.sync_state("people").await.unwrap().shards;
     let shards = shards.expect("the shard count is fixed by the first run");
-    let after_first = load_all(&keysets, &keyset_id(&sync), shards).await;
+    let after_first = keyset::load_all(keysets.as_ref(), &keyset_id(&sync), shards).await;
     // A second apart, so a rewritten key-set item would show a new `t`.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -879,10 +533,8 @@ async fn engine_runs_a_sync_on_aws_adapters() {
 
     // Everything the runs left behind is in AWS.
     let listed = runs.list_runs(Some("people"), 10).await.unwrap();
-    assert_eq!(
-        ids(&listed),
-        [second.run_id.as_str(), first.run_id.as_str()]
-    );
+    let listed: Vec<&str> = listed.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(listed, [second.run_id.as_str(), first.run_id.as_str()]);
     assert_eq!(
         runs.lock_holder("people").await.unwrap(),
         None,
@@ -890,7 +542,7 @@ async fn engine_runs_a_sync_on_aws_adapters() {
     );
     let state = runs.sync_state("people").await.unwrap();
     assert_eq!(state.last_run_id.as_deref(), Some(second.run_id.as_str()));
-    let keys = load_all(&keysets, &keyset_id(&sync), shards).await;
+    let keys = keyset::load_all(keysets.as_ref(), &keyset_id(&sync), shards).await;
     assert_eq!(
         keys, after_first,
         "a no-change run leaves the key set alone"
@@ -1021,7 +673,9 @@ async fn sdk_failures_map_to_store_and_secret_errors() {
         matches!(&err, Err(StoreError::Other(m)) if m.contains("ValidationException")),
         "invalid request: {err:?}"
     );
-    let err = runs.try_lock("s", "r", "o").await;
+    let err = runs
+        .lock_and_start(&RunRecord::new("r".into(), "s", "manual", 1), "o")
+        .await;
     assert!(
         matches!(err, Err(StoreError::Other(_))),
         "invalid request: {err:?}"

@@ -51,7 +51,7 @@ impl LocalHost {
             keysets: store.clone(),
             runs: store,
             secrets: Arc::new(EnvSecrets),
-            notifier: Arc::new(TerminalNotifier),
+            notifier: Arc::new(TerminalNotifier::default()),
             connections: project.connections.clone(),
             root: project.root.clone(),
             owner: local_owner(),

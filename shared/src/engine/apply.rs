@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{keyset_name, plan_file_stem, shard_of_plan_file};
-use super::lifecycle::finish_run;
+use super::lifecycle::{finish_run, keep_lock};
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::{Engine, EngineError};
@@ -214,7 +214,8 @@ pub async fn apply_files(
                 .keysets
                 .apply(&manifest.keyset, manifest.shards, &changes)
                 .await?;
-            engine.runs.heartbeat(&sync.name, run_id).await?;
+            // A run that lost its lock stops before its next batch.
+            keep_lock(engine, &sync.name, run_id).await?;
             engine.progress.advance(done.results.len() as u64);
         }
     }

@@ -78,7 +78,6 @@ pub async fn start_run(
         .record_version(sync, opts.note.as_deref())
         .await?;
     let run_id = opts.run_id.unwrap_or_else(new_run_id);
-    acquire_lock(engine, &sync.name, &run_id).await?;
     let trigger = if opts.trigger.is_empty() {
         "manual"
     } else {
@@ -86,17 +85,18 @@ pub async fn start_run(
     };
     let mut run = RunRecord::new(run_id, &sync.name, trigger, version.version);
     run.generation_at_plan = state.generation;
-    if let Err(e) = engine.runs.put_run(&run).await {
-        let _ = engine.runs.unlock(&sync.name, &run.run_id).await;
-        return Err(e.into());
-    }
+    acquire_lock(engine, &run).await?;
     tracing::info!(run_id = %run.run_id, sync = %sync.name, config_version = version.version, "run started");
     Ok(run)
 }
 
-async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), EngineError> {
+/// Takes the lock for `run` and records it, atomically (one store write): two runs started
+/// at once can never both hold it. A holder is only displaced when it is done: its run
+/// ended, its approval expired, or its process is gone.
+async fn acquire_lock(engine: &Engine, run: &RunRecord) -> Result<(), EngineError> {
+    let sync = &run.sync;
     for _ in 0..5 {
-        let holder = match engine.runs.try_lock(sync, run_id, &engine.owner).await? {
+        let holder = match engine.runs.lock_and_start(run, &engine.owner).await? {
             LockOutcome::Acquired => return Ok(()),
             LockOutcome::Held(h) => h,
         };
@@ -105,28 +105,7 @@ async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), E
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        let free = match &holder_run {
-            None => true,
-            Some(r) if r.status.is_terminal() => true,
-            Some(r) if r.status == RunStatus::AwaitingApproval => {
-                expire_if_due(engine, r.clone()).await?
-            }
-            Some(r) if owner_is_gone(&holder) => {
-                let mut r = r.clone();
-                r.error = Some(format!(
-                    "interrupted: its process ({}) stopped before the run ended; \
-                     run {run_id} took over and plans again from the key set",
-                    holder.owner
-                ));
-                r.error_name = Some("Retl.Interrupted".into());
-                r.finish(RunStatus::Failed);
-                engine.runs.put_run(&r).await?;
-                tracing::warn!(stale_run = %r.run_id, "took over the lock of an interrupted run");
-                true
-            }
-            Some(_) => false,
-        };
-        if !free {
+        if !holder_is_done(engine, &holder, holder_run.as_ref(), &run.run_id).await? {
             return Err(EngineError::Locked {
                 sync: sync.to_string(),
                 status: holder_run
@@ -137,7 +116,7 @@ async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), E
         }
         if engine
             .runs
-            .take_over_lock(sync, &holder.run_id, run_id, &engine.owner)
+            .take_over_and_start(&holder.run_id, run, &engine.owner)
             .await?
         {
             return Ok(());
@@ -146,6 +125,53 @@ async fn acquire_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), E
     Err(EngineError::Store(StoreError::Conflict(format!(
         "could not take the lock of sync `{sync}` after several attempts"
     ))))
+}
+
+/// Whether the lock's holder no longer needs it; an interrupted holder's run is ended.
+async fn holder_is_done(
+    engine: &Engine,
+    holder: &LockInfo,
+    holder_run: Option<&RunRecord>,
+    run_id: &str,
+) -> Result<bool, EngineError> {
+    Ok(match holder_run {
+        // A lock without its run: left by a version that wrote them apart. Free only once
+        // its holder is gone, never while it is fresh.
+        None => owner_is_gone(holder),
+        Some(r) if r.status.is_terminal() => true,
+        Some(r) if r.status == RunStatus::AwaitingApproval => {
+            expire_if_due(engine, r.clone()).await?
+        }
+        Some(r) if owner_is_gone(holder) => {
+            let mut r = r.clone();
+            r.error = Some(format!(
+                "interrupted: its process ({}) stopped before the run ended; \
+                 run {run_id} took over and plans again from the key set",
+                holder.owner
+            ));
+            r.error_name = Some("Retl.Interrupted".into());
+            r.finish(RunStatus::Failed);
+            engine.runs.put_run(&r).await?;
+            tracing::warn!(stale_run = %r.run_id, "took over the lock of an interrupted run");
+            true
+        }
+        Some(_) => false,
+    })
+}
+
+/// Records a sign of life of `run_id` on its sync's lock. A run that no longer holds it
+/// (another run took it over) must stop writing: `Retl.LockLost`.
+pub async fn keep_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), EngineError> {
+    if engine.runs.heartbeat(sync, run_id).await? {
+        return Ok(());
+    }
+    let holder = engine.runs.lock_holder(sync).await?;
+    tracing::warn!(run_id, sync, "the run lost its lock and stops");
+    Err(EngineError::LockLost {
+        sync: sync.to_string(),
+        run_id: run_id.to_string(),
+        holder: holder.map_or_else(|| "none".to_string(), |h| h.run_id),
+    })
 }
 
 /// Ends a run: records its final state, releases the lock, and alerts on trouble.
@@ -253,7 +279,7 @@ pub async fn approve(
     run.status = RunStatus::Running;
     run.updated_at = Utc::now();
     engine.runs.put_run(&run).await?;
-    engine.runs.heartbeat(&run.sync, &run.run_id).await?;
+    keep_lock(engine, &run.sync, &run.run_id).await?;
     Ok(run)
 }
 

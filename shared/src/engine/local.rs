@@ -41,16 +41,15 @@ pub async fn run_local(
     sync: &SyncDef,
     opts: LocalRunOptions,
 ) -> Result<RunRecord, EngineError> {
-    let run = start_run(
-        engine,
-        sync,
-        StartOptions {
-            trigger: opts.trigger.clone(),
-            note: opts.note.clone(),
-            run_id: None,
-        },
-    )
-    .await?;
+    // Starting is a step too: a store busy with other processes starting the same sync
+    // ("database is locked") is retried like any step, so the start ends in a run or a
+    // clean refusal. A failed start wrote nothing (the lock and the run are one write).
+    let start = StartOptions {
+        trigger: opts.trigger.clone(),
+        note: opts.note.clone(),
+        run_id: None,
+    };
+    let run = retrying(|| start_run(engine, sync, start.clone())).await?;
     let run_id = run.run_id;
     match drive(engine, sync, &run_id, &opts).await {
         Ok(run) => Ok(run),

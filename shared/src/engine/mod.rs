@@ -25,8 +25,8 @@ pub use apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
 pub use connections::{OpenedConnections, OpenedDestination};
 pub use extract::{extract, ExtractOptions};
 pub use lifecycle::{
-    approve, expire_if_due, finish_run, local_owner, plan_is_stale, reject, request_approval,
-    start_run, StartOptions,
+    approve, expire_if_due, finish_run, keep_lock, local_owner, plan_is_stale, reject,
+    request_approval, start_run, StartOptions,
 };
 pub use local::{decide_local, run_local, LocalRunOptions};
 pub use parts::{ExtractManifest, PartInfo, Segment};
@@ -124,6 +124,17 @@ pub enum EngineError {
         /// The holder run's status.
         status: String,
     },
+    /// The run found, at a heartbeat, that another run holds its sync's lock (it was taken
+    /// over as stale); it stopped before writing more.
+    #[error("run {run_id} lost the lock of sync `{sync}` to run {holder} and stopped before writing more; that run carries on (see `retl runs {sync}`)")]
+    LockLost {
+        /// The sync.
+        sync: String,
+        /// The run that stopped.
+        run_id: String,
+        /// Who holds the lock now (`none` when nobody does).
+        holder: String,
+    },
     /// The sync is paused.
     #[error("sync `{0}` is paused; `retl resume {0}` lets it run again")]
     Paused(String),
@@ -167,6 +178,7 @@ impl EngineError {
             EngineError::Store(e) => e.error_name(),
             EngineError::Secret(e) => e.error_name(),
             EngineError::Locked { .. } => "Retl.Locked",
+            EngineError::LockLost { .. } => "Retl.LockLost",
             EngineError::Paused(_) => "Retl.Paused",
             EngineError::StalePlan { .. } => "Retl.StalePlan",
             EngineError::NotAwaitingApproval { .. } => "Retl.NotAwaitingApproval",

@@ -305,23 +305,24 @@ pub struct ConfigVersion {
 /// Runs, locks, sync state and config versions. Local: SQLite. AWS: DynamoDB.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Takes the sync's run lock for `run_id` if free.
-    async fn try_lock(
+    /// Starts `run`: takes its sync's lock for it and records the run, in one atomic write,
+    /// if nobody holds the lock (or `run` itself does: a retried start rewrites its record).
+    /// Otherwise writes nothing and returns the holder. A lock is never seen without its
+    /// run's record, so a missing record never means the holder is gone.
+    async fn lock_and_start(&self, run: &RunRecord, owner: &str)
+        -> Result<LockOutcome, StoreError>;
+    /// Moves the lock of `run`'s sync from `from_run` (a holder found gone) to `run` and
+    /// records `run`, in one atomic write; false, with nothing written, if `from_run` no
+    /// longer holds it.
+    async fn take_over_and_start(
         &self,
-        sync: &str,
-        run_id: &str,
-        owner: &str,
-    ) -> Result<LockOutcome, StoreError>;
-    /// Moves a stale lock from `from_run` to `to_run`; false if the holder changed meanwhile.
-    async fn take_over_lock(
-        &self,
-        sync: &str,
         from_run: &str,
-        to_run: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<bool, StoreError>;
-    /// Records a sign of life of the holder.
-    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<(), StoreError>;
+    /// Records a sign of life of the holder; false (nothing written) when `run_id` no longer
+    /// holds the lock: that run must stop writing.
+    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<bool, StoreError>;
     /// Releases the lock if `run_id` holds it.
     async fn unlock(&self, sync: &str, run_id: &str) -> Result<(), StoreError>;
     /// The current holder, if any.

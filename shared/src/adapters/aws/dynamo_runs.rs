@@ -9,6 +9,10 @@
 //! | sync state | `SYNC#{sync}` | `STATE` | `body` |
 //! | config version | `SYNC#{sync}` | `VERSION#{version:06}` | `body` |
 //!
+//! Starting a run writes the lock and the run's three items in one `TransactWriteItems`
+//! conditioned on the lock (free, or held by the run for a takeover), so the lock is never
+//! seen without its run.
+//!
 //! Run ids sort by time, so listings are Queries in descending sort-key order. The listing
 //! copies avoid GSIs, whose reads are only eventually consistent. Runs are few (one per sync
 //! per schedule tick), so the single `RUNS` partition stays far below DynamoDB's limits.
@@ -18,7 +22,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+};
 use chrono::{DateTime, Utc};
 
 use super::dynamo_batch::batch_write;
@@ -57,6 +64,34 @@ fn item(pk: String, sk: impl Into<String>, attrs: Vec<(&str, AttributeValue)>) -
 fn lost_condition<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     err.as_service_error()
         .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
+}
+
+/// The run's item and its two listing copies.
+fn run_items(run: &RunRecord) -> Result<[Item; 3], StoreError> {
+    let b = body(run)?;
+    Ok([
+        item(
+            format!("RUN#{}", run.run_id),
+            "RUN",
+            vec![("sync", s(&run.sync)), ("body", b.clone())],
+        ),
+        item(
+            sync_pk(&run.sync),
+            format!("RUN#{}", run.run_id),
+            vec![("body", b.clone())],
+        ),
+        item("RUNS".into(), &run.run_id, vec![("body", b)]),
+    ])
+}
+
+/// How a conditional transaction ended.
+enum Transact {
+    /// Every item was written.
+    Written,
+    /// The lock's condition failed: nothing was written.
+    ConditionFailed,
+    /// Another transaction touched the same items at once: nothing was written; try again.
+    Conflict,
 }
 
 fn parse_time(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -167,6 +202,54 @@ impl DynamoRunStore {
         Ok(out)
     }
 
+    /// Writes `lock` (a conditional lock write) and `run`'s items in one transaction.
+    async fn transact(
+        &self,
+        lock: TransactWriteItem,
+        run: &RunRecord,
+        what: &str,
+    ) -> Result<Transact, StoreError> {
+        let mut items = vec![lock];
+        for i in run_items(run)? {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(i))
+                .build()
+                .map_err(|e| build_error(what, e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(Transact::Written),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
+            err.as_service_error()
+        {
+            // The first reason is the lock's (its item comes first).
+            let first = c.cancellation_reasons().first().and_then(|r| r.code());
+            let message = c.message().unwrap_or_default();
+            if first == Some("ConditionalCheckFailed")
+                || (first.is_none() && message.contains("ConditionalCheckFailed"))
+            {
+                return Ok(Transact::ConditionFailed);
+            }
+            let conflict = c
+                .cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"));
+            if conflict || message.contains("TransactionConflict") {
+                return Ok(Transact::Conflict);
+            }
+        }
+        Err(store_error(what, err))
+    }
+
     fn version_item(v: &ConfigVersion) -> Result<Item, StoreError> {
         Ok(item(
             sync_pk(&v.sync),
@@ -178,79 +261,91 @@ impl DynamoRunStore {
 
 #[async_trait]
 impl RunStore for DynamoRunStore {
-    /// Re-taking a lock the same run already holds succeeds, as locally.
-    async fn try_lock(
+    /// Re-starting the run that holds the lock succeeds and rewrites its record, as locally.
+    async fn lock_and_start(
         &self,
-        sync: &str,
-        run_id: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<LockOutcome, StoreError> {
-        let what = format!("locking sync {sync}");
+        let what = format!("starting run {} of sync {}", run.run_id, run.sync);
         let now = s(Utc::now().to_rfc3339());
         let lock = item(
-            sync_pk(sync),
+            sync_pk(&run.sync),
             "LOCK",
             vec![
-                ("sync", s(sync)),
-                ("run_id", s(run_id)),
+                ("sync", s(&run.sync)),
+                ("run_id", s(&run.run_id)),
                 ("owner", s(owner)),
                 ("acquired_at", now.clone()),
                 ("heartbeat_at", now),
             ],
         );
+        let take = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(lock))
+            .condition_expression("attribute_not_exists(pk) OR #run = :run")
+            .expression_attribute_names("#run", "run_id")
+            .expression_attribute_values(":run", s(&run.run_id))
+            .build()
+            .map_err(|e| build_error(&what, e))?;
+        let take = TransactWriteItem::builder().put(take).build();
         for _ in 0..CONDITIONAL_ATTEMPTS {
-            if self.put_new(lock.clone(), &what).await? {
-                return Ok(LockOutcome::Acquired);
+            match self.transact(take.clone(), run, &what).await? {
+                Transact::Written => return Ok(LockOutcome::Acquired),
+                Transact::Conflict => continue,
+                Transact::ConditionFailed => {}
             }
-            match self.lock_holder(sync).await? {
-                Some(holder) if holder.run_id == run_id => return Ok(LockOutcome::Acquired),
-                Some(holder) => return Ok(LockOutcome::Held(holder)),
-                // Released between our write and our read: try again.
-                None => continue,
+            match self.lock_holder(&run.sync).await? {
+                Some(holder) if holder.run_id != run.run_id => {
+                    return Ok(LockOutcome::Held(holder))
+                }
+                // Released (or ours) between our write and our read: try again.
+                _ => continue,
             }
         }
         Err(StoreError::Conflict(format!(
-            "the lock of sync `{sync}` kept changing hands"
+            "the lock of sync `{}` kept changing hands",
+            run.sync
         )))
     }
 
-    async fn take_over_lock(
+    async fn take_over_and_start(
         &self,
-        sync: &str,
         from_run: &str,
-        to_run: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<bool, StoreError> {
+        let what = format!("taking over the lock of sync {}", run.sync);
         let now = s(Utc::now().to_rfc3339());
-        let res = self
-            .client
-            .update_item()
+        let take = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(sync_pk(sync), "LOCK")))
+            .set_key(Some(key(sync_pk(&run.sync), "LOCK")))
             .update_expression("SET #run = :to, #owner = :owner, #acq = :now, #hb = :now")
             .condition_expression("#run = :from")
             .expression_attribute_names("#run", "run_id")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#acq", "acquired_at")
             .expression_attribute_names("#hb", "heartbeat_at")
-            .expression_attribute_values(":to", s(to_run))
+            .expression_attribute_values(":to", s(&run.run_id))
             .expression_attribute_values(":from", s(from_run))
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":now", now)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if lost_condition(&e) => Ok(false),
-            Err(e) => Err(store_error(
-                &format!("taking over the lock of sync {sync}"),
-                e,
-            )),
+            .build()
+            .map_err(|e| build_error(&what, e))?;
+        let take = TransactWriteItem::builder().update(take).build();
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            match self.transact(take.clone(), run, &what).await? {
+                Transact::Written => return Ok(true),
+                Transact::ConditionFailed => return Ok(false),
+                Transact::Conflict => continue,
+            }
         }
+        Err(StoreError::Conflict(format!(
+            "{what}: other writers kept the lock busy"
+        )))
     }
 
-    /// A no-op when `run_id` no longer holds the lock, as locally.
-    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
+    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<bool, StoreError> {
         let res = self
             .client
             .update_item()
@@ -265,8 +360,8 @@ impl RunStore for DynamoRunStore {
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
-            Err(e) if lost_condition(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if lost_condition(&e) => Ok(false),
             Err(e) => Err(store_error(&format!("heartbeat of sync {sync}"), e)),
         }
     }
@@ -304,21 +399,7 @@ impl RunStore for DynamoRunStore {
     /// Writes the run and its two listing copies in one BatchWriteItem.
     async fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let what = format!("writing run {}", run.run_id);
-        let b = body(run)?;
-        let items = [
-            item(
-                format!("RUN#{}", run.run_id),
-                "RUN",
-                vec![("sync", s(&run.sync)), ("body", b.clone())],
-            ),
-            item(
-                sync_pk(&run.sync),
-                format!("RUN#{}", run.run_id),
-                vec![("body", b.clone())],
-            ),
-            item("RUNS".into(), &run.run_id, vec![("body", b)]),
-        ];
-        let requests = items
+        let requests = run_items(run)?
             .into_iter()
             .map(|i| {
                 PutRequest::builder()

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::config::SyncDef;
 use crate::ports::{
@@ -145,7 +145,7 @@ impl KeySetStore for SqliteStateStore {
         changes: &[KeyChange],
     ) -> Result<(), StoreError> {
         let mut db = self.db();
-        let tx = db.transaction()?;
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut put = tx.prepare_cached(
                 "INSERT INTO keyset (sync, shard, key, hash, state, origin, updated_at)
@@ -187,6 +187,15 @@ impl KeySetStore for SqliteStateStore {
     }
 }
 
+fn upsert_run(tx: &Transaction<'_>, run: &RunRecord, body: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO runs (run_id, sync, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (run_id) DO UPDATE SET body = excluded.body",
+        params![run.run_id, run.sync, body],
+    )?;
+    Ok(())
+}
+
 fn lock_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
@@ -208,57 +217,75 @@ fn to_lock(row: (String, String, String, String, String)) -> Result<LockInfo, St
 
 #[async_trait]
 impl RunStore for SqliteStateStore {
-    async fn try_lock(
+    /// One IMMEDIATE transaction: the lock row and the run row are written together or not
+    /// at all, and no other process writes between the check and the write.
+    async fn lock_and_start(
         &self,
-        sync: &str,
-        run_id: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<LockOutcome, StoreError> {
-        let db = self.db();
-        let now = Utc::now().to_rfc3339();
-        let n = db.execute(
-            "INSERT OR IGNORE INTO locks (sync, run_id, owner, acquired_at, heartbeat_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![sync, run_id, owner, now],
-        )?;
-        if n == 1 {
-            return Ok(LockOutcome::Acquired);
+        let body = json(run)?;
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = tx
+            .query_row(
+                "SELECT sync, run_id, owner, acquired_at, heartbeat_at FROM locks WHERE sync = ?1",
+                params![run.sync],
+                lock_row,
+            )
+            .optional()?;
+        match row.map(to_lock).transpose()? {
+            // Dropping the transaction rolls it back: nothing was written.
+            Some(holder) if holder.run_id != run.run_id => return Ok(LockOutcome::Held(holder)),
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO locks (sync, run_id, owner, acquired_at, heartbeat_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![run.sync, run.run_id, owner, Utc::now().to_rfc3339()],
+                )?;
+            }
         }
-        let row = db.query_row(
-            "SELECT sync, run_id, owner, acquired_at, heartbeat_at FROM locks WHERE sync = ?1",
-            params![sync],
-            lock_row,
-        )?;
-        let info = to_lock(row)?;
-        if info.run_id == run_id {
-            return Ok(LockOutcome::Acquired);
-        }
-        Ok(LockOutcome::Held(info))
+        upsert_run(&tx, run, &body)?;
+        tx.commit()?;
+        Ok(LockOutcome::Acquired)
     }
 
-    async fn take_over_lock(
+    async fn take_over_and_start(
         &self,
-        sync: &str,
         from_run: &str,
-        to_run: &str,
+        run: &RunRecord,
         owner: &str,
     ) -> Result<bool, StoreError> {
-        let now = Utc::now().to_rfc3339();
-        let n = self.db().execute(
+        let body = json(run)?;
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE locks SET run_id = ?3, owner = ?4, acquired_at = ?5, heartbeat_at = ?5
              WHERE sync = ?1 AND run_id = ?2",
-            params![sync, from_run, to_run, owner, now],
+            params![
+                run.sync,
+                from_run,
+                run.run_id,
+                owner,
+                Utc::now().to_rfc3339()
+            ],
         )?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        upsert_run(&tx, run, &body)?;
+        tx.commit()?;
+        Ok(true)
     }
 
-    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
+    async fn heartbeat(&self, sync: &str, run_id: &str) -> Result<bool, StoreError> {
         let now = Utc::now().to_rfc3339();
-        self.db().execute(
+        let n = self.db().execute(
             "UPDATE locks SET heartbeat_at = ?3 WHERE sync = ?1 AND run_id = ?2",
             params![sync, run_id, now],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     async fn unlock(&self, sync: &str, run_id: &str) -> Result<(), StoreError> {
@@ -283,11 +310,10 @@ impl RunStore for SqliteStateStore {
 
     async fn put_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let body = json(run)?;
-        self.db().execute(
-            "INSERT INTO runs (run_id, sync, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (run_id) DO UPDATE SET body = excluded.body",
-            params![run.run_id, run.sync, body],
-        )?;
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        upsert_run(&tx, run, &body)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -363,7 +389,9 @@ impl RunStore for SqliteStateStore {
         note: Option<&str>,
     ) -> Result<ConfigVersion, StoreError> {
         let mut db = self.db();
-        let tx = db.transaction()?;
+        // IMMEDIATE: a deferred transaction that read an older snapshot fails at its first
+        // write with "database is locked" at once, whatever the busy timeout.
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let latest: Option<String> = tx
             .query_row(
                 "SELECT body FROM versions WHERE sync = ?1 ORDER BY version DESC LIMIT 1",

@@ -26,7 +26,7 @@ pub use extract::{step_extract, step_extract_with, ExtractRequest, ExtractStep};
 pub use finalize::{step_finalize, Ending};
 pub use plan::{step_plan_shard, step_summarize, Decision, ShardStep, SummaryStep};
 
-use super::{Engine, EngineError};
+use super::{keep_lock, Engine, EngineError};
 use crate::ports::RunRecord;
 
 async fn put_json<T: Serialize>(engine: &Engine, key: &str, v: &T) -> Result<(), EngineError> {
@@ -40,7 +40,8 @@ async fn get_json<T: DeserializeOwned>(engine: &Engine, key: &str) -> Result<T, 
     serde_json::from_slice(&body).map_err(|e| EngineError::Corrupt(format!("{key}: {e}")))
 }
 
-/// The run, which must still be running; records a sign of life on its lock.
+/// The run, which must still be running and hold its sync's lock (`Retl.LockLost` if
+/// another run took it over); records a sign of life on the lock.
 async fn running(engine: &Engine, run_id: &str) -> Result<RunRecord, EngineError> {
     let run = engine.runs.get_run(run_id).await?;
     if run.status.is_terminal() {
@@ -49,7 +50,7 @@ async fn running(engine: &Engine, run_id: &str) -> Result<RunRecord, EngineError
             run.status.as_str()
         )));
     }
-    engine.runs.heartbeat(&run.sync, run_id).await?;
+    keep_lock(engine, &run.sync, run_id).await?;
     Ok(run)
 }
 
