@@ -17,13 +17,27 @@ use args::Cli;
 use commands::dispatch;
 use exit::{exit_for_error, Exit};
 
+/// Dependencies whose debug logs carry record values (tokio-postgres logs every statement's
+/// parameters: the rows being written). They log at `info` unless `RETL_LOG` names them, so
+/// `-vv` and `RETL_LOG=debug` show no personal data.
+const PAYLOAD_LOGGERS: &[&str] = &["tokio_postgres"];
+
 fn init_logs(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env("RETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let asked = std::env::var("RETL_LOG").ok();
+    let mut filter =
+        EnvFilter::try_from_env("RETL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    for target in PAYLOAD_LOGGERS {
+        if !asked.as_deref().is_some_and(|a| a.contains(target)) {
+            if let Ok(directive) = format!("{target}=info").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
