@@ -64,6 +64,7 @@ pub async fn server_errors_are_retried_then_reported(d: &dyn DestinationUnderTes
     let (code, v) = h.run().await;
     let new = &MODEL[1..];
     assert_eq!(code, 1, "{name}: {v}");
+    assert_eq!(v["status"], "partially_failed", "{name}: {v}");
     assert_eq!(count(&v, "failed"), new.len() as u64, "{name}: {v}");
     assert_eq!(count(&v, "creates"), 0, "{name}: {v}");
     if let Some(writes) = d.writes().await {
