@@ -52,6 +52,7 @@ struct Inner {
     delay: Duration,
     secret: Option<String>,
     bad_signatures: u64,
+    unavailable: bool,
 }
 
 /// The receiver; dropping it does not stop the server (it ends with the test runtime).
@@ -98,6 +99,9 @@ impl Inner {
     fn refusal(&mut self, req: &Request) -> Option<(u16, Option<u64>, &'static str)> {
         if let Some(Scripted::Status(code, retry)) = self.script.pop_front() {
             return Some((code, retry, "scripted"));
+        }
+        if self.unavailable {
+            return Some((503, None, "unavailable"));
         }
         let poisoned = req.parsed["records"].as_array().is_some_and(|rs| {
             rs.iter().any(|r| {
@@ -260,6 +264,11 @@ impl WebhookReceiver {
             .unwrap()
             .poison_keys
             .extend(keys.iter().map(|k| k.to_string()));
+    }
+
+    /// Answers every request 503 (`on`) until called with `false`.
+    pub fn unavailable(&self, on: bool) {
+        self.inner.lock().unwrap().unavailable = on;
     }
 
     /// Waits this long before answering each request.

@@ -3,6 +3,7 @@
 
 pub mod aws_stack;
 pub mod contracts;
+pub mod destination_suite;
 pub mod fixtures;
 pub mod http;
 pub mod lambda;

@@ -148,21 +148,6 @@ async fn a_batch_refused_for_one_record_is_split_until_that_record_is_isolated()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn records_that_keep_failing_are_failed_and_delivered_by_the_next_run() {
-    let hook = WebhookReceiver::start().await;
-    hook.script(&[Scripted::Status(500, None), Scripted::Status(500, None)]);
-    let p = project(&hook.url, "upsert", "max_attempts: 2");
-    set_model(&p, &[(1, "Alice"), (2, "Bob")]);
-    let (code, v) = p.run_json(&["run", "people"]).await;
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["failed"], 2, "{v}");
-    assert_eq!(v["status"], "partially_failed");
-    let (code, v) = p.run_json(&["run", "people"]).await;
-    assert_eq!(code, 0, "{v}");
-    assert_eq!(v["creates"], 2, "failed records are planned again: {v}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_signature_stops_delivery_and_fails_the_run() {
     let hook = WebhookReceiver::start().await;
     hook.require_secret("another secret");
