@@ -14,6 +14,13 @@ EventBridge the resources AWS uses (the Service Authorization Reference's resour
 - Secrets Manager: the secret's ARN (its random suffix included).
 - Step Functions: `stateMachineArn` or `executionArn`; SendTask* on "*" (no resource type).
 - EventBridge PutEvents: each entry's event bus.
+- S3 DeleteObjects: s3:DeleteObject on each key (moto checks it on the bucket's ARN, which a
+  policy granting `bucket/*` does not match, while AWS checks each object).
+
+Signatures of form-encoded requests (SNS's query protocol) are not checked: moto recomputes
+them from the parameters re-encoded by botocore, which differs from the Rust SDK's encoding of
+the same parameters (a message with spaces or quotes fails as SignatureDoesNotMatch). The
+caller's identity still comes from its access key; authorization is what is under test.
 
 With enforcement off (the default, INITIAL_NO_AUTH_ACTION_COUNT = infinity) nothing changes.
 """
@@ -61,9 +68,12 @@ def _dynamodb_checks(h: Any, action: str) -> list[tuple[str, str]]:
 
 
 def _sns_checks(h: Any, action: str) -> list[tuple[str, str]]:
-    topic = h._get_param("TopicArn") or h._get_param("TargetArn")
-    if not topic and action == "CreateTopic" and h._get_param("Name"):
-        topic = f"arn:aws:sns:{h.region}:{h.current_account}:{h._get_param('Name')}"
+    # Query protocol (boto3) or JSON (newer SDKs, the Rust one among them).
+    body = _json_body(h)
+    param = lambda name: h._get_param(name) or body.get(name)  # noqa: E731
+    topic = param("TopicArn") or param("TargetArn")
+    if not topic and action == "CreateTopic" and param("Name"):
+        topic = f"arn:aws:sns:{h.region}:{h.current_account}:{param('Name')}"
     return [(action, topic or "*")]
 
 
@@ -115,8 +125,40 @@ def _authorize(checks_of: Any) -> Any:
     return authorize
 
 
+def _s3_delete_objects_per_key(original: Any) -> Any:
+    def authorize(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+        if key_name is None and bucket_name and self.data.get("Action") == "DeleteObject" \
+                and self.is_delete_keys():
+            import xmltodict
+
+            objects = xmltodict.parse(self.body, strip_whitespace=False)["Delete"].get("Object", [])
+            for obj in objects if isinstance(objects, list) else [objects]:
+                original(self, bucket_name=bucket_name, key_name=obj["Key"])
+            return
+        original(self, bucket_name=bucket_name, key_name=key_name)
+
+    return authorize
+
+
+def _signature_unless_form(original: Any) -> Any:
+    def check_signature(self: Any) -> None:
+        if not self._body and isinstance(self._data, dict) and self._data:
+            return
+        original(self)
+
+    return check_signature
+
+
 def install() -> None:
     """Patches the services' authorization to use the resources above."""
+    from moto.iam.access_control import IAMRequestBase
+
+    IAMRequestBase.check_signature = _signature_unless_form(IAMRequestBase.check_signature)
+    from moto.s3.responses import S3Response
+
+    S3Response._authenticate_and_authorize_s3_action = _s3_delete_objects_per_key(
+        S3Response._authenticate_and_authorize_s3_action
+    )
     from moto.dynamodb.responses import DynamoHandler
     from moto.events.responses import EventsHandler
     from moto.secretsmanager.responses import SecretsManagerResponse

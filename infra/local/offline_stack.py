@@ -3,6 +3,7 @@
 
 Usage:
     python offline_stack.py TEMPLATE --endpoint URL [--stack NAME] [--without Function=action ...]
+                            [--no-enforce]
 
 From the template translated and resolved by sam_offline.py it creates, with moto's
 unauthenticated start-up requests: every IAM role with its inline and managed policies, the
@@ -147,6 +148,9 @@ def main() -> None:
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--stack", default="retl")
     ap.add_argument("--without", action="append", default=[], help="Function=action")
+    ap.add_argument("--no-enforce", action="store_true",
+                    help="leave IAM off (the caller turns it on with POST /moto-api/reset-auth 0 "
+                         "after its own setup)")
     args = ap.parse_args()
     cfn = sam_offline.translate(args.template, REGION)
     resources = sam_offline.Resolver(cfn, args.stack, ACCOUNT, REGION, {}).resolved()["Resources"]
@@ -157,6 +161,9 @@ def main() -> None:
                             region_name=REGION)
     create(resources, session, args.endpoint)
     out = credentials(resources, session, args.endpoint)
+    if args.no_enforce:
+        json.dump(out, sys.stdout)
+        return
     req = urllib.request.Request(f"{args.endpoint}/moto-api/reset-auth", data=b"0", method="POST",
                                  headers={"Content-Type": "text/plain"})
     with urllib.request.urlopen(req, timeout=10) as resp:

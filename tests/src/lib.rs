@@ -4,6 +4,7 @@
 pub mod aws_stack;
 pub mod fixtures;
 pub mod http;
+pub mod iam_stack;
 pub mod lambda;
 pub mod moto;
 pub mod pg;
