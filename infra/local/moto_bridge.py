@@ -18,6 +18,9 @@ Environment:
                                  enabled, so no POST /moto-api/config is needed (posting it
                                  anyway is harmless).  "0" = moto default (no real execution).
     MOTO_BRIDGE_LOG              "1" = log every bridged invocation to stderr (default "1").
+    INITIAL_NO_AUTH_ACTION_COUNT moto's own: requests served before IAM is enforced (default:
+                                 never). Enforced requests are checked on the resources AWS
+                                 checks (infra/local/moto_iam.py), not moto's "*".
 
 How it works: every Lambda call made by moto's ASL interpreter (both the optimised integration
 `arn:aws:states:::lambda:invoke[.waitForTaskToken]` and plain function-ARN Task resources) goes
@@ -46,6 +49,9 @@ import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import moto_iam  # noqa: E402  (infra/local/moto_iam.py, next to this file)
 
 import moto.server
 from moto.core.config import default_user_config
@@ -216,6 +222,9 @@ def install() -> None:
     # 4. Optional: real execution on from the start.
     if os.environ.get("MOTO_BRIDGE_EXECUTE_SFN", "1") == "1":
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+    # 4. IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT) on the resources AWS checks.
+    moto_iam.install()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts offline: cfn-lint and `sam validate --lint` on template.yaml,
+# the functions' IAM against the SDK operations the code calls (infra/local/check_iam.py),
 # asl-validator on the state machine (with the template's substitutions filled in), and
 # `sam build` of the six functions for arm64 (the root Makefile: one cargo-lambda build with
 # zig of the binary every function deploys), each an aarch64 ELF, stripped.
@@ -32,6 +33,9 @@ for name, res in template["Resources"].items():
 if wrong:
     sys.exit("\n".join(wrong))
 PY
+
+echo "==> every AWS SDK operation the code calls is granted to the functions that call it"
+python3 infra/local/check_iam.py "$root"
 
 echo "==> sam validate --lint"
 sam validate --lint --template template.yaml

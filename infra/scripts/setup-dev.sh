@@ -41,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
 fi
-log "installing Python tools (moto, cfn-lint, aws-sam-cli, cargo-lambda, ziglang) if missing"
+log "installing Python tools (moto, cfn-lint, aws-sam-cli, aws-sam-translator, cargo-lambda, ziglang) if missing"
 .venv/bin/pip install --quiet -r infra/local/requirements.txt
 
 # Node tools: asl-validator.

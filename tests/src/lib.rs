@@ -6,6 +6,7 @@ pub mod contracts;
 pub mod destination_suite;
 pub mod fixtures;
 pub mod http;
+pub mod iam_stack;
 pub mod lambda;
 pub mod moto;
 pub mod pg;

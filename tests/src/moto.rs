@@ -31,12 +31,14 @@ pub struct Moto {
     log: PathBuf,
 }
 
-fn repo_root() -> PathBuf {
+/// The repository's root (where `infra/` is).
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `RETL_PYTHON`, else the repository's `.venv`, else `python3` from the PATH.
-fn python(repo: &Path) -> PathBuf {
+/// `RETL_PYTHON`, else the repository's `.venv`, else `python3` from the PATH: the Python
+/// that has moto and the repository's other tools (infra/local/requirements.txt).
+pub fn python(repo: &Path) -> PathBuf {
     if let Some(p) = std::env::var_os("RETL_PYTHON") {
         return PathBuf::from(p);
     }

@@ -1,0 +1,313 @@
+//! template.yaml's IAM, proven offline: the stack is created from the template itself (SAM
+//! translated by aws-sam-translator, roles and policies as declared), moto enforces IAM, and
+//! every function's handler runs with credentials of that function's own role through a whole
+//! run (trigger, extract, plan, summarize, apply, finalize) and an approval. Removing one
+//! action a function needs from its policy makes that function's call fail with AccessDenied.
+
+use retl_fn_apply::ApplyRequest;
+use retl_fn_approval::ApprovalRequest;
+use retl_fn_extract::ExtractRequest;
+use retl_fn_finalize::FinalizeRequest;
+use retl_fn_plan::{PlanRequest, PlanResponse};
+use retl_fn_trigger::{TriggerKind, TriggerRequest};
+use retl_shared::adapters::aws::SnsNotifier;
+use retl_shared::aws_host::{deploy, emit_run_completed, AwsHost, TriggerOutcome};
+use retl_shared::config::load_project;
+use retl_shared::engine::steps::{Decision, SummaryStep};
+use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
+use retl_tests::iam_stack::IamStack;
+use retl_tests::Pg;
+use serde_json::json;
+
+/// The stack, its warehouse and destination (one PostgreSQL schema), a deployed project.
+struct World {
+    stack: IamStack,
+    pg: Pg,
+    _project: tempfile::TempDir,
+}
+
+/// Creates the stack from template.yaml (minus `without`), deploys, as an administrator,
+/// `people` (upsert: 3 new rows) and `purge` (mirror: 3 of 4 existing rows would be deleted,
+/// so it stops for approval), then turns IAM enforcement on.
+async fn world(name: &str, without: &[&str]) -> World {
+    let stack = IamStack::start(&name.replace('_', "-"), without).await;
+    let pg = Pg::new(name).await;
+    for (table, ids, existing) in [
+        ("people", &[1, 2, 3][..], &[][..]),
+        ("purge", &[1], &[1, 2, 3, 4]),
+    ] {
+        pg.exec(&format!(
+            "CREATE TABLE {table}_model (id integer, name text);
+             CREATE TABLE {table}_dest (id integer PRIMARY KEY, name text NOT NULL);"
+        ))
+        .await;
+        for id in ids {
+            pg.exec(&format!(
+                "INSERT INTO {table}_model VALUES ({id}, 'person {id}')"
+            ))
+            .await;
+        }
+        for id in existing {
+            pg.exec(&format!(
+                "INSERT INTO {table}_dest VALUES ({id}, 'old {id}')"
+            ))
+            .await;
+        }
+    }
+    let secret = stack
+        .admin
+        .clients
+        .secrets
+        .create_secret()
+        .name("retl/PG_URL");
+    secret
+        .secret_string(&pg.url)
+        .send()
+        .await
+        .expect("store PG_URL");
+    let project = tempfile::tempdir().expect("a project folder");
+    let dir = project.path();
+    std::fs::create_dir_all(dir.join("syncs")).expect("syncs folder");
+    std::fs::write(
+        dir.join("retl.yaml"),
+        "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL }\n",
+    )
+    .expect("write retl.yaml");
+    for (sync, mode) in [("people", "upsert"), ("purge", "mirror")] {
+        let text = format!(
+            "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
+             primary_key: id\ndestination: {{ connection: app_db, object: {dest} }}\n\
+             mapping: {{ id: id, name: name }}\nmode: {mode}\n",
+            model = pg.table(&format!("{sync}_model")),
+            dest = pg.table(&format!("{sync}_dest")),
+        );
+        std::fs::write(dir.join(format!("syncs/{sync}.yaml")), text).expect("write a sync");
+    }
+    let loaded = load_project(dir).unwrap_or_else(|e| panic!("the test project: {e}"));
+    deploy(&stack.admin, &loaded, Some("iam test"))
+        .await
+        .unwrap_or_else(|e| panic!("deploy as the administrator: {e}"));
+    stack.enforce().await;
+    World {
+        stack,
+        pg,
+        _project: project,
+    }
+}
+
+/// A handler's failure, as text (the Lambda error it would return).
+type Failed = String;
+
+fn failed(step: &str, e: impl std::fmt::Debug) -> Failed {
+    format!("{step}: {e:?}")
+}
+
+/// The trigger, with the trigger's role: the run it started.
+async fn trigger(w: &World, sync: &str) -> Result<String, Failed> {
+    let request = TriggerRequest::Start {
+        sync: sync.into(),
+        trigger: TriggerKind::Manual,
+    };
+    let answer = retl_fn_trigger::handle(w.stack.function("trigger"), request).await;
+    match answer.map_err(|e| failed("trigger", e))?.started.as_slice() {
+        [TriggerOutcome::Started { run_id, .. }] => Ok(run_id.clone()),
+        other => Err(failed("trigger", other)),
+    }
+}
+
+/// Extract, the plan of every shard and the summary, each with its function's role.
+async fn plan(w: &World, sync: &str, run_id: &str) -> Result<SummaryStep, Failed> {
+    let event: ExtractRequest = serde_json::from_value(json!({"run_id": run_id, "sync": sync}))
+        .expect("the state machine's extract payload");
+    let extracted = retl_fn_extract::handle(w.stack.function("extract"), event).await;
+    let extracted = extracted.map_err(|e| failed("extract", e))?;
+    let planner = w.stack.function("plan");
+    for shard in 0..extracted.shards {
+        let request = PlanRequest::Shard {
+            run_id: run_id.into(),
+            sync: sync.into(),
+            shard,
+        };
+        let planned = retl_fn_plan::handle(planner, request).await;
+        planned.map_err(|e| failed("plan shard", e))?;
+    }
+    let request = PlanRequest::Summarize {
+        run_id: run_id.into(),
+        sync: sync.into(),
+    };
+    match retl_fn_plan::handle(planner, request).await {
+        Ok(PlanResponse::Summary(summary)) => Ok(summary),
+        other => Err(failed("summarize", other)),
+    }
+}
+
+/// Every apply unit, then finalize, each with its function's role.
+async fn apply_and_finalize(
+    w: &World,
+    sync: &str,
+    run_id: &str,
+    units: usize,
+) -> Result<RunStatus, Failed> {
+    for unit in 0..units {
+        let request = ApplyRequest {
+            run_id: run_id.into(),
+            sync: sync.into(),
+            unit,
+            retry: 0,
+        };
+        let applied = retl_fn_apply::handle(w.stack.function("apply"), 1, request).await;
+        applied.map_err(|e| failed("apply", e))?;
+    }
+    let request: FinalizeRequest =
+        serde_json::from_value(json!({"run_id": run_id, "sync": sync, "ending": "applied"}))
+            .expect("the state machine's finalize payload");
+    let done = retl_fn_finalize::handle(w.stack.function("finalize"), request).await;
+    Ok(done.map_err(|e| failed("finalize", e))?.status)
+}
+
+/// The approval function stores the (stand-in) task token, then takes the approval and sends
+/// it to Step Functions (moto runs no execution here, so any token is taken).
+async fn approve(w: &World, sync: &str, run_id: &str) -> Result<(), Failed> {
+    let host = w.stack.function("approval");
+    let request = ApprovalRequest::Request {
+        run_id: run_id.into(),
+        sync: sync.into(),
+        task_token: format!("offline-token-{run_id}"),
+    };
+    retl_fn_approval::handle(host, request)
+        .await
+        .map_err(|e| failed("approval request", e))?;
+    let decision: ApprovalRequest = serde_json::from_value(
+        json!({"run_id": run_id, "decision": "approve", "reason": "checked", "by": "iam test"}),
+    )
+    .expect("an approver's payload");
+    retl_fn_approval::handle(host, decision)
+        .await
+        .map_err(|e| failed("approval decision", e))?;
+    Ok(())
+}
+
+/// What finalize and the approval function do that a handler only logs when it fails:
+/// publish on the alerts topic, and (finalize) the run-completed event.
+async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
+    let run = w
+        .stack
+        .admin
+        .runs()
+        .get_run(run_id)
+        .await
+        .map_err(|e| failed("read run", e))?;
+    for function in ["approval", "finalize"] {
+        let host: &AwsHost = w.stack.function(function);
+        let notifier = SnsNotifier::new(host.clients.sns.clone(), host.names.topic_arn.clone());
+        let sent = notifier.notify(&Notification::problem(&run)).await;
+        sent.map_err(|e| failed(&format!("{function} publishes on the topic"), e))?;
+    }
+    let finalize = w.stack.function("finalize");
+    emit_run_completed(&finalize.events, &finalize.names.stack, &run)
+        .await
+        .map_err(|e| failed("finalize puts the run-completed event", e))
+}
+
+fn assert_denied(result: Result<impl std::fmt::Debug, Failed>, step: &str, action: &str) {
+    let error = match result {
+        Ok(v) => panic!("{step} succeeded without {action}: {v:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        error.starts_with(step),
+        "expected {step} to fail, got: {error}"
+    );
+    assert!(
+        error.contains("AccessDenied")
+            || error.contains("HTTP 403")
+            || error.contains("not authorized"),
+        "{step} failed, but not for want of {action}: {error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_runs_with_its_own_role_from_template_yaml() {
+    let w = world("iam_all", &[]).await;
+    let names = &w.stack.names;
+    assert_eq!(w.stack.resource("ArtifactsBucket"), names.bucket);
+    assert_eq!(w.stack.resource("RunsTable"), names.runs_table);
+    assert_eq!(w.stack.resource("KeySetTable"), names.keyset_table);
+    assert_eq!(w.stack.resource("ConfigTable"), names.config_table);
+    assert_eq!(
+        w.stack.function_names(),
+        ["apply", "approval", "extract", "finalize", "plan", "trigger"]
+    );
+
+    let run_id = trigger(&w, "people")
+        .await
+        .expect("the trigger starts a run");
+    let summary = plan(&w, "people", &run_id).await.expect("extract and plan");
+    assert_eq!(summary.decision, Decision::Proceed, "{summary:?}");
+    let status = apply_and_finalize(&w, "people", &run_id, summary.units).await;
+    assert_eq!(status.expect("apply and finalize"), RunStatus::Succeeded);
+    let delivered =
+        w.pg.count(&format!(
+            "SELECT count(*) FROM {}",
+            w.pg.table("people_dest")
+        ))
+        .await;
+    assert_eq!(delivered, 3);
+    side_channels(&w, &run_id)
+        .await
+        .expect("topic and event bus");
+
+    let run_id = trigger(&w, "purge")
+        .await
+        .expect("the trigger starts a run");
+    let summary = plan(&w, "purge", &run_id).await.expect("extract and plan");
+    assert_eq!(summary.decision, Decision::NeedsApproval, "{summary:?}");
+    approve(&w, "purge", &run_id)
+        .await
+        .expect("the approval is recorded and sent");
+    let status = apply_and_finalize(&w, "purge", &run_id, summary.units).await;
+    assert_eq!(status.expect("apply and finalize"), RunStatus::Succeeded);
+    let left =
+        w.pg.count(&format!(
+            "SELECT count(*) FROM {}",
+            w.pg.table("purge_dest")
+        ))
+        .await;
+    assert_eq!(left, 1, "the approved deletes were applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trigger_is_denied_without_batch_write_item_on_the_runs_table() {
+    let w = world("iam_no_batch", &["TriggerFunction=dynamodb:BatchWriteItem"]).await;
+    assert_denied(
+        trigger(&w, "people").await,
+        "trigger",
+        "dynamodb:BatchWriteItem",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extract_is_denied_without_s3_put_object() {
+    let w = world("iam_no_put", &["ExtractFunction=s3:PutObject"]).await;
+    let run_id = trigger(&w, "people")
+        .await
+        .expect("the trigger keeps its grants");
+    assert_denied(plan(&w, "people", &run_id).await, "extract", "s3:PutObject");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_is_denied_without_send_task_success() {
+    let w = world("iam_no_task", &["ApprovalFunction=states:SendTaskSuccess"]).await;
+    let run_id = trigger(&w, "purge")
+        .await
+        .expect("the trigger keeps its grants");
+    let summary = plan(&w, "purge", &run_id)
+        .await
+        .expect("extract and plan keep their grants");
+    assert_eq!(summary.decision, Decision::NeedsApproval, "{summary:?}");
+    assert_denied(
+        approve(&w, "purge", &run_id).await,
+        "approval decision",
+        "states:SendTaskSuccess",
+    );
+}
