@@ -6,6 +6,7 @@
 mod aws_sdk;
 pub mod braze;
 mod connector;
+pub mod databricks;
 pub mod hubspot;
 pub mod meta_audience;
 pub mod postgres;
@@ -36,6 +37,7 @@ registry! {
     "meta_audience" => MetaAudience(meta_audience::MetaAudienceConnection),
     "sqs" => Sqs(sqs::SqsConnection),
     "redshift" => Redshift(redshift::RedshiftConnection),
+    "databricks" => Databricks(databricks::DatabricksConnection),
 }
 
 /// The model SQL without trailing semicolons, so it can be wrapped as a subquery.
