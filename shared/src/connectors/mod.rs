@@ -2,6 +2,7 @@
 //! them. Adding a connector is its folder plus one line in [`registry!`] below; the traits in
 //! [`connector`] list what the folder must provide (see `docs/architecture.md`).
 
+pub mod athena;
 #[cfg(feature = "aws-sources")]
 mod aws_sdk;
 pub mod braze;
@@ -38,6 +39,7 @@ registry! {
     "sqs" => Sqs(sqs::SqsConnection),
     "redshift" => Redshift(redshift::RedshiftConnection),
     "databricks" => Databricks(databricks::DatabricksConnection),
+    "athena" => Athena(athena::AthenaConnection),
 }
 
 /// The model SQL without trailing semicolons, so it can be wrapped as a subquery.
