@@ -250,6 +250,79 @@ fn paged(mut out: Value, req: &Value) -> Value {
     out
 }
 
+/// Refuses requests not signed with the test's access key, as AWS does.
+fn refused(headers: &HeaderMap) -> Option<Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    match auth {
+        None => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        )),
+        Some(a) if !a.contains(&format!("Credential={KEY_ID}/")) => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )),
+        _ => None,
+    }
+}
+
+fn passed_on(status: u16, bytes: Bytes) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        bytes,
+    )
+        .into_response()
+}
+
+/// Starts the query on PostgreSQL; until its task records progress, it counts as running.
+fn started(front: &Arc<Front>, req: &Value, out: &Value) {
+    let id = out["QueryExecutionId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let params: Vec<String> = req["ExecutionParameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let sql = bind(req["QueryString"].as_str().unwrap_or_default(), &params);
+    tokio::spawn(run_query(front.clone(), id, sql));
+}
+
+/// moto's status of a query, corrected by its progress on PostgreSQL.
+fn with_progress(front: &Front, req: &Value, mut out: Value) -> Value {
+    let id = req["QueryExecutionId"].as_str().unwrap_or_default();
+    let status = &mut out["QueryExecution"]["Status"];
+    if status["State"] == "CANCELLED" {
+        return out;
+    }
+    match front.progress().get(id) {
+        None | Some(Progress::Running(_)) => status["State"] = json!("RUNNING"),
+        Some(Progress::Failed(message)) => {
+            status["State"] = json!("FAILED");
+            status["StateChangeReason"] = json!(message);
+            status["AthenaError"] = json!({"ErrorCategory": 2, "ErrorType": 1301, "Retryable": false, "ErrorMessage": message});
+        }
+        Some(Progress::Done) => {}
+    }
+    out
+}
+
+/// Cancels the query's PostgreSQL statement.
+async fn stopped(front: &Front, req: &Value) {
+    let id = req["QueryExecutionId"].as_str().unwrap_or_default();
+    let token = match front.progress().get(id) {
+        Some(Progress::Running(t)) => Some(t.clone()),
+        _ => None,
+    };
+    if let Some(t) = token {
+        let _ = t.cancel_query(NoTls).await;
+    }
+}
+
 async fn handle(
     State(front): State<Arc<Front>>,
     method: Method,
@@ -264,29 +337,10 @@ async fn handle(
         .to_string();
     let Some(op) = target.strip_prefix("AmazonAthena.") else {
         let (status, bytes) = front.forward(method, &uri, &headers, body).await;
-        return (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            bytes,
-        )
-            .into_response();
+        return passed_on(status, bytes);
     };
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    match auth {
-        None => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token",
-            )
-        }
-        Some(a) if !a.contains(&format!("Credential={KEY_ID}/")) => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        }
-        _ => {}
+    if let Some(refusal) = refused(&headers) {
+        return refusal;
     }
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     front
@@ -295,59 +349,19 @@ async fn handle(
         .unwrap_or_else(|p| p.into_inner())
         .push((op.to_string(), req.clone()));
     let (status, bytes) = front.forward(method, &uri, &headers, body).await;
-    let Ok(mut out) = serde_json::from_slice::<Value>(&bytes)
-        .map_err(|_| ())
-        .and_then(|v| if status == 200 { Ok(v) } else { Err(()) })
-    else {
-        return (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            bytes,
-        )
-            .into_response();
+    let out = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if status == 200 => v,
+        _ => return passed_on(status, bytes),
     };
     match op {
         "StartQueryExecution" => {
-            let id = out["QueryExecutionId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let params: Vec<String> = req["ExecutionParameters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.as_str().map(str::to_string))
-                .collect();
-            let sql = bind(req["QueryString"].as_str().unwrap_or_default(), &params);
-            // Until the task records its progress, the query counts as running.
-            tokio::spawn(run_query(front.clone(), id, sql));
+            started(&front, &req, &out);
             json_answer(&out)
         }
-        "GetQueryExecution" => {
-            let id = req["QueryExecutionId"].as_str().unwrap_or_default();
-            let status = &mut out["QueryExecution"]["Status"];
-            if status["State"] != "CANCELLED" {
-                match front.progress().get(id) {
-                    None | Some(Progress::Running(_)) => status["State"] = json!("RUNNING"),
-                    Some(Progress::Failed(message)) => {
-                        status["State"] = json!("FAILED");
-                        status["StateChangeReason"] = json!(message);
-                        status["AthenaError"] = json!({"ErrorCategory": 2, "ErrorType": 1301, "Retryable": false, "ErrorMessage": message});
-                    }
-                    Some(Progress::Done) => {}
-                }
-            }
-            json_answer(&out)
-        }
+        "GetQueryExecution" => json_answer(&with_progress(&front, &req, out)),
         "GetQueryResults" => json_answer(&paged(out, &req)),
         "StopQueryExecution" => {
-            let id = req["QueryExecutionId"].as_str().unwrap_or_default();
-            let token = match front.progress().get(id) {
-                Some(Progress::Running(t)) => Some(t.clone()),
-                _ => None,
-            };
-            if let Some(t) = token {
-                let _ = t.cancel_query(NoTls).await;
-            }
+            stopped(&front, &req).await;
             json_answer(&out)
         }
         _ => json_answer(&out),
