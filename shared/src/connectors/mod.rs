@@ -2,11 +2,16 @@
 //! them. Adding a connector is its folder plus one line in [`registry!`] below; the traits in
 //! [`connector`] list what the folder must provide (see `docs/architecture.md`).
 
+pub mod athena;
+#[cfg(feature = "aws-sources")]
+mod aws_sdk;
 pub mod braze;
 mod connector;
+pub mod databricks;
 pub mod hubspot;
 pub mod meta_audience;
 pub mod postgres;
+pub mod redshift;
 mod registry;
 use registry::registry;
 pub mod salesforce;
@@ -32,6 +37,9 @@ registry! {
     "braze" => Braze(braze::BrazeConnection),
     "meta_audience" => MetaAudience(meta_audience::MetaAudienceConnection),
     "sqs" => Sqs(sqs::SqsConnection),
+    "redshift" => Redshift(redshift::RedshiftConnection),
+    "databricks" => Databricks(databricks::DatabricksConnection),
+    "athena" => Athena(athena::AthenaConnection),
 }
 
 /// The model SQL without trailing semicolons, so it can be wrapped as a subquery.

@@ -10,7 +10,8 @@ use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
 use crate::record::Values;
 
 /// A PostgreSQL warehouse. Rows are converted by PostgreSQL's own `row_to_json` in a UTC
-/// session, which gives this type mapping:
+/// session. That path is PostgreSQL-only: Redshift has no `row_to_json`, and its connector
+/// (`connectors::redshift`) reads the Data API's typed fields instead. The type mapping:
 ///
 /// | PostgreSQL | JSON |
 /// |---|---|
