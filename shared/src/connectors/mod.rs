@@ -6,6 +6,7 @@ pub mod braze;
 mod connector;
 pub mod hubspot;
 pub mod meta_audience;
+pub mod mysql;
 pub mod postgres;
 mod registry;
 use registry::registry;
@@ -26,6 +27,7 @@ pub use connector::{
 registry! {
     "sqlite" => Sqlite(sqlite::SqliteConnection),
     "postgres" => Postgres(postgres::PostgresConnection),
+    "mysql" => Mysql(mysql::MySqlConnection),
     "webhook" => Webhook(webhook::WebhookConnection),
     "hubspot" => Hubspot(hubspot::HubSpotConnection),
     "salesforce" => Salesforce(salesforce::SalesforceConnection),
