@@ -3,6 +3,7 @@
 //! [`connector`] list what the folder must provide (see `docs/architecture.md`).
 
 pub mod braze;
+pub mod clickhouse;
 mod connector;
 pub mod hubspot;
 pub mod meta_audience;
@@ -28,6 +29,7 @@ registry! {
     "sqlite" => Sqlite(sqlite::SqliteConnection),
     "postgres" => Postgres(postgres::PostgresConnection),
     "mysql" => Mysql(mysql::MySqlConnection),
+    "clickhouse" => Clickhouse(clickhouse::ClickHouseConnection),
     "webhook" => Webhook(webhook::WebhookConnection),
     "hubspot" => Hubspot(hubspot::HubSpotConnection),
     "salesforce" => Salesforce(salesforce::SalesforceConnection),
