@@ -6,10 +6,12 @@ pub mod athena;
 #[cfg(feature = "aws-sources")]
 mod aws_sdk;
 pub mod braze;
+pub mod clickhouse;
 mod connector;
 pub mod databricks;
 pub mod hubspot;
 pub mod meta_audience;
+pub mod mysql;
 pub mod postgres;
 pub mod redshift;
 mod registry;
@@ -31,6 +33,8 @@ pub use connector::{
 registry! {
     "sqlite" => Sqlite(sqlite::SqliteConnection),
     "postgres" => Postgres(postgres::PostgresConnection),
+    "mysql" => Mysql(mysql::MySqlConnection),
+    "clickhouse" => Clickhouse(clickhouse::ClickHouseConnection),
     "webhook" => Webhook(webhook::WebhookConnection),
     "hubspot" => Hubspot(hubspot::HubSpotConnection),
     "salesforce" => Salesforce(salesforce::SalesforceConnection),

@@ -1,0 +1,393 @@
+//! The ClickHouse [`Source`]: requests to the HTTP interface through the connection's
+//! [`Requester`] (transient failures retried there), the body read chunk by chunk and split
+//! into TSV lines (bounded memory), and `KILL QUERY WHERE query_id = ...` when the run stops
+//! reading or the timeout passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value as Json;
+use tokio::time::Instant;
+
+use super::error::{self, ServerError};
+use super::sql::{describe_sql, model_sql, quote_string};
+use super::types::{self, ChType};
+use super::ClickHouseConnection;
+use crate::connectors::OpenContext;
+use crate::delivery::{http::client_builder, Requester};
+use crate::ports::{ModelQuery, RowStream, SendError, Source, SourceError};
+use crate::record::Values;
+
+/// How long after `timeout_seconds` the source kills a query the server did not stop itself.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// A ClickHouse warehouse.
+#[derive(Clone)]
+pub struct ClickHouseSource {
+    connection: String,
+    base: String,
+    user: Option<String>,
+    password: Option<String>,
+    database: Option<String>,
+    timeout_seconds: Option<u64>,
+    settings: Vec<(String, String)>,
+    http: reqwest::Client,
+    requests: Arc<Requester>,
+}
+
+impl std::fmt::Debug for ClickHouseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of logs.
+        f.debug_struct("ClickHouseSource")
+            .field("connection", &self.connection)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The query id of a run: `retl-<sync>-<run>`, in the server's `system.processes` and
+/// `system.query_log`.
+fn query_id(query: &ModelQuery) -> String {
+    format!("retl-{}-{}", query.sync, query.run_id)
+}
+
+impl ClickHouseSource {
+    /// A source for the interface at `base`.
+    pub fn new(
+        ctx: &OpenContext<'_>,
+        config: &ClickHouseConnection,
+        base: &str,
+        password: Option<String>,
+    ) -> Result<Self, SourceError> {
+        let http = client_builder()
+            .build()
+            .map_err(|e| ctx.source_config_error(format!("cannot build an HTTP client: {e}")))?;
+        Ok(ClickHouseSource {
+            connection: ctx.name.to_string(),
+            base: base.to_string(),
+            user: config.user.clone(),
+            password,
+            database: config.database.clone(),
+            timeout_seconds: config.timeout_seconds,
+            settings: config.settings.clone().into_iter().collect(),
+            http,
+            requests: Arc::clone(&ctx.requests),
+        })
+    }
+
+    fn server_error(&self, e: ServerError) -> SourceError {
+        error::classify(&self.connection, self.timeout_seconds, e)
+    }
+
+    fn timeout_error(&self) -> SourceError {
+        SourceError::Timeout {
+            connection: self.connection.clone(),
+            seconds: self.timeout_seconds.unwrap_or(0),
+        }
+    }
+
+    /// A POST of `sql` with the connection's settings, database, credentials and `id`.
+    fn request(&self, sql: &str, id: &str) -> reqwest::RequestBuilder {
+        let mut params = self.settings.clone();
+        params.push(("query_id".into(), id.to_string()));
+        if let Some(db) = &self.database {
+            params.push(("database".into(), db.clone()));
+        }
+        if let Some(s) = self.timeout_seconds {
+            params.push(("max_execution_time".into(), s.to_string()));
+        }
+        let mut request = self
+            .http
+            .post(&self.base)
+            .query(&params)
+            .body(sql.to_string());
+        if let Some(u) = &self.user {
+            request = request.header("X-ClickHouse-User", u);
+        }
+        if let Some(p) = &self.password {
+            request = request.header("X-ClickHouse-Key", p);
+        }
+        request
+    }
+
+    /// One attempt: a 200 answer (its body not read yet), the server's error, or a transient
+    /// failure for the requester to retry.
+    async fn attempt(
+        &self,
+        sql: &str,
+        id: &str,
+    ) -> Result<Result<reqwest::Response, SourceError>, SendError> {
+        let response = self
+            .request(sql, id)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient {
+                code: "network".into(),
+                message: e.without_url().to_string(),
+                retry_after: None,
+            })?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(Ok(response));
+        }
+        let body = response.text().await.unwrap_or_default();
+        let e = match error::parse(&body) {
+            Some(e) => self.server_error(e),
+            None => error::from_status(&self.connection, status, &body),
+        };
+        match e {
+            SourceError::Unavailable { message, .. } => Err(SendError::Transient {
+                code: status.to_string(),
+                message,
+                retry_after: None,
+            }),
+            other => Ok(Err(other)),
+        }
+    }
+
+    /// Sends `sql` through the requester.
+    async fn send(&self, sql: &str, id: &str) -> Result<reqwest::Response, SourceError> {
+        match self.requests.call(|| self.attempt(sql, id)).await {
+            Ok(result) => result,
+            Err(e) => Err(SourceError::Unavailable {
+                connection: self.connection.clone(),
+                message: match e {
+                    SendError::Transient { message, .. } => message,
+                    other => other.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// The model's columns and their types, from `DESCRIBE TABLE (<model>)`.
+    async fn describe(&self, query: &ModelQuery) -> Result<Vec<(String, ChType)>, SourceError> {
+        let id = format!("{}-describe", query_id(query));
+        let body = self
+            .send(&describe_sql(query), &id)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| SourceError::Unavailable {
+                connection: self.connection.clone(),
+                message: format!("reading DESCRIBE failed: {}", e.without_url()),
+            })?;
+        let mut columns = Vec::new();
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut fields = line.split(|b| *b == b'\t').map(types::unescape_tsv);
+            let name = String::from_utf8_lossy(&fields.next().unwrap_or_default()).into_owned();
+            let ty = String::from_utf8_lossy(&fields.next().unwrap_or_default()).into_owned();
+            columns.push((name, types::parse_type(&ty)));
+        }
+        Ok(columns)
+    }
+
+    /// Stops query `id` (best effort: the server's `max_execution_time` still ends it).
+    async fn kill(&self, id: &str) {
+        let sql = format!("KILL QUERY WHERE query_id = {}", quote_string(id));
+        let kill_id = format!("{id}-kill");
+        if self.send(&sql, &kill_id).await.is_err() {
+            tracing::warn!(connection = %self.connection, query_id = id, "could not KILL QUERY the model's query");
+        }
+    }
+}
+
+/// Kills the query when dropped while it may still run (the run stopped reading).
+struct KillOnDrop {
+    source: ClickHouseSource,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (source, id) = (self.source.clone(), std::mem::take(&mut self.id));
+            handle.spawn(async move { source.kill(&id).await });
+        }
+    }
+}
+
+/// The state of one result being read.
+struct Reader {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    names: Vec<String>,
+    types: Vec<ChType>,
+    /// Header lines (names, types) still to skip.
+    header: usize,
+    deadline: Option<Instant>,
+    guard: KillOnDrop,
+    ended: bool,
+}
+
+impl Reader {
+    fn source(&self) -> &ClickHouseSource {
+        &self.guard.source
+    }
+
+    /// The next complete line, from the buffer or the body; `None` at the end.
+    async fn line(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
+        loop {
+            if let Some(i) = self.buffer.iter().position(|b| *b == b'\n') {
+                let rest = self.buffer.split_off(i + 1);
+                let mut line = std::mem::replace(&mut self.buffer, rest);
+                line.pop();
+                return Ok(Some(line));
+            }
+            let chunk = self.response.chunk();
+            let chunk = match self.deadline {
+                Some(d) => tokio::time::timeout_at(d, chunk)
+                    .await
+                    .map_err(|_| self.source().timeout_error())?,
+                None => chunk.await,
+            };
+            match chunk {
+                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Ok(None) if self.buffer.is_empty() => return Ok(None),
+                Ok(None) => return Ok(Some(std::mem::take(&mut self.buffer))),
+                Err(e) => {
+                    return Err(SourceError::Unavailable {
+                        connection: self.source().connection.clone(),
+                        message: format!("the answer broke off: {}", e.without_url()),
+                    })
+                }
+            }
+        }
+    }
+
+    /// One row of the body, or the error the server wrote in its place.
+    fn row(&self, line: &[u8]) -> Result<Values, SourceError> {
+        let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+        // An error after rows were sent ends a 200 body as a line of its own; a row of as
+        // many fields as columns is data (a one-column row could only be mistaken if it
+        // spelled a ClickHouse exception word for word).
+        if fields.len() != self.names.len() || self.names.len() == 1 {
+            if let Some(e) =
+                error::parse(&String::from_utf8_lossy(line)).filter(|_| line.starts_with(b"Code: "))
+            {
+                return Err(self.source().server_error(e));
+            }
+        }
+        if fields.len() != self.names.len() {
+            return Err(self.bad_value(format!(
+                "a row has {} fields for {} columns",
+                fields.len(),
+                self.names.len()
+            )));
+        }
+        let mut out = Values::new();
+        for ((name, ty), raw) in self.names.iter().zip(&self.types).zip(fields) {
+            let v: Json = types::field(ty, raw)
+                .map_err(|m| self.bad_value(format!("column `{name}`: {m}")))?;
+            out.insert(name.clone(), v);
+        }
+        Ok(out)
+    }
+
+    fn bad_value(&self, message: String) -> SourceError {
+        SourceError::Query {
+            connection: self.source().connection.clone(),
+            code: "retl_value".into(),
+            message,
+        }
+    }
+
+    /// The next row; the header's type line replaces the described types (the server's own
+    /// word on what it sent).
+    async fn next(&mut self) -> Option<Result<Values, SourceError>> {
+        if self.ended {
+            return None;
+        }
+        let result = loop {
+            match self.line().await {
+                Ok(Some(_)) if self.header == 2 => self.header -= 1,
+                Ok(Some(line)) if self.header == 1 => {
+                    self.header -= 1;
+                    self.types = line
+                        .split(|b| *b == b'\t')
+                        .map(|t| {
+                            types::parse_type(&String::from_utf8_lossy(&types::unescape_tsv(t)))
+                        })
+                        .collect();
+                }
+                Ok(Some(line)) => break Some(self.row(&line)),
+                Ok(None) => break None,
+                Err(e) => break Some(Err(e)),
+            }
+        };
+        match &result {
+            None => self.guard.armed = false,
+            Some(Err(SourceError::Timeout { .. })) | Some(Ok(_)) => {}
+            // The server ended the query (its error) or the connection broke.
+            Some(Err(_)) => self.guard.armed = false,
+        }
+        if !matches!(result, Some(Ok(_))) {
+            self.ended = true;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Source for ClickHouseSource {
+    async fn columns(&self, query: &ModelQuery) -> Result<Vec<String>, SourceError> {
+        Ok(self
+            .describe(query)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
+        let columns = self.describe(query).await?;
+        let sql = model_sql(query, &columns).map_err(|message| SourceError::Query {
+            connection: self.connection.clone(),
+            code: "retl_model".into(),
+            message,
+        })?;
+        let id = query_id(query);
+        let deadline = self
+            .timeout_seconds
+            .map(|s| Instant::now() + Duration::from_secs(s) + KILL_GRACE);
+        let guard = KillOnDrop {
+            source: self.clone(),
+            id: id.clone(),
+            armed: true,
+        };
+        let sent = self.send(&sql, &id);
+        let response = match deadline {
+            Some(d) => tokio::time::timeout_at(d, sent)
+                .await
+                .map_err(|_| self.timeout_error())?,
+            None => sent.await,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                let mut guard = guard;
+                guard.armed = matches!(e, SourceError::Timeout { .. });
+                return Err(e);
+            }
+        };
+        let (names, types) = columns.into_iter().unzip();
+        let reader = Reader {
+            response,
+            buffer: Vec::new(),
+            names,
+            types,
+            header: 2,
+            deadline,
+            guard,
+            ended: false,
+        };
+        let rows = futures::stream::unfold(reader, |mut r| async move {
+            r.next().await.map(|item| (item, r))
+        });
+        Ok(Box::pin(rows))
+    }
+}
