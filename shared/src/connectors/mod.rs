@@ -2,6 +2,7 @@
 //! them. Adding a connector is its folder plus one line in [`registry!`] below; the traits in
 //! [`connector`] list what the folder must provide (see `docs/architecture.md`).
 
+pub mod bigquery;
 pub mod braze;
 mod connector;
 pub mod hubspot;
@@ -10,6 +11,7 @@ pub mod postgres;
 mod registry;
 use registry::registry;
 pub mod salesforce;
+pub mod snowflake;
 mod sql_ident;
 pub mod sqlite;
 pub mod sqs;
@@ -26,6 +28,8 @@ pub use connector::{
 registry! {
     "sqlite" => Sqlite(sqlite::SqliteConnection),
     "postgres" => Postgres(postgres::PostgresConnection),
+    "snowflake" => Snowflake(snowflake::SnowflakeConnection),
+    "bigquery" => BigQuery(bigquery::BigQueryConnection),
     "webhook" => Webhook(webhook::WebhookConnection),
     "hubspot" => Hubspot(hubspot::HubSpotConnection),
     "salesforce" => Salesforce(salesforce::SalesforceConnection),
