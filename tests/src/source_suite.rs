@@ -494,7 +494,7 @@ pub async fn watermark_filter(w: &dyn Warehouse) {
         .expect("a text type");
     let table = w.table("retl_events");
     w.execute(&format!(
-        "CREATE TABLE {table} (id {}, seq {}, at {}, label {})",
+        "CREATE TABLE {table} (id {}, seq {}, changed_at {}, label {})",
         w.key_type(),
         w.key_type(),
         ts.ddl,
@@ -516,13 +516,13 @@ pub async fn watermark_filter(w: &dyn Warehouse) {
         (3, 30, "2024-03-01 11:00:00", "c"),
     ] {
         w.execute(&format!(
-            "INSERT INTO {table} (id, seq, at, label) VALUES ({id}, {seq}, {}, '{label}')",
+            "INSERT INTO {table} (id, seq, changed_at, label) VALUES ({id}, {seq}, {}, '{label}')",
             at(when)
         ))
         .await;
     }
     let source = open_source(w).await;
-    let sql = format!("select id, seq, at, label from {table}");
+    let sql = format!("select id, seq, changed_at, label from {table}");
     assert_eq!(
         ids_after(source.as_ref(), &sql, "seq", Bound::Integer("15".into())).await,
         ["2", "3"],
@@ -532,7 +532,7 @@ pub async fn watermark_filter(w: &dyn Warehouse) {
     let naive = chrono::NaiveDateTime::parse_from_str("2024-03-01 10:00:00", "%Y-%m-%d %H:%M:%S")
         .expect("a time");
     assert_eq!(
-        ids_after(source.as_ref(), &sql, "at", Bound::Naive(naive)).await,
+        ids_after(source.as_ref(), &sql, "changed_at", Bound::Naive(naive)).await,
         ["3"],
         "{}: timestamp watermark",
         w.name()

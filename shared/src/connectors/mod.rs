@@ -5,6 +5,7 @@
 pub mod athena;
 #[cfg(feature = "aws-sources")]
 mod aws_sdk;
+pub mod bigquery;
 pub mod braze;
 pub mod clickhouse;
 mod connector;
@@ -17,6 +18,7 @@ pub mod redshift;
 mod registry;
 use registry::registry;
 pub mod salesforce;
+pub mod snowflake;
 mod sql_ident;
 pub mod sqlite;
 pub mod sqs;
@@ -33,17 +35,19 @@ pub use connector::{
 registry! {
     "sqlite" => Sqlite(sqlite::SqliteConnection),
     "postgres" => Postgres(postgres::PostgresConnection),
+    "snowflake" => Snowflake(snowflake::SnowflakeConnection),
+    "bigquery" => BigQuery(bigquery::BigQueryConnection),
     "mysql" => Mysql(mysql::MySqlConnection),
     "clickhouse" => Clickhouse(clickhouse::ClickHouseConnection),
+    "redshift" => Redshift(redshift::RedshiftConnection),
+    "databricks" => Databricks(databricks::DatabricksConnection),
+    "athena" => Athena(athena::AthenaConnection),
     "webhook" => Webhook(webhook::WebhookConnection),
     "hubspot" => Hubspot(hubspot::HubSpotConnection),
     "salesforce" => Salesforce(salesforce::SalesforceConnection),
     "braze" => Braze(braze::BrazeConnection),
     "meta_audience" => MetaAudience(meta_audience::MetaAudienceConnection),
     "sqs" => Sqs(sqs::SqsConnection),
-    "redshift" => Redshift(redshift::RedshiftConnection),
-    "databricks" => Databricks(databricks::DatabricksConnection),
-    "athena" => Athena(athena::AthenaConnection),
 }
 
 /// The model SQL without trailing semicolons, so it can be wrapped as a subquery.
