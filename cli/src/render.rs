@@ -120,6 +120,29 @@ fn watermark_lines(out: &mut String, w: &RunWatermark) {
     );
 }
 
+/// How to decide on a run stopped for approval.
+fn approval_lines(out: &mut String, run: &RunRecord) {
+    let reason = run
+        .approval
+        .as_ref()
+        .map(|a| a.reason.as_str())
+        .unwrap_or("");
+    let expires = run
+        .approval
+        .as_ref()
+        .and_then(|a| a.expires_at)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "Stopped for approval: {reason}. Nothing was written.");
+    let _ = writeln!(out, "  review:  retl runs show {}", run.run_id);
+    let _ = writeln!(out, "  approve: retl approve {}", run.run_id);
+    let _ = writeln!(
+        out,
+        "  reject:  retl reject {}   (expires {expires})",
+        run.run_id
+    );
+}
+
 /// The terraform-style summary of a run.
 pub fn run_text(run: &RunRecord) -> String {
     let mut out = String::new();
@@ -154,27 +177,7 @@ pub fn run_text(run: &RunRecord) -> String {
                 run.sync
             );
         }
-        RunStatus::AwaitingApproval => {
-            let reason = run
-                .approval
-                .as_ref()
-                .map(|a| a.reason.as_str())
-                .unwrap_or("");
-            let expires = run
-                .approval
-                .as_ref()
-                .and_then(|a| a.expires_at)
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
-            let _ = writeln!(out, "Stopped for approval: {reason}. Nothing was written.");
-            let _ = writeln!(out, "  review:  retl runs show {}", run.run_id);
-            let _ = writeln!(out, "  approve: retl approve {}", run.run_id);
-            let _ = writeln!(
-                out,
-                "  reject:  retl reject {}   (expires {expires})",
-                run.run_id
-            );
-        }
+        RunStatus::AwaitingApproval => approval_lines(&mut out, run),
         RunStatus::Aborted => {
             let _ = writeln!(
                 out,

@@ -394,6 +394,11 @@ pub async fn keeps_state_and_versions(stores: Stores<'_>) {
         mapping_fingerprint: Some("map1".into()),
         generation: 3,
         last_run_id: Some("run-001".into()),
+        // An incremental model's watermark survives with its exact type and value.
+        watermark: Some(retl_shared::ports::Watermark {
+            column: "updated_at".into(),
+            value: retl_shared::ports::Bound::Decimal("9007199254740993.50".into()),
+        }),
     };
     r.put_sync_state(&state).await.unwrap();
     assert_eq!(r.sync_state("people").await.unwrap(), state);
