@@ -277,13 +277,11 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_trigger_is_denied_without_batch_write_item_on_the_runs_table() {
-    let w = world("iam_no_batch", &["TriggerFunction=dynamodb:BatchWriteItem"]).await;
-    assert_denied(
-        trigger(&w, "people").await,
-        "trigger",
-        "dynamodb:BatchWriteItem",
-    );
+async fn the_trigger_is_denied_without_put_item_on_the_runs_table() {
+    // The run starts with one TransactWriteItems (lock and run record together), which IAM
+    // authorizes item by item as the action each item performs: PutItem for the run record.
+    let w = world("iam_no_put_item", &["TriggerFunction=dynamodb:PutItem"]).await;
+    assert_denied(trigger(&w, "people").await, "trigger", "dynamodb:PutItem");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context as _};
 use retl_shared::config::{self, load_project, SyncDef};
 use retl_shared::engine::{
-    self, deletion_preview, read_manifest, run_local, EngineError, LocalRunOptions,
+    self, deletion_preview, discard_dry_run, read_manifest, run_local, EngineError, LocalRunOptions,
 };
 use retl_shared::ports::RunStatus;
 use serde_json::json;
@@ -104,6 +104,7 @@ pub async fn plan(
     } else {
         None
     };
+    discard_dry_run(&host.engine, &run.run_id).await?;
     if cli.json {
         let mut v = render::run_json(&run);
         if let Some(d) = &deletes {

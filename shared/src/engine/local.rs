@@ -57,6 +57,14 @@ pub async fn run_local(
     }
 }
 
+/// Removes a dry run's planned operations once whoever ran it has read them: nothing applies
+/// them (a run plans again), and a dozen dry runs of a large model would otherwise keep
+/// hundreds of megabytes. The run's counts stay for `retl runs show`.
+pub async fn discard_dry_run(engine: &Engine, run_id: &str) -> Result<(), EngineError> {
+    let ops = crate::engine::keys::RunKeys::new(run_id).plan_ops_prefix();
+    Ok(engine.objects.delete_prefix(&ops).await?)
+}
+
 /// The state machine's Catch: a step failed for good.
 async fn fail(
     engine: &Engine,
@@ -86,10 +94,6 @@ async fn drive(
         _ if opts.dry_run => {
             let mut run = engine.runs.get_run(run_id).await?;
             finish_run(engine, &mut run, RunStatus::Planned).await?;
-            // Nothing will apply a dry run's operations (a run plans again), so they go; the
-            // counts and the deletion preview stay for `retl runs show`.
-            let ops = crate::engine::keys::RunKeys::new(run_id).plan_ops_prefix();
-            engine.objects.delete_prefix(&ops).await?;
             Ok(run)
         }
         Decision::NeedsApproval => {

@@ -28,7 +28,7 @@ pub use lifecycle::{
     approve, expire_if_due, finish_run, keep_lock, local_owner, plan_is_stale, reject,
     request_approval, start_run, StartOptions,
 };
-pub use local::{decide_local, run_local, LocalRunOptions};
+pub use local::{decide_local, discard_dry_run, run_local, LocalRunOptions};
 pub use parts::{ExtractManifest, PartInfo, Segment};
 pub use plan::{
     plan_shard, prepare_plan, read_manifest, read_plan_ops, summarize_plan, OpKind, PlanContext,
