@@ -211,3 +211,34 @@ pub(crate) fn source_error(connection: &str, e: SendError) -> SourceError {
 pub(crate) fn poll_delay(polls: u32) -> Duration {
     Duration::from_millis((50u64 << polls.min(5)).min(1000))
 }
+
+/// The client of one AWS SDK crate (`$sdk`, e.g. `aws_sdk_athena`) for a connection's
+/// settings: the shared SDK config when there is one, the connection's region, endpoint and
+/// credentials, unsigned requests for an emulator, and the SDK's own retries off (the
+/// connection's requester retries). A macro because each SDK crate has its own config builder
+/// type with the same methods and no trait between them.
+macro_rules! sdk_client {
+    ($sdk:ident, $settings:expr) => {{
+        let aws: $crate::connectors::aws_sdk::AwsClientSettings = $settings;
+        let mut b = match &aws.sdk {
+            Some(sdk) => $sdk::config::Builder::from(sdk),
+            None => $sdk::config::Builder::new()
+                .behavior_version($sdk::config::BehaviorVersion::latest()),
+        };
+        b = b
+            .region(aws.region)
+            .retry_config($sdk::config::retry::RetryConfig::disabled());
+        if let Some(e) = aws.endpoint {
+            b = b.endpoint_url(e);
+        }
+        if let Some(c) = aws.credentials {
+            b = b.credentials_provider(c);
+        }
+        if aws.unsigned {
+            b = b.allow_no_auth();
+        }
+        $sdk::Client::from_conf(b.build())
+    }};
+}
+
+pub(crate) use sdk_client;

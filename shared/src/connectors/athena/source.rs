@@ -40,24 +40,7 @@ pub struct AthenaSource {
 
 /// The Athena client of a connection; the SDK's retries are off (the requester retries).
 fn client(aws: AwsClientSettings) -> Client {
-    let mut b = match &aws.sdk {
-        Some(sdk) => aws_sdk_athena::config::Builder::from(sdk),
-        None => aws_sdk_athena::config::Builder::new()
-            .behavior_version(aws_sdk_athena::config::BehaviorVersion::latest()),
-    };
-    b = b
-        .region(aws.region)
-        .retry_config(aws_sdk_athena::config::retry::RetryConfig::disabled());
-    if let Some(e) = aws.endpoint {
-        b = b.endpoint_url(e);
-    }
-    if let Some(c) = aws.credentials {
-        b = b.credentials_provider(c);
-    }
-    if aws.unsigned {
-        b = b.allow_no_auth();
-    }
-    Client::from_conf(b.build())
+    crate::connectors::aws_sdk::sdk_client!(aws_sdk_athena, aws)
 }
 
 /// Stops a query that was started but not seen to end, when its reader goes away.
