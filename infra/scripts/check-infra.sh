@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts offline: cfn-lint and `sam validate --lint` on template.yaml,
 # the functions' IAM against the SDK operations the code calls (infra/local/check_iam.py),
-# asl-validator on the state machine (with the template's substitutions filled in), and
-# `sam build` of the six functions for arm64 (the root Makefile: one cargo-lambda build with
-# zig of the binary every function deploys), each an aarch64 ELF, stripped.
+# and asl-validator on the state machine (with the template's substitutions filled in). The
+# functions' arm64 build is infra/scripts/build-functions.sh.
 # Expects the tools of infra/scripts/setup-dev.sh (.venv and infra/local/node_modules).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -58,15 +57,4 @@ open(sys.argv[1], "w").write(text)
 PY
 infra/local/node_modules/.bin/asl-validator --json-path "$rendered"
 
-echo "==> sam build (one arm64 release binary for the six functions: root Makefile, cargo-lambda)"
-sam build --template template.yaml
-for f in trigger extract plan approval apply finalize; do
-  fn="$(tr '[:lower:]' '[:upper:]' <<< "${f:0:1}")${f:1}Function"
-  bin=".aws-sam/build/$fn/bootstrap"
-  test -x "$bin" || { echo "error: $fn/bootstrap was not built" >&2; exit 1; }
-  kind="$(file -b "$bin")"
-  grep -q "aarch64" <<< "$kind" || { echo "error: $fn is not an arm64 binary: $kind" >&2; exit 1; }
-  grep -q ", stripped" <<< "$kind" || { echo "error: $fn is not stripped: $kind" >&2; exit 1; }
-  printf '    %-17s %s bytes (%s MiB)\n' "$fn" "$(stat -c %s "$bin")" "$(( $(stat -c %s "$bin") / 1048576 ))"
-done
 echo "==> infrastructure checks passed"
