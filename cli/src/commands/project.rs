@@ -105,6 +105,7 @@ pub async fn plan(
         None
     };
     discard_dry_run(&host.engine, &run.run_id).await?;
+    host.prune().await;
     if cli.json {
         let mut v = render::run_json(&run);
         if let Some(d) = &deletes {

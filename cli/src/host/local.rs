@@ -10,7 +10,8 @@ use retl_shared::adapters::local::{
 };
 use retl_shared::config::{load_project, Project, SyncDef};
 use retl_shared::engine::{
-    decide_local, local_owner, run_local, Engine, LocalRunOptions, NoProgress, Progress,
+    decide_local, local_owner, prune_artifacts, run_local, Engine, LocalRunOptions, NoProgress,
+    Progress,
 };
 use retl_shared::ports::RunRecord;
 
@@ -61,6 +62,19 @@ impl LocalHost {
         };
         Ok(LocalHost { project, engine })
     }
+
+    /// Removes the artefacts of finished runs past the project's retention. A failure to
+    /// prune costs disk space, not data, so it is reported and the command goes on.
+    pub async fn prune(&self) {
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        match prune_artifacts(&self.engine, &self.project.retention, now).await {
+            Ok(p) if !p.removed.is_empty() => {
+                tracing::debug!(runs = p.removed.len(), "pruned artefacts of old runs");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune the artefacts of old runs"),
+        }
+    }
 }
 
 #[async_trait]
@@ -89,7 +103,9 @@ impl Host for LocalHost {
             note: request.note,
             only_keys: request.only_keys,
         };
-        Ok(run_local(&self.engine, sync, opts).await?)
+        let run = run_local(&self.engine, sync, opts).await?;
+        self.prune().await;
+        Ok(run)
     }
 
     async fn decide(
@@ -100,6 +116,8 @@ impl Host for LocalHost {
         by: &str,
         note: Option<&str>,
     ) -> anyhow::Result<RunRecord> {
-        Ok(decide_local(&self.engine, sync, run_id, approve, by, note).await?)
+        let run = decide_local(&self.engine, sync, run_id, approve, by, note).await?;
+        self.prune().await;
+        Ok(run)
     }
 }

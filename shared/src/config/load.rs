@@ -104,6 +104,7 @@ pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
     Ok(Project {
         root: root.clone(),
         state_dir,
+        retention: project.state.retention,
         connections,
         syncs,
         sync_files: sync_files

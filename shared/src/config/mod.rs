@@ -16,7 +16,7 @@ pub use diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 pub use load::{find_project_dir, load_project};
 pub use model::{
     ConnectionConfig, DeleteScope, DeliverySettings, IncrementalInput, PrimaryKey, ProjectFile,
-    SafetyConfig, SafetyInput, StateConfig, SyncConfig, SyncMode, TriggerConfig,
+    RetentionConfig, SafetyConfig, SafetyInput, StateConfig, SyncConfig, SyncMode, TriggerConfig,
 };
 pub use schedule::validate_schedule;
 
@@ -156,6 +156,8 @@ pub struct Project {
     pub root: PathBuf,
     /// The local state folder.
     pub state_dir: PathBuf,
+    /// How long the state folder keeps finished runs' artefacts.
+    pub retention: RetentionConfig,
     /// Connections by name.
     pub connections: BTreeMap<String, ConnectionConfig>,
     /// Syncs in file order.

@@ -36,18 +36,64 @@ pub struct StateConfig {
     /// Folder, relative to the project, for the embedded store. Default `.retl`.
     #[serde(default = "default_state_path")]
     pub path: String,
+    /// How long the artefacts of finished runs stay in the state folder.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             path: default_state_path(),
+            retention: RetentionConfig::default(),
         }
     }
 }
 
 fn default_state_path() -> String {
     ".retl".to_string()
+}
+
+/// Days the artefacts of a finished run are kept in the local state folder, by kind: the same
+/// periods, with the same defaults, as the AWS bundle's S3 lifecycle rules
+/// (`ExtractRetentionDays`, `PlanRetentionDays`, `RecordLogRetentionDays`). Runs still
+/// running or awaiting approval keep everything. Run records and key sets are never pruned.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Extracted model rows (`objects/extract/`). Default 3.
+    #[serde(default = "default_extract_days")]
+    pub extract_days: u32,
+    /// Planned operations, deletion previews and apply outcomes (`objects/plan/`,
+    /// `objects/apply/`). Default 30.
+    #[serde(default = "default_plan_days")]
+    pub plan_days: u32,
+    /// Record logs: the rejected and failed records `retl errors` shows
+    /// (`objects/rejected/`). Default 90.
+    #[serde(default = "default_record_log_days")]
+    pub record_log_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            extract_days: default_extract_days(),
+            plan_days: default_plan_days(),
+            record_log_days: default_record_log_days(),
+        }
+    }
+}
+
+fn default_extract_days() -> u32 {
+    3
+}
+
+fn default_plan_days() -> u32 {
+    30
+}
+
+fn default_record_log_days() -> u32 {
+    90
 }
 
 /// Delivery tuning for a destination connection. Unset fields take the connector's defaults.

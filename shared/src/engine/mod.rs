@@ -11,6 +11,7 @@ mod parts;
 mod plan;
 mod preview;
 mod record_log;
+mod retention;
 mod retries;
 mod safety;
 pub mod steps;
@@ -36,6 +37,7 @@ pub use plan::{
 };
 pub use preview::{deletion_preview, preview, DeletePreviewEntry, DeletionPreview, Preview};
 pub use record_log::{read_record_log, LoggedOutcome, RecordLogEntry};
+pub use retention::{prune_artifacts, Pruned};
 pub use safety::{evaluate as evaluate_safety, SafetyVerdict};
 pub use verify::{verify, VerifyReport};
 

@@ -115,12 +115,36 @@ impl ObjectStore for FileObjectStore {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        let mut folders = std::collections::BTreeSet::new();
         for key in self.list(prefix).await? {
             let p = self.path(&key)?;
             match tokio::fs::remove_file(&p).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
+            }
+            if let Some(parent) = p.parent() {
+                folders.insert(parent.to_path_buf());
+            }
+        }
+        // Folders left empty go too (S3 has none to leave): a state folder that keeps a run
+        // folder per run for ever slows every listing. Deepest first; a folder still holding
+        // something ends its branch. The top folders (`extract/`, `plan/`, ...) stay, so that
+        // a writer creating a run folder in one never finds it gone.
+        let below_top = |dir: &Path| {
+            dir.strip_prefix(&self.root)
+                .is_ok_and(|rel| rel.components().count() >= 2)
+        };
+        for folder in folders.into_iter().rev() {
+            let mut dir = folder.as_path();
+            while below_top(dir) {
+                if tokio::fs::remove_dir(dir).await.is_err() {
+                    break;
+                }
+                match dir.parent() {
+                    Some(p) => dir = p,
+                    None => break,
+                }
             }
         }
         Ok(())
