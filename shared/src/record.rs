@@ -183,6 +183,35 @@ pub fn value_hash(values: &Values) -> u128 {
     }
 }
 
+/// The JSON object of the mapped values and their [`value_hash`], from one serialisation:
+/// each field's canonical JSON is written once, into the object and into the hash. The
+/// object's fields (and nested objects' fields) come in sorted order.
+pub fn encode_values(values: &Values, out: &mut Vec<u8>) -> u128 {
+    let mut fields: Vec<(&String, &Value)> = values.iter().collect();
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut h = Xxh3::new();
+    out.push(b'{');
+    for (i, (k, v)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("writing to a Vec cannot fail");
+        out.push(b':');
+        let start = out.len();
+        write_canonical(out, v);
+        let canonical = &out[start..];
+        h.update(&(k.len() as u32).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update(&(canonical.len() as u32).to_le_bytes());
+        h.update(canonical);
+    }
+    out.push(b'}');
+    match h.digest128() {
+        0 => 1,
+        x => x,
+    }
+}
+
 /// JSON with object keys sorted at every depth, so equal values hash equally.
 fn write_canonical(buf: &mut Vec<u8>, v: &Value) {
     match v {
@@ -257,6 +286,24 @@ mod tests {
 
     fn obj(v: Value) -> Values {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn encode_values_writes_the_object_and_its_value_hash_at_once() {
+        let cases = [
+            json!({}),
+            json!({"b": 1, "a": "x\"y", "c": null}),
+            json!({"n": 12345678901234567890u64, "f": 1.5, "t": true}),
+            json!({"nested": {"z": [1, {"y": 2, "x": 3}], "a": "é"}, "list": []}),
+        ];
+        for case in cases {
+            let values = obj(case);
+            let mut out = Vec::new();
+            let hash = encode_values(&values, &mut out);
+            assert_eq!(hash, value_hash(&values), "{values:?}");
+            let back: Values = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, values);
+        }
     }
 
     #[test]
