@@ -11,7 +11,7 @@ use retl_shared::adapters::local::{
 };
 use retl_shared::engine::{start_run, Engine, EngineError, NoProgress, StartOptions};
 use retl_shared::ports::{
-    Counts, LockOutcome, RunRecord, RunStatus, RunStore, StoreError, SyncState,
+    Counts, KeySetCounts, LockOutcome, RunRecord, RunStatus, RunStore, StoreError, SyncState,
 };
 
 use super::{sync_def, SlowRuns};
@@ -360,6 +360,12 @@ pub async fn keeps_and_lists_runs(r: &dyn RunStore) {
         creates: 3,
         ..Counts::default()
     };
+    third.keyset_after = Some(KeySetCounts {
+        keyset: "alpha@f".into(),
+        shards: 2,
+        entries: vec![3, 0],
+        pending_removals: 0,
+    });
     third.finish(RunStatus::Succeeded);
     r.put_run(&third).await.unwrap();
     assert_eq!(r.get_run("run-003").await.unwrap(), third);
@@ -398,6 +404,13 @@ pub async fn keeps_state_and_versions(stores: Stores<'_>) {
         watermark: Some(retl_shared::ports::Watermark {
             column: "updated_at".into(),
             value: retl_shared::ports::Bound::Decimal("9007199254740993.50".into()),
+        }),
+        // What the key set held when last recorded, per shard: the next plan's check.
+        keyset_counts: Some(KeySetCounts {
+            keyset: "people@id1".into(),
+            shards: 3,
+            entries: vec![0, 7, u64::from(u32::MAX) + 1],
+            pending_removals: 2,
         }),
     };
     r.put_sync_state(&state).await.unwrap();
