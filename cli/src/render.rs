@@ -43,6 +43,11 @@ pub fn run_json(run: &RunRecord) -> Value {
         "timings_ms": run.timings,
         "resync_reason": run.resync_reason,
         "rebaseline_reason": run.rebaseline_reason,
+        "keyset_after": run.keyset_after.as_ref().map(|k| json!({
+            "shards": k.shards,
+            "entries": k.total(),
+            "per_shard": k.entries,
+        })),
         "watermark": run.watermark.as_ref().map(|w| json!({
             "column": w.column,
             "before": w.before.as_ref().map(ToString::to_string),

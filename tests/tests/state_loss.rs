@@ -41,6 +41,11 @@ async fn an_emptied_key_set_is_rebuilt_from_the_destination() {
 
     let out = p.retl(&["runs", "show", v["run_id"].as_str().unwrap()]);
     assert!(out.stdout.contains("Key set rebuilt:"), "{}", out.stdout);
+    assert_eq!(
+        (v["keyset_after"]["shards"].as_u64(), v["keyset_after"]["entries"].as_u64()),
+        (Some(16), Some(5)),
+        "what the key set held after the run (three records, two deletion tombstones): {v}"
+    );
     let (code, v) = p.retl_json(&["run", "people"]);
     assert_eq!(
         (
@@ -106,4 +111,46 @@ async fn a_key_set_that_cannot_be_rebuilt_refuses_and_names_the_fix() {
     let (code, v) = p.retl_json(&["run", "people"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["status"], "succeeded", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_to_a_receiver_that_cannot_list_refuses_instead_of_sending_again() {
+    let hook = retl_tests::http::WebhookReceiver::start().await;
+    let p = Project::new();
+    p.write(
+        "retl.yaml",
+        &format!(
+            "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  \
+             hook: {{ type: webhook, url: \"{}\" }}\n",
+            hook.url
+        ),
+    );
+    p.write(
+        "syncs/people.yaml",
+        "name: people\nsource: { connection: warehouse, sql: \"select id, name from model\" }\n\
+         primary_key: id\ndestination: { connection: hook, object: people }\n\
+         mapping: { id: id, name: name }\nmode: append\n",
+    );
+    set_model(&p, THREE);
+    let (code, v) = p.run_json(&["run", "people"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(hook.accepted().len(), 3);
+    state_sql(&p, "DELETE FROM keyset");
+
+    let out = p.run(&["run", "people"]).await;
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "{text}");
+    assert!(
+        text.contains("where the last run recorded 3")
+            && text.contains("cannot list its records")
+            && text.contains("retl run people --full-resync"),
+        "{text}"
+    );
+    assert_eq!(hook.accepted().len(), 3, "nothing was created twice");
+
+    // The user accepts: a full resync sends every row again and records the new key set.
+    let (code, v) = p.run_json(&["run", "people", "--full-resync"]).await;
+    assert_eq!((code, v["creates"].as_u64()), (0, Some(3)), "{v}");
+    let (code, v) = p.run_json(&["run", "people"]).await;
+    assert_eq!((code, v["creates"].as_u64()), (0, Some(0)), "{v}");
 }
