@@ -42,7 +42,10 @@ async fn an_emptied_key_set_is_rebuilt_from_the_destination() {
     let out = p.retl(&["runs", "show", v["run_id"].as_str().unwrap()]);
     assert!(out.stdout.contains("Key set rebuilt:"), "{}", out.stdout);
     assert_eq!(
-        (v["keyset_after"]["shards"].as_u64(), v["keyset_after"]["entries"].as_u64()),
+        (
+            v["keyset_after"]["shards"].as_u64(),
+            v["keyset_after"]["entries"].as_u64()
+        ),
         (Some(16), Some(5)),
         "what the key set held after the run (three records, two deletion tombstones): {v}"
     );

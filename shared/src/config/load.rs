@@ -57,7 +57,6 @@ fn not_utf8(file: &Path, e: std::string::FromUtf8Error) -> Diagnostic {
 pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
     let root = find_project_dir(dir)?;
     let project_path = root.join("retl.yaml");
-    let display_root = |p: &Path| p.strip_prefix(&root).unwrap_or(p).to_path_buf();
     let mut diags = Vec::new();
     let project_text = match read(&project_path, Path::new("retl.yaml"))? {
         Ok(t) => t,
@@ -84,37 +83,7 @@ pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
         }
     }
 
-    let syncs_dir = root.join("syncs");
-    if syncs_dir.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&syncs_dir)
-            .map_err(|cause| ConfigError::Io {
-                path: syncs_dir.clone(),
-                cause,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml") | Some("yml")
-                )
-            })
-            .collect();
-        files.sort();
-        for path in files {
-            let shown = display_root(&path);
-            let text = match read(&path, &shown)? {
-                Ok(t) => t,
-                Err(d) => {
-                    diags.push(d);
-                    continue;
-                }
-            };
-            match serde_saphyr::from_str::<SyncConfig>(&text) {
-                Ok(s) => sync_sources.push((s, SourceText { file: shown, text })),
-                Err(e) => diags.push(from_yaml_error(&shown, &text, &e)),
-            }
-        }
-    }
+    read_sync_files(&root, &mut sync_sources, &mut diags)?;
 
     let Some(project) = project else {
         return Err(ConfigError::Invalid(Diagnostics(diags)));
@@ -147,4 +116,47 @@ pub fn load_project(dir: &Path) -> Result<Project, ConfigError> {
             .map(|(k, v)| (k, root.join(v)))
             .collect(),
     })
+}
+
+/// Reads every `syncs/*.yaml` (and `.yml`) of the project in `root`, in name order: the
+/// syncs parsed go to `syncs`, the problems found (with positions) to `diags`.
+fn read_sync_files(
+    root: &Path,
+    syncs: &mut Vec<(SyncConfig, SourceText)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<(), ConfigError> {
+    let display_root = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
+    let syncs_dir = root.join("syncs");
+    if syncs_dir.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&syncs_dir)
+            .map_err(|cause| ConfigError::Io {
+                path: syncs_dir.clone(),
+                cause,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            let shown = display_root(&path);
+            let text = match read(&path, &shown)? {
+                Ok(t) => t,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            match serde_saphyr::from_str::<SyncConfig>(&text) {
+                Ok(s) => syncs.push((s, SourceText { file: shown, text })),
+                Err(e) => diags.push(from_yaml_error(&shown, &text, &e)),
+            }
+        }
+    }
+
+    Ok(())
 }

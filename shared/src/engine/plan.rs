@@ -664,15 +664,16 @@ pub async fn summarize_plan(
     let key = RunKeys::new(&run.run_id).plan_manifest();
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
-    // Until this plan is applied (or ends unapplied), its deletes may leave the key set
-    // short of the recorded counts without any state loss.
+    // Until this plan is applied (or ends unapplied), a run killed while applying it may
+    // leave the key set short of the recorded counts without any state loss: an update of
+    // a record found missing forgets its key (deletes leave tombstones; counted too, to be safe).
     let mut state = engine.runs.sync_state(&sync.name).await?;
     if let Some(c) = state
         .keyset_counts
         .as_mut()
         .filter(|c| c.keyset == ctx.keyset)
     {
-        c.pending_removals = counts.deletes;
+        c.pending_removals = counts.updates + counts.deletes;
         engine.runs.put_sync_state(&state).await?;
     }
     run.planned = counts;

@@ -74,8 +74,9 @@ pub struct KeySetCounts {
     pub shards: u32,
     /// Entries (present or deleted) per shard, `shards` long.
     pub entries: Vec<u64>,
-    /// Entries a run may have removed since (its planned deletes, while it applies): a run
-    /// killed mid-apply leaves up to this many fewer entries without any state loss.
+    /// Entries a run may have removed since (its planned updates and deletes, while it
+    /// applies): a run killed mid-apply leaves up to this many fewer entries without any
+    /// state loss.
     #[serde(default)]
     pub pending_removals: u64,
 }

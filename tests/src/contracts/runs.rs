@@ -378,11 +378,9 @@ pub async fn keeps_and_lists_runs(r: &dyn RunStore) {
     assert_eq!(listed[6], &third, "replaced in the listing across syncs");
 }
 
-/// Sync state round-trips (default when never saved); versions are numbered from 1, a same
-/// definition keeps its version (a note is added to it), a change back is a new version,
-/// and concurrent callers on two store instances agree.
-pub async fn keeps_state_and_versions(stores: Stores<'_>) {
-    let r = stores();
+/// Sync state round-trips (default when never saved), with every field: the watermark's
+/// exact type and value, the key set's recorded counts.
+pub async fn keeps_sync_state(r: &dyn RunStore) {
     let fresh = r.sync_state("people").await.unwrap();
     assert_eq!(
         fresh,
@@ -416,7 +414,12 @@ pub async fn keeps_state_and_versions(stores: Stores<'_>) {
     r.put_sync_state(&state).await.unwrap();
     assert_eq!(r.sync_state("people").await.unwrap(), state);
     assert_eq!(r.sync_state("other").await.unwrap().generation, 0);
+}
 
+/// Versions are numbered from 1, a same definition keeps its version (a note is added to
+/// it), a change back is a new version, and concurrent callers on two store instances agree.
+pub async fn keeps_versions(stores: Stores<'_>) {
+    let r = stores();
     assert!(r.versions("people").await.unwrap().is_empty());
     let a = sync_def("people", "select 1 as id, 'a' as name");
     let b = sync_def("people", "select 2 as id, 'b' as name");
@@ -476,6 +479,7 @@ pub async fn all(stores: Stores<'_>) {
     takes_over_and_unlocks(stores().as_ref()).await;
     races_for_the_lock(stores).await;
     keeps_and_lists_runs(stores().as_ref()).await;
-    keeps_state_and_versions(stores).await;
+    keeps_sync_state(stores().as_ref()).await;
+    keeps_versions(stores).await;
     simultaneous_starts(stores).await;
 }
