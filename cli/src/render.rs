@@ -42,6 +42,12 @@ pub fn run_json(run: &RunRecord) -> Value {
         "finished_at": run.finished_at,
         "timings_ms": run.timings,
         "resync_reason": run.resync_reason,
+        "rebaseline_reason": run.rebaseline_reason,
+        "keyset_after": run.keyset_after.as_ref().map(|k| json!({
+            "shards": k.shards,
+            "entries": k.total(),
+            "per_shard": k.entries,
+        })),
         "watermark": run.watermark.as_ref().map(|w| json!({
             "column": w.column,
             "before": w.before.as_ref().map(ToString::to_string),
@@ -85,13 +91,18 @@ fn plan_lines(out: &mut String, c: &Counts) {
     );
 }
 
-/// `1 row`, `2 rows`.
-fn rows(n: u64) -> String {
+/// `1 row`, `2 rows`: a count with its noun in the right number (`noun` is the singular
+/// and takes an `s`), so no output says "1 rows" or "record(s)".
+pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {
-        "1 row".into()
+        format!("1 {noun}")
     } else {
-        format!("{n} rows")
+        format!("{n} {noun}s")
     }
+}
+
+fn rows(n: u64) -> String {
+    count(n, "row")
 }
 
 /// An incremental model's watermark: what the run read and where it left the watermark.
@@ -153,6 +164,9 @@ pub fn run_text(run: &RunRecord) -> String {
     );
     if let Some(r) = &run.resync_reason {
         let _ = writeln!(out, "Full resync: {r}");
+    }
+    if let Some(r) = &run.rebaseline_reason {
+        let _ = writeln!(out, "Key set rebuilt: {r}");
     }
     if let Some(w) = &run.watermark {
         watermark_lines(&mut out, w);
@@ -286,9 +300,10 @@ pub fn errors_text(run_id: &str, entries: &[RecordLogEntry], limit: usize) -> St
         .iter()
         .filter(|e| e.outcome == LoggedOutcome::Failed)
         .count();
+    let rejected = entries.len() - failed;
     let mut out = format!(
-        "{} rejected and {failed} failed record(s) in run {run_id} (failed ones are planned again by the next run):\n",
-        entries.len() - failed
+        "{} in run {run_id}: {rejected} rejected, {failed} failed (failed ones are planned again by the next run):\n",
+        records(entries.len() as u64)
     );
     for e in entries.iter().take(limit) {
         let label = match e.outcome {
@@ -366,9 +381,11 @@ pub fn preview_text(sync: &str, p: &Preview) -> String {
     } else {
         let _ = writeln!(
             out,
-            "Key problems: {} rows with a null or invalid key, {} keys duplicated over {} rows \
+            "Key problems: {} with a null or invalid key, {} duplicated over {} \
              (runs reject these rows)",
-            p.bad_keys, p.duplicate_keys, p.duplicate_rows
+            rows(p.bad_keys),
+            count(p.duplicate_keys, "key"),
+            rows(p.duplicate_rows)
         );
         for pr in &p.problems {
             let _ = writeln!(out, "  - {pr}");
@@ -382,7 +399,7 @@ pub fn deletes_text(d: &DeletionPreview) -> String {
     if d.total == 0 {
         return "No records would be deleted.\n".into();
     }
-    let mut out = format!("{} record(s) would be deleted:\n", d.total);
+    let mut out = format!("{} would be deleted:\n", records(d.total));
     for e in &d.entries {
         match &e.values {
             Some(v) => {
@@ -471,11 +488,6 @@ pub fn verify_text(
     out
 }
 
-/// `1 record`, `2 records`.
 fn records(n: u64) -> String {
-    if n == 1 {
-        "1 record".into()
-    } else {
-        format!("{n} records")
-    }
+    count(n, "record")
 }

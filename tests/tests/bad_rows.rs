@@ -58,7 +58,7 @@ async fn null_duplicate_and_refused_rows_are_rejected_and_the_rest_proceeds() {
     );
     let text = p.retl(&["errors", &run_id]);
     assert!(
-        text.stdout.contains("4 rejected and 0 failed record(s)"),
+        text.stdout.contains("4 records in run") && text.stdout.contains(": 4 rejected, 0 failed"),
         "{}",
         text.stdout
     );

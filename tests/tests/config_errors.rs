@@ -29,7 +29,7 @@ fn validate(p: &Project) -> (i32, String) {
 fn a_valid_project_validates() {
     let (code, out) = validate(&project(GOOD));
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("1 sync(s)"), "{out}");
+    assert!(out.contains("OK: 3 connections, 1 sync\n"), "{out}");
 }
 
 #[test]
@@ -174,5 +174,83 @@ fn a_missing_secret_says_how_to_provide_it() {
             .contains("secret `APP_DB_URL` is not set: export APP_DB_URL="),
         "{}",
         out.stdout
+    );
+}
+
+#[test]
+fn invalid_utf8_gives_its_position_once() {
+    let p = project(GOOD);
+    let mut bytes = GOOD.as_bytes().to_vec();
+    // Line 2, column 9: "source: " is eight characters; a Latin-1 "é" follows.
+    bytes.splice(8 + 13..8 + 13, [0xE9]);
+    std::fs::write(p.path().join("syncs/people.yaml"), &bytes).unwrap();
+    let (code, out) = validate(&p);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("syncs/people.yaml:2:9:"), "{out}");
+    assert!(out.contains("byte 0xE9 at byte offset 21"), "{out}");
+    assert_eq!(
+        out.matches("not valid UTF-8").count(),
+        1,
+        "said once: {out}"
+    );
+    assert!(!out.contains("stream did not contain"), "{out}");
+    assert!(out.contains("save the file as UTF-8"), "{out}");
+}
+
+/// No message of the YAML library's API reaches the user: what is wrong in the file and
+/// what to do, at file:line:column.
+fn no_parser_internals(out: &str) {
+    for internal in [
+        "DuplicateKeyPolicy",
+        "Options",
+        "from_str",
+        "Option<",
+        "expected u32",
+    ] {
+        assert!(!out.contains(internal), "`{internal}` leaked: {out}");
+    }
+}
+
+#[test]
+fn a_duplicate_key_says_which_and_where() {
+    let (code, out) = validate(&project(&format!("{GOOD}mode: mirror\n")));
+    assert_eq!(code, 2, "{out}");
+    no_parser_internals(&out);
+    assert!(out.contains("syncs/people.yaml:7:"), "{out}");
+    assert!(out.contains("`mode` is given twice"), "{out}");
+    assert!(out.contains("keep one `mode:`"), "{out}");
+}
+
+#[test]
+fn two_documents_in_one_file_say_what_to_do() {
+    let (code, out) = validate(&project(&format!("{GOOD}---\n{GOOD}")));
+    assert_eq!(code, 2, "{out}");
+    no_parser_internals(&out);
+    assert!(out.contains("syncs/people.yaml:"), "{out}");
+    assert!(out.contains("more than one YAML document"), "{out}");
+    assert!(out.contains("one sync per file"), "{out}");
+}
+
+#[test]
+fn a_wrong_type_names_what_to_write() {
+    let (code, out) = validate(&project(&format!("{GOOD}shards: many\n")));
+    assert_eq!(code, 2, "{out}");
+    no_parser_internals(&out);
+    assert!(out.contains("syncs/people.yaml:7:"), "{out}");
+    assert!(out.contains("a whole number"), "{out}");
+}
+
+#[test]
+fn a_syntax_error_gives_its_position_once() {
+    let (code, out) = validate(&project(&GOOD.replace(
+        "mapping: { id: id, name: name }",
+        "mapping: { id: id, name: name",
+    )));
+    assert_eq!(code, 2, "{out}");
+    no_parser_internals(&out);
+    assert!(out.contains("syncs/people.yaml:"), "{out}");
+    assert!(
+        !out.contains(" at line ") && !out.contains("line 5 column"),
+        "the position is given once, as file:line:column: {out}"
     );
 }

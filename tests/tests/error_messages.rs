@@ -68,3 +68,151 @@ async fn a_failed_plan_says_what_failed_and_nothing_else() {
         }
     }
 }
+
+/// What a damaged local state says: the file, that it is damaged, and what to do; never the
+/// SQLite driver's words alone. A command stopped by it exits 1 (README: failed).
+fn assert_names_the_damaged_state(p: &Project, out: &retl_tests::RetlOutput) {
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "{all}");
+    let file = p.path().join(".retl/state.db");
+    assert!(
+        all.contains(&format!(
+            "the local state file {} is damaged",
+            file.display()
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("mv {0} {0}.damaged", file.display())),
+        "{all}"
+    );
+    for driver in ["Conversion error", "Invalid column type"] {
+        assert!(
+            !all.contains(driver) || all.contains("is damaged"),
+            "{driver}: {all}"
+        );
+    }
+    assert_eq!(all.matches("is damaged").count(), 1, "said once: {all}");
+}
+
+fn state_project() -> Project {
+    let p = Project::new();
+    p.write(
+        "retl.yaml",
+        "connections:\n  warehouse: { type: sqlite, path: warehouse.db }\n",
+    );
+    p
+}
+
+#[test]
+fn a_state_file_of_garbage_names_the_file_and_the_fix() {
+    let p = state_project();
+    std::fs::create_dir_all(p.path().join(".retl")).unwrap();
+    std::fs::write(p.path().join(".retl/state.db"), vec![0xAB; 8192]).unwrap();
+    let out = p.retl(&["runs"]);
+    assert_names_the_damaged_state(&p, &out);
+}
+
+#[test]
+fn a_column_of_the_wrong_type_names_the_file_and_the_fix() {
+    let p = state_project();
+    assert_eq!(p.retl(&["runs"]).code, 0, "creates the state");
+    let db = rusqlite::Connection::open(p.path().join(".retl/state.db")).unwrap();
+    db.execute_batch("INSERT INTO runs (run_id, sync, body) VALUES ('r1', 'people', 42)")
+        .unwrap();
+    drop(db);
+    let out = p.retl(&["runs"]);
+    assert_names_the_damaged_state(&p, &out);
+}
+
+#[test]
+fn a_truncated_state_file_names_the_file_and_the_fix() {
+    let p = state_project();
+    assert_eq!(p.retl(&["runs"]).code, 0, "creates the state");
+    let path = p.path().join(".retl/state.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let body = "x".repeat(300);
+    for i in 0..2000 {
+        db.execute(
+            "INSERT INTO runs (run_id, sync, body) VALUES (?1, 'people', ?2)",
+            rusqlite::params![format!("r{i:05}"), body],
+        )
+        .unwrap();
+    }
+    db.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(db);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let out = p.retl(&["runs"]);
+    assert_names_the_damaged_state(&p, &out);
+}
+
+#[tokio::test]
+async fn preview_reports_a_mapping_to_a_column_the_model_lacks() {
+    let pg = Pg::new("preview_missing_col").await;
+    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
+        .await;
+    let p = Project::new();
+    p.write("retl.yaml", &project_yaml(&pg));
+    p.write(
+        "syncs/people.yaml",
+        &people_sync(&pg, "upsert", "").replace("name: name }", "name: full_name }"),
+    );
+    set_model(&p, &[(1, "Alice")]);
+    let out = p.retl(&["preview", "people"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "as plan reports it: {all}");
+    assert!(
+        all.contains("the model does not return column `full_name` (mapped to `name`)"),
+        "{all}"
+    );
+    assert!(!all.contains("null"), "no sample of nulls: {all}");
+}
+
+#[tokio::test]
+async fn an_approval_notice_is_printed_once() {
+    let pg = Pg::new("approval_once").await;
+    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
+        .await;
+    let p = Project::new();
+    p.write("retl.yaml", &project_yaml(&pg));
+    p.write("syncs/people.yaml", &people_sync(&pg, "mirror", ""));
+    set_model(&p, &[(1, "A"), (2, "B"), (3, "C"), (4, "D")]);
+    assert_eq!(p.retl(&["run", "people"]).code, 0);
+    set_model(&p, &[(1, "A")]);
+    let out = p.retl(&["run", "people"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 3, "{all}");
+    assert_eq!(all.matches("retl approve").count(), 1, "{all}");
+    assert_eq!(all.matches("retl reject").count(), 1, "{all}");
+}
+
+#[tokio::test]
+async fn no_ansi_colours_when_not_a_terminal() {
+    let pg = Pg::new("no_ansi").await;
+    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
+        .await;
+    let p = Project::new();
+    p.write("retl.yaml", &project_yaml(&pg));
+    p.write("syncs/people.yaml", &people_sync(&pg, "mirror", ""));
+    set_model(&p, &[(1, "A"), (2, "B")]);
+    for args in [
+        &["-vv", "run", "people"][..],
+        &["plan", "people", "--show-deletes"],
+        &["preview", "people"],
+        &["runs"],
+        &["validate"],
+        &["run", "nobody"],
+        &["--help"],
+    ] {
+        let out = p.retl(args);
+        for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !text.contains('\u{1b}'),
+                "{args:?} wrote an escape sequence to {name}: {text:?}"
+            );
+        }
+    }
+}

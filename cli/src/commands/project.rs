@@ -48,9 +48,9 @@ pub fn validate(cli: &Cli) -> anyhow::Result<Exit> {
                 out::line(&json!({"valid": true, "syncs": syncs}).to_string());
             } else {
                 out::line(&format!(
-                    "OK: {} connection(s), {} sync(s)",
-                    p.connections.len(),
-                    p.syncs.len()
+                    "OK: {}, {}",
+                    render::count(p.connections.len() as u64, "connection"),
+                    render::count(p.syncs.len() as u64, "sync")
                 ));
                 for s in &p.syncs {
                     out::line(&format!(

@@ -186,8 +186,8 @@ pub async fn retry(cli: &Cli, sync: &str, run: Option<&str>) -> anyhow::Result<E
     }
     if !cli.json {
         out::line(&format!(
-            "Retrying {} record(s) rejected in run {}",
-            keys.len(),
+            "Retrying {} rejected in run {}",
+            crate::render::count(keys.len() as u64, "record"),
             source.run_id
         ));
     }

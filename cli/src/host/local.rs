@@ -35,12 +35,8 @@ impl LocalHost {
         };
         let project = load_project(&dir)?;
         let state_file = project.state_dir.join("state.db");
-        let store = SqliteStateStore::open(&state_file).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the local state {}: {e}; if it is damaged, move it aside (the next run re-baselines from the destination)",
-                state_file.display()
-            )
-        })?;
+        // The store names the file, and says what to do when it is damaged.
+        let store = SqliteStateStore::open(&state_file)?;
         let store = Arc::new(store);
         let progress: Arc<dyn Progress> = if show_progress {
             Arc::new(BarProgress::default())
@@ -52,7 +48,7 @@ impl LocalHost {
             keysets: store.clone(),
             runs: store,
             secrets: Arc::new(EnvSecrets),
-            notifier: Arc::new(TerminalNotifier::default()),
+            notifier: Arc::new(TerminalNotifier::shown_by_caller()),
             connections: project.connections.clone(),
             root: project.root.clone(),
             owner: local_owner(),

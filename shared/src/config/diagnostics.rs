@@ -122,9 +122,16 @@ pub fn from_yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> Di
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    let message = core_message(&err.without_snippet().to_string());
-    let mut hint = None;
-    if let Some((kind, word, expected)) = parse_unknown(&message) {
+    let (message, mut hint) = match plain_words(err.without_snippet()) {
+        Some((message, hint)) => (message, Some(hint)),
+        None => (
+            plain_expected(core_message(&err.without_snippet().to_string())),
+            None,
+        ),
+    };
+    if hint.is_some() {
+        // Already said in the user's terms.
+    } else if let Some((kind, word, expected)) = parse_unknown(&message) {
         let candidates: Vec<&str> = expected.iter().map(String::as_str).collect();
         hint = Some(match did_you_mean(&word, candidates.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
@@ -145,16 +152,119 @@ pub fn from_yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> Di
     d
 }
 
-/// Strips the "error: line N column M: " prefix that the YAML library adds.
+/// What the YAML library reports in terms of its own API ("set DuplicateKeyPolicy in
+/// Options", "use from_str_multiple", Rust types), said as what is wrong in the file and
+/// what to do instead. `None` when its message is already the user's business.
+fn plain_words(err: &serde_saphyr::Error) -> Option<(String, String)> {
+    use serde_saphyr::Error as E;
+    Some(match err {
+        E::DuplicateMappingKey { key: Some(k), .. } => (
+            format!("`{k}` is given twice in the same mapping"),
+            format!("keep one `{k}:` (YAML allows each key once per mapping)"),
+        ),
+        E::DuplicateMappingKey { key: None, .. } => (
+            "a key is given twice in the same mapping".into(),
+            "keep one of them (YAML allows each key once per mapping)".into(),
+        ),
+        E::MultipleDocuments { .. } => (
+            "the file holds more than one YAML document (a `---` line after the first one)".into(),
+            "put one sync per file in syncs/ (or several under `syncs:` in retl.yaml) and remove the `---` line".into(),
+        ),
+        E::NullIntoString { .. } | E::InvalidCharNull { .. } => (
+            "a value is missing (empty or `null`) where text is required".into(),
+            "write the value after the `:`, or remove the line if the field is optional".into(),
+        ),
+        E::MergeKeyNotAllowed { .. } | E::MergeValueNotMapOrSeqOfMaps { .. } => (
+            "YAML merge keys (`<<:`) are not supported in retl files".into(),
+            "write the fields out in full".into(),
+        ),
+        E::TaggedStructFieldName { tag, .. } => (
+            format!("a field name carries the YAML tag `{tag}`"),
+            "remove the tag: field names are plain words".into(),
+        ),
+        E::BinaryNotUtf8 { .. } | E::TaggedScalarCannotDeserializeIntoString { .. } => (
+            "a value carries a YAML tag (`!!binary`, `!tag`) where plain text is expected".into(),
+            "remove the tag and write the value as text".into(),
+        ),
+        E::InvalidScalar { ty, .. } => {
+            let wanted = plain_type(ty)?;
+            (
+                format!("this value is not {wanted}"),
+                format!("write {wanted} here"),
+            )
+        }
+        E::Budget { .. } => (
+            "the file is too large or too deeply nested to read (aliases expand past the limit)".into(),
+            "simplify it: retl files need no anchors or aliases".into(),
+        ),
+        _ => return None,
+    })
+}
+
+/// serde names the Rust type it wanted ("expected u32"); say what to write instead.
+fn plain_expected(message: String) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message;
+    };
+    match plain_type(expected.trim()) {
+        Some(plain) => format!("{head}, expected {plain}"),
+        None => message,
+    }
+}
+
+/// What a Rust scalar type is, in words for a YAML file.
+fn plain_type(ty: &str) -> Option<&'static str> {
+    Some(match ty {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" | "boolean" => "true or false",
+        "char" => "a single character",
+        _ => return None,
+    })
+}
+
+/// Strips the "error: line N column M: " prefix and the " at line N, column M" suffixes
+/// that the YAML library adds: the diagnostic gives the position once, as `file:line:col`.
 fn core_message(rendered: &str) -> String {
     let first = rendered.lines().next().unwrap_or(rendered);
-    let s = first.strip_prefix("error: ").unwrap_or(first);
+    let mut s = first.strip_prefix("error: ").unwrap_or(first);
     if s.starts_with("line ") {
         if let Some(idx) = s.find(": ") {
-            return s[idx + 2..].to_string();
+            s = &s[idx + 2..];
         }
     }
-    s.to_string()
+    without_positions(s)
+}
+
+/// `text` without its " at line N, column M" (or "line N column M") phrases.
+fn without_positions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" at line ") {
+        let tail = &rest[i + " at line ".len()..];
+        let digits = |t: &str| t.bytes().take_while(u8::is_ascii_digit).count();
+        let n = digits(tail);
+        let after_line = &tail[n..];
+        let sep = [", column ", " column "]
+            .iter()
+            .find(|sep| after_line.starts_with(**sep))
+            .map_or(0, |sep| sep.len());
+        let m = if sep > 0 {
+            digits(&after_line[sep..])
+        } else {
+            0
+        };
+        if n == 0 || m == 0 {
+            out.push_str(&rest[..i + " at line ".len()]);
+            rest = tail;
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        rest = &after_line[sep + m..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses serde's "unknown field `x`, expected one of a, b" (and the variant equivalent).
@@ -215,6 +325,30 @@ mod tests {
         assert_eq!(expected, vec!["name", "source", "mode"]);
         let (_, _, expected) = parse_unknown("unknown field `x`, expected `path`").unwrap();
         assert_eq!(expected, vec!["path"]);
+    }
+
+    #[test]
+    fn names_what_to_write_instead_of_rust_types() {
+        assert_eq!(
+            plain_expected("invalid type: string \"x\", expected u32".into()),
+            "invalid type: string \"x\", expected a whole number (0 or more)"
+        );
+        assert_eq!(
+            plain_expected("invalid type: map, expected a string".into()),
+            "invalid type: map, expected a string"
+        );
+    }
+
+    #[test]
+    fn says_the_position_once() {
+        assert_eq!(
+            core_message("error: line 3 column 5: did not find expected key at line 3, column 5"),
+            "did not find expected key"
+        );
+        assert_eq!(
+            without_positions("a at line 2 column 7, then b at line x"),
+            "a, then b at line x"
+        );
     }
 
     #[test]

@@ -33,12 +33,14 @@ pub enum ConfigError {
         dir: PathBuf,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The cause is in the message and deliberately not a `source`: error chains are printed
+    // whole (`{:#}`), which would say it twice.
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// One or more problems in the files.
     #[error("{0}")]

@@ -267,6 +267,9 @@ pub async fn finish_apply(
         engine.keysets.clear(&old_keyset, manifest.shards).await?;
     }
     state.generation += 1;
+    let counts = super::keyset_check::measure(engine, &manifest.keyset, manifest.shards).await?;
+    state.keyset_counts = Some(counts.clone());
+    run.keyset_after = Some(counts);
     state.identity_fingerprint = Some(identity);
     state.mapping_fingerprint = Some(sync.mapping_fingerprint());
     if let Some(w) = run.watermark.as_mut() {

@@ -29,8 +29,8 @@ impl Default for ExtractOptions {
     }
 }
 
-/// Checks that the model returns every column the sync reads.
-fn check_columns(sync: &SyncDef, columns: &[String]) -> Result<(), EngineError> {
+/// Checks that the model returns every column the sync reads (run, plan and preview).
+pub(crate) fn check_columns(sync: &SyncDef, columns: &[String]) -> Result<(), EngineError> {
     let has = |c: &String| columns.iter().any(|x| x == c);
     let mut problems = Vec::new();
     for c in &sync.primary_key {

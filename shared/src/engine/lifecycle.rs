@@ -184,6 +184,15 @@ pub async fn finish_run(
     engine.runs.put_run(run).await?;
     let mut state = engine.runs.sync_state(&run.sync).await?;
     state.last_run_id = Some(run.run_id.clone());
+    if matches!(
+        status,
+        RunStatus::Planned | RunStatus::Aborted | RunStatus::Rejected | RunStatus::Expired
+    ) {
+        // The plan was never applied: none of its deletes can have left the key set.
+        if let Some(c) = state.keyset_counts.as_mut() {
+            c.pending_removals = 0;
+        }
+    }
     engine.runs.put_sync_state(&state).await?;
     engine.runs.unlock(&run.sync, &run.run_id).await?;
     tracing::info!(run_id = %run.run_id, sync = %run.sync, status = status.as_str(), "run ended");

@@ -5,6 +5,7 @@ mod apply;
 mod connections;
 mod extract;
 pub mod keys;
+mod keyset_check;
 mod lifecycle;
 mod local;
 mod parts;
@@ -167,6 +168,17 @@ pub enum EngineError {
     /// Stored run data is unreadable.
     #[error("corrupt run data: {0}")]
     Corrupt(String),
+    /// The key set no longer holds what this sync last recorded, and cannot be rebuilt by
+    /// listing the destination: a run would trust a key set that forgot what it delivered.
+    #[error("sync `{sync}`: not run: {what}; the sync's state was lost or edited, so retl no longer knows what it delivered; {fix}")]
+    KeySetMismatch {
+        /// The sync.
+        sync: String,
+        /// How the key set differs from the record.
+        what: String,
+        /// What to do.
+        fix: String,
+    },
 }
 
 impl EngineError {
@@ -186,6 +198,7 @@ impl EngineError {
             EngineError::NotAwaitingApproval { .. } => "Retl.NotAwaitingApproval",
             EngineError::DeliveryFatal { .. } => "Retl.DestinationFatal",
             EngineError::Corrupt(_) => "Retl.CorruptData",
+            EngineError::KeySetMismatch { .. } => "Retl.KeySetMismatch",
         }
     }
 

@@ -13,7 +13,7 @@ use super::keys::RunKeys;
 use super::parts::{ExtractManifest, PartReader};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::safety::{evaluate, SafetyVerdict};
-use super::{keyset_id, Engine, EngineError};
+use super::{keyset_check, keyset_id, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
 pub use crate::modes::OpKind;
 use crate::modes::{self, Decision, Known};
@@ -119,13 +119,10 @@ pub async fn prepare_plan(
     force_full_resync: bool,
 ) -> Result<PlanContext, EngineError> {
     let mut state = engine.runs.sync_state(&sync.name).await?;
-    let shards = match state.shards {
-        Some(s) => s,
-        None => {
-            state.shards = Some(sync.shards);
-            sync.shards
-        }
-    };
+    let keyset = keyset_id(sync);
+    let recorded = keyset_check::recorded(engine, &state, &keyset).await?;
+    let shards = keyset_check::shards_of(recorded.as_ref(), &state, sync);
+    state.shards = Some(shards);
     let identity = sync.identity_fingerprint();
     let mapping = sync.mapping_fingerprint();
     let mut reasons = Vec::new();
@@ -150,12 +147,27 @@ pub async fn prepare_plan(
     let dest = engine.destination(sync).await?;
     dest.prepare(sync).await?;
     let caps = engine.capabilities(sync)?;
-    let keyset = keyset_id(sync);
+    let mut counts = keyset_check::measure(engine, &keyset, shards).await?;
+    // A full resync accepts whatever the key set holds: it lists again or re-sends all.
+    let lost = match &recorded {
+        Some(r) if !force_full_resync => keyset_check::shortfall(r, &counts),
+        _ => None,
+    };
+    if let Some(what) = lost.as_ref() {
+        if !keyset_check::can_rebaseline(sync, caps.list) {
+            return Err(keyset_check::refusal(sync, what.clone(), caps.list));
+        }
+        tracing::warn!(sync = %sync.name, "the key set lost entries; listing the destination again");
+        run.rebaseline_reason = Some(format!(
+            "{what}; the destination was listed again to rebuild the key set"
+        ));
+    }
     // A full resync lists the destination again, so mirror finds (and deletes) records that
-    // appeared there after the first run; records the key set holds keep their origin.
-    let relist = force_full_resync && state.baseline_identity.is_some();
+    // appeared there after the first run; so does a key set found short of its record.
+    // Records the key set holds keep their origin.
+    let relist = (force_full_resync || lost.is_some()) && state.baseline_identity.is_some();
     if caps.list && (relist || state.baseline_identity.as_deref() != Some(identity.as_str())) {
-        let held = if relist {
+        let held = if counts.total() > 0 {
             present_keys(engine, &keyset, shards).await?
         } else {
             HashSet::new()
@@ -163,7 +175,12 @@ pub async fn prepare_plan(
         let seeded = seed_baseline(engine, dest.as_ref(), sync, &keyset, shards, &held).await?;
         tracing::info!(sync = %sync.name, records = seeded, "key set seeded from the destination");
         state.baseline_identity = Some(identity);
+        if seeded > 0 {
+            counts = keyset_check::measure(engine, &keyset, shards).await?;
+        }
     }
+    state.keyset_counts = Some(counts.clone());
+    run.keyset_after = Some(counts);
     engine.runs.put_sync_state(&state).await?;
     let full_resync = (!reasons.is_empty()).then(|| reasons.join("; "));
     run.resync_reason = full_resync.clone();
@@ -647,6 +664,18 @@ pub async fn summarize_plan(
     let key = RunKeys::new(&run.run_id).plan_manifest();
     let body = serde_json::to_vec(&manifest).map_err(|e| EngineError::Corrupt(e.to_string()))?;
     engine.objects.put(&key, Bytes::from(body)).await?;
+    // Until this plan is applied (or ends unapplied), a run killed while applying it may
+    // leave the key set short of the recorded counts without any state loss: an update of
+    // a record found missing forgets its key (deletes leave tombstones; counted too, to be safe).
+    let mut state = engine.runs.sync_state(&sync.name).await?;
+    if let Some(c) = state
+        .keyset_counts
+        .as_mut()
+        .filter(|c| c.keyset == ctx.keyset)
+    {
+        c.pending_removals = counts.updates + counts.deletes;
+        engine.runs.put_sync_state(&state).await?;
+    }
     run.planned = counts;
     run.existing = existing;
     run.plan = Some(key);

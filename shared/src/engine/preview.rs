@@ -41,6 +41,8 @@ pub async fn preview(
     let source = engine.source(sync).await?;
     let query = ModelQuery::new(&sync.sql, &sync.name, "preview");
     let columns = source.columns(&query).await?;
+    // A mapping to a column the model lacks would show as nulls here; say it as plan does.
+    super::extract::check_columns(sync, &columns)?;
     let mut stream = source.rows(&query).await?;
     // 64-bit key hashes keep memory at a few bytes per row; a collision could only add a
     // false duplicate warning here, never change what a run does.

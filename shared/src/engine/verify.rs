@@ -8,7 +8,7 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use serde::Serialize;
 
-use super::{keyset_id, Engine, EngineError};
+use super::{keyset_check, keyset_id, Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::{KeyChange, KeyEntry, KeyOrigin, KeyState};
 use crate::record::{key_of, value_hash};
@@ -62,8 +62,9 @@ pub async fn verify(
         )));
     }
     let state = engine.runs.sync_state(&sync.name).await?;
-    let shards = state.shards.unwrap_or(sync.shards);
     let keyset = keyset_id(sync);
+    let recorded = keyset_check::recorded(engine, &state, &keyset).await?;
+    let shards = keyset_check::shards_of(recorded.as_ref(), &state, sync);
     let mut held: HashMap<String, KeyEntry> = HashMap::new();
     for shard in 0..shards {
         for (key, entry) in engine.keysets.load_shard(&keyset, shard, shards).await? {
@@ -116,11 +117,16 @@ pub async fn verify(
         report.note("missing", &key);
         changes.push(KeyChange::Remove { key });
     }
-    if repair && !changes.is_empty() {
+    if repair {
         for chunk in changes.chunks(5000) {
             engine.keysets.apply(&keyset, shards, chunk).await?;
         }
-        report.repaired = true;
+        report.repaired = !changes.is_empty();
+        // The repaired key set is the new record the next plan checks it against.
+        let mut state = engine.runs.sync_state(&sync.name).await?;
+        state.shards = Some(shards);
+        state.keyset_counts = Some(keyset_check::measure(engine, &keyset, shards).await?);
+        engine.runs.put_sync_state(&state).await?;
     }
     Ok(report)
 }

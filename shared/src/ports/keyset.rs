@@ -62,6 +62,32 @@ impl KeyChange {
     }
 }
 
+/// What a sync's key set held when last recorded (after a run applied, after a baseline
+/// listing, after `retl verify --repair`). Every plan compares the key set with it, so a key
+/// set that lost entries (state deleted or edited, shard count changed) is noticed before a
+/// run trusts it. Stored in [`super::SyncState`] and on the run that recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySetCounts {
+    /// The key-set namespace counted.
+    pub keyset: String,
+    /// The shard count its entries were written with.
+    pub shards: u32,
+    /// Entries (present or deleted) per shard, `shards` long.
+    pub entries: Vec<u64>,
+    /// Entries a run may have removed since (its planned updates and deletes, while it
+    /// applies): a run killed mid-apply leaves up to this many fewer entries without any
+    /// state loss.
+    #[serde(default)]
+    pub pending_removals: u64,
+}
+
+impl KeySetCounts {
+    /// Entries in every shard.
+    pub fn total(&self) -> u64 {
+        self.entries.iter().sum()
+    }
+}
+
 /// Per-sync key sets, split in shards by key hash so planning can fan out.
 /// Local: SQLite. AWS: DynamoDB.
 #[async_trait]
@@ -76,6 +102,8 @@ pub trait KeySetStore: Send + Sync {
     /// Applies acknowledged changes.
     async fn apply(&self, sync: &str, shards: u32, changes: &[KeyChange])
         -> Result<(), StoreError>;
+    /// Entries (present or deleted) in each shard `0..shards`, as written with `shards`.
+    async fn counts(&self, sync: &str, shards: u32) -> Result<Vec<u64>, StoreError>;
     /// Forgets the whole key set (after a key or destination change).
     async fn clear(&self, sync: &str, shards: u32) -> Result<(), StoreError>;
 }

@@ -13,7 +13,7 @@ pub use destination::{
     Batch, BatchLimits, DeliveryDefaults, Destination, DestinationError, OutRecord, RecordOutcome,
     SendError, WriteOp,
 };
-pub use keyset::{KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState};
+pub use keyset::{KeyChange, KeyEntry, KeyOrigin, KeySetCounts, KeySetStore, KeyState};
 pub use notifier::{Notification, Notifier};
 pub use object_store::ObjectStore;
 pub use runs::{

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Bound, StoreError};
+use super::{Bound, KeySetCounts, StoreError};
 use crate::config::SyncDef;
 
 /// Where a run is in its life. Terminal states never change again.
@@ -172,6 +172,13 @@ pub struct RunRecord {
     /// An incremental model's watermark: what the run read from and where it left it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<RunWatermark>,
+    /// What the key set held after the run planned (and, once applied, after it applied):
+    /// the record the next plan checks the key set against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset_after: Option<KeySetCounts>,
+    /// Why the run re-listed the destination to rebuild its key set, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebaseline_reason: Option<String>,
 }
 
 /// A sync's high watermark: rows whose `column` is above `value` have not been read yet.
@@ -225,6 +232,8 @@ impl RunRecord {
             error: None,
             error_name: None,
             watermark: None,
+            keyset_after: None,
+            rebaseline_reason: None,
         }
     }
 
@@ -283,6 +292,9 @@ pub struct SyncState {
     /// An incremental model's high watermark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<Watermark>,
+    /// What the key set held when last recorded (checked by every plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset_counts: Option<KeySetCounts>,
 }
 
 /// A saved version of a sync definition.

@@ -179,10 +179,59 @@ pub async fn clears_one_key_set_only(ks: &dyn KeySetStore) {
     ks.clear("never@used", shards).await.unwrap();
 }
 
+/// Counts are per shard of the shard count asked for, count present and deleted entries,
+/// follow puts, overwrites and removals, are zero for a cleared or never used key set, and
+/// see only their own key set: what the plan's state-loss check relies on.
+pub async fn counts_entries_per_shard(ks: &dyn KeySetStore) {
+    let (set, shards) = ("counted@abc", 4);
+    assert_eq!(ks.counts(set, shards).await.unwrap(), vec![0; 4]);
+    let mut expected = BTreeMap::new();
+    ks.apply(set, shards, &puts(0..50, &mut expected))
+        .await
+        .unwrap();
+    ks.apply("neighbour@abc", shards, &puts(0..7, &mut BTreeMap::new()))
+        .await
+        .unwrap();
+    let per_shard = |keys: &BTreeMap<String, KeyEntry>| {
+        let mut c = vec![0u64; shards as usize];
+        for k in keys.keys() {
+            c[shard_of(k, shards) as usize] += 1;
+        }
+        c
+    };
+    assert_eq!(ks.counts(set, shards).await.unwrap(), per_shard(&expected));
+    let mut changes = vec![KeyChange::Put {
+        key: "k1".into(),
+        entry: entry(9, KeyState::Deleted, KeyOrigin::Synced, 9),
+    }];
+    for i in 10..20 {
+        expected.remove(&format!("k{i}"));
+        changes.push(KeyChange::Remove {
+            key: format!("k{i}"),
+        });
+    }
+    ks.apply(set, shards, &changes).await.unwrap();
+    let now = ks.counts(set, shards).await.unwrap();
+    assert_eq!(now, per_shard(&expected));
+    assert_eq!(now.iter().sum::<u64>(), 40, "a deleted entry still counts");
+    ks.clear(set, shards).await.unwrap();
+    assert_eq!(ks.counts(set, shards).await.unwrap(), vec![0; 4]);
+    assert_eq!(
+        ks.counts("neighbour@abc", shards)
+            .await
+            .unwrap()
+            .iter()
+            .sum::<u64>(),
+        7
+    );
+    assert!(ks.counts("never@used", 2).await.unwrap() == vec![0, 0]);
+}
+
 /// Every function above, in order.
 pub async fn all(ks: &dyn KeySetStore) {
     applies_and_loads(ks).await;
     keeps_keys_verbatim(ks).await;
     applies_many_changes_at_once(ks).await;
     clears_one_key_set_only(ks).await;
+    counts_entries_per_shard(ks).await;
 }

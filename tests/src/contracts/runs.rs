@@ -11,7 +11,7 @@ use retl_shared::adapters::local::{
 };
 use retl_shared::engine::{start_run, Engine, EngineError, NoProgress, StartOptions};
 use retl_shared::ports::{
-    Counts, LockOutcome, RunRecord, RunStatus, RunStore, StoreError, SyncState,
+    Counts, KeySetCounts, LockOutcome, RunRecord, RunStatus, RunStore, StoreError, SyncState,
 };
 
 use super::{sync_def, SlowRuns};
@@ -360,6 +360,12 @@ pub async fn keeps_and_lists_runs(r: &dyn RunStore) {
         creates: 3,
         ..Counts::default()
     };
+    third.keyset_after = Some(KeySetCounts {
+        keyset: "alpha@f".into(),
+        shards: 2,
+        entries: vec![3, 0],
+        pending_removals: 0,
+    });
     third.finish(RunStatus::Succeeded);
     r.put_run(&third).await.unwrap();
     assert_eq!(r.get_run("run-003").await.unwrap(), third);
@@ -372,11 +378,9 @@ pub async fn keeps_and_lists_runs(r: &dyn RunStore) {
     assert_eq!(listed[6], &third, "replaced in the listing across syncs");
 }
 
-/// Sync state round-trips (default when never saved); versions are numbered from 1, a same
-/// definition keeps its version (a note is added to it), a change back is a new version,
-/// and concurrent callers on two store instances agree.
-pub async fn keeps_state_and_versions(stores: Stores<'_>) {
-    let r = stores();
+/// Sync state round-trips (default when never saved), with every field: the watermark's
+/// exact type and value, the key set's recorded counts.
+pub async fn keeps_sync_state(r: &dyn RunStore) {
     let fresh = r.sync_state("people").await.unwrap();
     assert_eq!(
         fresh,
@@ -399,11 +403,23 @@ pub async fn keeps_state_and_versions(stores: Stores<'_>) {
             column: "updated_at".into(),
             value: retl_shared::ports::Bound::Decimal("9007199254740993.50".into()),
         }),
+        // What the key set held when last recorded, per shard: the next plan's check.
+        keyset_counts: Some(KeySetCounts {
+            keyset: "people@id1".into(),
+            shards: 3,
+            entries: vec![0, 7, u64::from(u32::MAX) + 1],
+            pending_removals: 2,
+        }),
     };
     r.put_sync_state(&state).await.unwrap();
     assert_eq!(r.sync_state("people").await.unwrap(), state);
     assert_eq!(r.sync_state("other").await.unwrap().generation, 0);
+}
 
+/// Versions are numbered from 1, a same definition keeps its version (a note is added to
+/// it), a change back is a new version, and concurrent callers on two store instances agree.
+pub async fn keeps_versions(stores: Stores<'_>) {
+    let r = stores();
     assert!(r.versions("people").await.unwrap().is_empty());
     let a = sync_def("people", "select 1 as id, 'a' as name");
     let b = sync_def("people", "select 2 as id, 'b' as name");
@@ -463,6 +479,7 @@ pub async fn all(stores: Stores<'_>) {
     takes_over_and_unlocks(stores().as_ref()).await;
     races_for_the_lock(stores).await;
     keeps_and_lists_runs(stores().as_ref()).await;
-    keeps_state_and_versions(stores).await;
+    keeps_sync_state(stores().as_ref()).await;
+    keeps_versions(stores).await;
     simultaneous_starts(stores).await;
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::paginator::QueryPaginator;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, Select, WriteRequest};
 
 use super::dynamo_batch::batch_write;
 use super::dynamo_item::{get_b, get_n, get_s, n, s, Item};
@@ -178,6 +178,33 @@ impl KeySetStore for DynamoKeySetStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| build_error(&what, e))?;
         batch_write(&self.client, &self.table, requests, &what).await
+    }
+
+    /// One `Select=COUNT` Query per shard partition (strongly consistent, paginated).
+    async fn counts(&self, sync: &str, shards: u32) -> Result<Vec<u64>, StoreError> {
+        let mut counts = Vec::with_capacity(shards as usize);
+        for shard in 0..shards {
+            let part = partition(sync, shard);
+            let what = format!("counting key-set shard {part}");
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#ks = :ks")
+                .expression_attribute_names("#ks", "ks")
+                .expression_attribute_values(":ks", s(&part))
+                .consistent_read(true)
+                .select(Select::Count)
+                .into_paginator()
+                .send();
+            let mut n = 0u64;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| store_error(&what, e))?;
+                n += u64::try_from(page.count()).unwrap_or(0);
+            }
+            counts.push(n);
+        }
+        Ok(counts)
     }
 
     /// Deletes every item of shards `0..shards`, one page at a time.

@@ -4,19 +4,31 @@ use async_trait::async_trait;
 
 use crate::ports::{Notification, Notifier};
 
-/// Prints notifications to stderr (the CLI shows results itself; this adds the alert line),
-/// or appends them to a buffer ([`TerminalNotifier::into_buffer`]).
+/// Prints notifications to stderr, appends them to a buffer ([`TerminalNotifier::into_buffer`]),
+/// or leaves them to a caller that shows every run itself ([`TerminalNotifier::shown_by_caller`]).
 #[derive(Debug, Default, Clone)]
 pub struct TerminalNotifier {
     buffer: Option<Arc<Mutex<Vec<String>>>>,
+    quiet: bool,
 }
 
 impl TerminalNotifier {
+    /// A notifier for a host that prints every run it starts or decides (the CLI: its run
+    /// summary gives the approval commands, the reason and the error), so a notification
+    /// would say the same thing twice.
+    pub fn shown_by_caller() -> Self {
+        TerminalNotifier {
+            buffer: None,
+            quiet: true,
+        }
+    }
+
     /// A notifier that appends each notification's text to `buffer` instead of printing it
     /// (for a host that shows them its own way, and for tests).
     pub fn into_buffer(buffer: Arc<Mutex<Vec<String>>>) -> Self {
         TerminalNotifier {
             buffer: Some(buffer),
+            quiet: false,
         }
     }
 }
@@ -52,6 +64,9 @@ fn text(n: &Notification) -> String {
 #[async_trait]
 impl Notifier for TerminalNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), String> {
+        if self.quiet {
+            return Ok(());
+        }
         let text = text(n);
         match &self.buffer {
             // A poisoned buffer still holds whole lines: pushing cannot leave it half-written.
