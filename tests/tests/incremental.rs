@@ -1,6 +1,6 @@
 //! Incremental models through the CLI (seed 004's high-watermark pattern): a re-run with no
 //! new rows reads nothing and sends nothing, new rows are read and sent alone, failed records
-//! and failed runs are read again, `--full-resync` reads everything, modes that delete refuse
+//! (and the rows after them) and failed or killed runs are read again, `--full-resync` reads everything, modes that delete refuse
 //! an incremental model, and `retl runs show` tells the watermark before and after.
 
 use retl_tests::http::WebhookReceiver;
@@ -127,29 +127,48 @@ async fn failed_records_and_failed_runs_are_read_again() {
     seed(&p, 10);
     assert_eq!(run(&p, &[])["watermark"]["after"], "10");
 
-    p.warehouse("INSERT INTO model VALUES (11, 'user 11', 11), (12, 'user 12', 12);");
-    hook.fail(&["12"]);
+    let mut sql = String::new();
+    for i in 11..=20 {
+        sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'user {i}', {i});"));
+    }
+    p.warehouse(&sql);
+    // Two records in the middle of the window fail: the watermark moves to the value just
+    // below the lowest of them, so the rows below it are not read again.
+    hook.fail(&["17", "15"]);
     let partial = run(&p, &[]);
     assert_eq!(partial["status"], "partially_failed", "{partial}");
-    assert_eq!(partial["failed"], 1, "{partial}");
+    assert_eq!(partial["failed"], 2, "{partial}");
     assert_eq!(
-        partial["watermark"]["after"], "10",
-        "a failed record keeps the watermark: {partial}"
+        partial["watermark"]["after"], "14",
+        "the watermark stops below the lowest failed record: {partial}"
+    );
+    let shown = show(&p, &partial["run_id"]);
+    assert_eq!(
+        (
+            shown["watermark"]["before"].clone(),
+            shown["watermark"]["after"].clone()
+        ),
+        ("10".into(), "14".into()),
+        "{shown}"
     );
 
     hook.clear_failures();
     let retried = run(&p, &[]);
-    assert_eq!(retried["rows"], 2, "both rows are read again: {retried}");
+    assert_eq!(retried["watermark"]["read_after"], "14", "{retried}");
     assert_eq!(
-        retried["creates"], 1,
-        "only the failed one is sent: {retried}"
+        retried["rows"], 6,
+        "the failed records and the rows after them are read again: {retried}"
     );
-    assert_eq!(retried["watermark"]["after"], "12", "{retried}");
+    assert_eq!(
+        retried["creates"], 2,
+        "only the failed ones are sent: {retried}"
+    );
+    assert_eq!(retried["watermark"]["after"], "20", "{retried}");
 
     // A run killed mid-apply leaves the watermark too: the next run reads every row the
     // killed one read, and sends what it did not deliver.
     let mut sql = String::new();
-    for i in 13..=212 {
+    for i in 21..=220 {
         sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'user {i}', {i});"));
     }
     p.warehouse(&sql);
@@ -169,12 +188,27 @@ async fn failed_records_and_failed_runs_are_read_again() {
     child.wait().expect("reaped");
     hook.delay(std::time::Duration::ZERO);
     let resumed = run(&p, &[]);
-    assert_eq!(resumed["watermark"]["before"], "12", "{resumed}");
+    assert_eq!(resumed["watermark"]["before"], "20", "{resumed}");
     assert_eq!(resumed["rows"], 200, "{resumed}");
-    assert_eq!(resumed["watermark"]["after"], "212", "{resumed}");
+    assert_eq!(resumed["watermark"]["after"], "220", "{resumed}");
     let keys: std::collections::BTreeSet<String> =
         hook.accepted().into_iter().map(|(_, k, _)| k).collect();
-    assert_eq!(keys.len(), 212, "every record reached the receiver");
+    assert_eq!(keys.len(), 220, "every record reached the receiver");
+
+    // A first run whose lowest record fails stores no watermark: the next one reads all.
+    let first = project(&hook.url, "upsert", "{ column: version }");
+    seed(&first, 3);
+    hook.fail(&["1"]);
+    let lost = run(&first, &[]);
+    assert_eq!(lost["failed"], 1, "{lost}");
+    assert_eq!(lost["watermark"]["after"], Value::Null, "{lost}");
+    hook.clear_failures();
+    let again = run(&first, &[]);
+    assert_eq!(
+        again["watermark"]["full_read"], "no watermark is stored yet",
+        "{again}"
+    );
+    assert_eq!(again["watermark"]["after"], "3", "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

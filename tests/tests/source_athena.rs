@@ -8,9 +8,11 @@
 //! names), and reports the query RUNNING until then, FAILED with Athena's error name when
 //! PostgreSQL refuses it; it pages moto's single answer (moto has no `NextToken`) and
 //! refuses requests not signed with the test's access key, as AWS does. Every other call
-//! goes to moto unchanged.
+//! (S3's among them) goes to moto unchanged. moto also writes each result as the CSV file
+//! Athena leaves in the output location, which `results_from: s3` reads with S3 GetObject.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -19,8 +21,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::StreamExt;
+use retl_shared::ports::ModelQuery;
 use retl_tests::moto::Moto;
-use retl_tests::source_suite::{run_all, Kind, TypeCase, Warehouse};
+use retl_tests::source_suite::{open_source, run_all, Kind, TypeCase, Warehouse};
 use retl_tests::Pg;
 use serde_json::{json, Value};
 use tokio_postgres::types::Type;
@@ -43,6 +47,8 @@ struct Front {
     http: reqwest::Client,
     queries: Mutex<HashMap<String, Progress>>,
     calls: Mutex<Vec<(String, Value)>>,
+    /// Requests that are not Athena's (S3), passed on to moto: method and path.
+    passed: Mutex<Vec<(String, String)>>,
 }
 
 fn aws_error(status: StatusCode, shape: &str, message: &str) -> Response {
@@ -336,6 +342,11 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     let Some(op) = target.strip_prefix("AmazonAthena.") else {
+        front
+            .passed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((method.to_string(), uri.path().to_string()));
         let (status, bytes) = front.forward(method, &uri, &headers, body).await;
         return passed_on(status, bytes);
     };
@@ -372,7 +383,9 @@ struct Athena {
     pg: Pg,
     front: Arc<Front>,
     url: String,
-    _moto: Moto,
+    moto: Moto,
+    /// Whether the connection reads the result file from S3 (through the front, to moto).
+    results_from_s3: AtomicBool,
 }
 
 impl Athena {
@@ -394,6 +407,7 @@ impl Athena {
             http,
             queries: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
+            passed: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(front.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -405,13 +419,19 @@ impl Athena {
             pg,
             front,
             url,
-            _moto: moto,
+            moto,
+            results_from_s3: AtomicBool::new(false),
         }
     }
 
     fn base(&self) -> String {
+        let s3 = if self.results_from_s3.load(Ordering::SeqCst) {
+            format!(", results_from: s3, s3_endpoint: \"{}\"", self.url)
+        } else {
+            String::new()
+        };
         format!(
-            "type: athena, workgroup: primary, database: test, output_location: \"s3://retl-athena/results/\", endpoint: \"{}\", region: us-east-1",
+            "type: athena, workgroup: primary, database: test, output_location: \"s3://retl-athena/results/\", endpoint: \"{}\", region: us-east-1{s3}",
             self.url
         )
     }
@@ -535,5 +555,87 @@ async fn athena_passes_the_source_suite() {
     assert!(
         calls.iter().any(|(op, _)| op == "StopQueryExecution"),
         "the timed-out query is stopped"
+    );
+}
+
+/// Every row of `sql` through the connection as it is now set, by id.
+async fn read_rows(w: &Athena, sql: &str) -> Vec<Value> {
+    let source = open_source(w).await;
+    let mut stream = source
+        .rows(&ModelQuery::new(sql, "file", "run1"))
+        .await
+        .expect("the model runs");
+    let mut rows = Vec::new();
+    while let Some(row) = stream.next().await {
+        rows.push(Value::Object(row.expect("a row")));
+    }
+    rows.sort_by_key(|r| r["id"].as_i64());
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_result_file_is_read_from_s3() {
+    let w = Athena::start().await;
+    let bucket = reqwest::Client::new()
+        .put(format!("{}/retl-athena", w.moto.endpoint))
+        .send()
+        .await
+        .expect("moto's S3");
+    assert!(bucket.status().is_success(), "the output bucket is made");
+    let table = w.table("retl_file");
+    w.execute(&format!(
+        "CREATE TABLE {table} (id bigint, name varchar(64), amount decimal(38,10), at timestamptz)"
+    ))
+    .await;
+    w.execute(&format!(
+        "INSERT INTO {table} VALUES (1, 'Zoë, ✓\nsecond line', 12345678901234567890.1234567890, '2024-03-01 10:00:00+02'), \
+         (2, '', NULL, NULL), (3, NULL, -1.5, '2024-03-01 00:00:00+00')"
+    ))
+    .await;
+    let sql = format!("select id, name, amount, at from {table}");
+    let paged = read_rows(&w, &sql).await;
+    w.results_from_s3.store(true, Ordering::SeqCst);
+    let from_file = read_rows(&w, &sql).await;
+    assert_eq!(from_file, paged, "the file reads as the pages do");
+    assert_eq!(from_file.len(), 3);
+    assert_eq!(from_file[1]["name"], "", "an empty string is not NULL");
+    assert_eq!(from_file[2]["name"], Value::Null, "NULL stays NULL");
+    assert_eq!(from_file[0]["name"], "Zoë, ✓\nsecond line");
+    assert_eq!(from_file[0]["at"], "2024-03-01T08:00:00+00:00");
+    assert_eq!(
+        from_file[0]["amount"].to_string(),
+        "12345678901234567890.1234567890",
+        "every digit of the decimal"
+    );
+    let passed = w
+        .front
+        .passed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert!(
+        passed.iter().any(|(m, p)| m == "GET"
+            && p.starts_with("/retl-athena/results/")
+            && p.ends_with(".csv")),
+        "the rows come from the result file: {passed:?}"
+    );
+    let calls = w
+        .front
+        .calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let last_start = calls
+        .iter()
+        .rposition(|(op, _)| op == "StartQueryExecution")
+        .expect("a query");
+    let pages: Vec<&Value> = calls[last_start..]
+        .iter()
+        .filter(|(op, _)| op == "GetQueryResults")
+        .map(|(_, b)| b)
+        .collect();
+    assert!(
+        pages.len() == 1 && pages[0]["MaxResults"] == 1,
+        "only the column types come from GetQueryResults: {pages:?}"
     );
 }

@@ -1,12 +1,20 @@
 //! BigQuery as a source, through the source conformance suite against bqemulator (BigQuery's
 //! REST API over DuckDB). bqemulator takes requests without credentials; refused credentials
 //! come from a service account whose token endpoint refuses the key, as Google's does.
+//! bqemulator pages results (`pageToken`) but answers every job complete, so a running job
+//! (`jobComplete: false`, polled with `getQueryResults`) and `jobs.cancel` on timeout are
+//! checked against the repository's BigQuery fake.
 
 use async_trait::async_trait;
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
+use retl_fakes::{BigQueryCall, BigQueryConfig, BigQueryFake};
+use retl_shared::ports::ModelQuery;
+use retl_tests::http::WebhookReceiver;
 use retl_tests::source_suite::{run_all, Kind, TypeCase, Warehouse};
 use retl_tests::warehouses::bqemulator::BqEmulator;
+use retl_tests::Project;
 use serde_json::json;
 
 const PRIVATE_KEY: &str = include_str!("../fakes/tests/fixtures/jwt_private.pem");
@@ -135,4 +143,116 @@ async fn bqemulator_passes_the_source_suite() {
         token_uri: refusing_token_endpoint().await,
     };
     run_all(&w).await;
+
+    // More rows than one page (10,000) come over several getQueryResults pages.
+    let source = retl_tests::source_suite::open_source(&w).await;
+    let sql = "select x as id from unnest(generate_array(1, 25000)) x";
+    let mut stream = source
+        .rows(&ModelQuery::new(sql, "pages", "run1"))
+        .await
+        .expect("the model runs");
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(row) = stream.next().await {
+        ids.insert(row.expect("a row")["id"].to_string());
+    }
+    assert_eq!(ids.len(), 25_000, "every page is read once");
+}
+
+/// A project reading `select id, name from ds.users` from `bq` into a webhook.
+fn fake_project(bq: &BigQueryFake, extra: &str, hook: &WebhookReceiver) -> Project {
+    let p = Project::new();
+    p.write(
+        "retl.yaml",
+        &format!(
+            "connections:\n  wh: {{ type: bigquery, project: retl-test, location: EU, endpoint: \"{}\"{extra} }}\n  \
+             dest: {{ type: webhook, url: \"{}\" }}\n",
+            bq.base_url(),
+            hook.url
+        ),
+    );
+    p.write(
+        "syncs/users.yaml",
+        "name: users\nsource: { connection: wh, sql: \"select id, name from ds.users\" }\n\
+         primary_key: id\ndestination: { connection: dest, object: users }\n\
+         mapping: { id: id, name: name }\nmode: upsert\n",
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_job_is_polled_and_its_pages_are_read_in_turn() {
+    let bq = BigQueryFake::start(BigQueryConfig {
+        rows: 25,
+        page_rows: 10,
+        pending_polls: 3,
+    })
+    .await
+    .expect("the fake starts");
+    let hook = WebhookReceiver::start().await;
+    let p = fake_project(&bq, "", &hook);
+    let (code, v) = p.run_json(&["run", "users"]).await;
+    assert_eq!((code, v["rows"].as_u64()), (0, Some(25)), "{v}");
+    let ids: std::collections::BTreeSet<String> =
+        hook.accepted().into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(ids.len(), 25, "every page's rows are delivered");
+
+    let calls = bq.calls();
+    let results: Vec<&BigQueryCall> = calls.iter().filter(|c| c.kind == "results").collect();
+    let pending = results.iter().filter(|c| !c.complete).count();
+    assert_eq!(pending, 3, "polled while jobComplete was false: {calls:?}");
+    let pages: Vec<(Option<&str>, usize)> = results
+        .iter()
+        .filter(|c| c.complete)
+        .map(|c| (c.page_token.as_deref(), c.rows))
+        .collect();
+    assert_eq!(
+        pages,
+        [(None, 10), (Some("10"), 10), (Some("20"), 5)],
+        "the pages follow pageToken: {calls:?}"
+    );
+    assert!(
+        calls.iter().all(|c| c.location.as_deref() == Some("EU")),
+        "every call names the job's location: {calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.kind == "cancel"),
+        "a job that completes is not cancelled: {calls:?}"
+    );
+    let query = bq
+        .queries()
+        .into_iter()
+        .find(|q| q["dryRun"] != json!(true))
+        .expect("the model query");
+    assert_eq!(query["labels"]["retl-sync"], "users", "{query}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_outlasts_the_timeout_is_cancelled() {
+    let bq = BigQueryFake::start(BigQueryConfig {
+        rows: 1,
+        page_rows: 10,
+        pending_polls: u32::MAX,
+    })
+    .await
+    .expect("the fake starts");
+    let hook = WebhookReceiver::start().await;
+    let p = fake_project(&bq, ", timeout_seconds: 2", &hook);
+    let started = std::time::Instant::now();
+    let (code, v) = p.run_json(&["run", "users"]).await;
+    assert_ne!(code, 0, "{v}");
+    assert!(format!("{v}").contains("Retl.SourceTimeout"), "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let calls = bq.calls();
+    let job = calls
+        .iter()
+        .find(|c| c.kind == "query")
+        .map(|c| c.job_id.clone())
+        .expect("a job");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.kind == "cancel" && c.job_id == job && c.location.as_deref() == Some("EU")),
+        "jobs.cancel is called for the job, in its location: {calls:?}"
+    );
+    assert!(hook.accepted().is_empty());
 }

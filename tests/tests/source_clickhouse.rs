@@ -1,7 +1,9 @@
 //! ClickHouse as a source: the source conformance suite against a real `clickhouse-server`
 //! (Debian's 18.16, started by the harness), then what the suite does not cover: arrays,
 //! tuples, unsigned and fixed-width values, 18.16's zero date, an error after rows were sent,
-//! and stopping a run (`KILL QUERY`).
+//! stopping a run (`KILL QUERY`), gzip-compressed answers (seen through a recording proxy)
+//! and HTTPS verified with a `ca_file` (the harness serves `https_port` with a certificate of
+//! a CA made by the openssl CLI).
 
 use std::time::{Duration, Instant};
 
@@ -251,4 +253,187 @@ async fn stopping_a_run_kills_its_query() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What one request through [`Recorder`] asked for and how the server answered.
+#[derive(Clone, Debug)]
+struct Exchange {
+    query: String,
+    accept_encoding: Option<String>,
+    content_encoding: Option<String>,
+    body_bytes: usize,
+}
+
+/// A plain HTTP proxy in front of the server that records each exchange, passing the bytes
+/// through untouched (compressed answers stay compressed).
+struct Recorder {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Exchange>>>,
+}
+
+impl Recorder {
+    async fn start(upstream: &str) -> Recorder {
+        use axum::extract::State;
+        type Shared = (String, std::sync::Arc<std::sync::Mutex<Vec<Exchange>>>);
+        async fn pass(
+            State((upstream, seen)): State<Shared>,
+            uri: axum::http::Uri,
+            headers: axum::http::HeaderMap,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            let query = uri.query().unwrap_or_default().to_string();
+            let mut request = reqwest::Client::new()
+                .post(format!("{}?{query}", upstream.trim_end_matches('/')))
+                .body(body);
+            for (k, v) in &headers {
+                if k != "host" && k != "content-length" {
+                    request = request.header(k, v);
+                }
+            }
+            let answer = request.send().await.expect("clickhouse answers");
+            let status = answer.status();
+            let answer_headers = answer.headers().clone();
+            let bytes = answer.bytes().await.expect("the answer's body");
+            let header = |h: &axum::http::HeaderMap, name: &str| {
+                h.get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            seen.lock().unwrap().push(Exchange {
+                query,
+                accept_encoding: header(&headers, "accept-encoding"),
+                content_encoding: header(&answer_headers, "content-encoding"),
+                body_bytes: bytes.len(),
+            });
+            let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
+            *out.status_mut() = status;
+            for (k, v) in &answer_headers {
+                if k != "content-length" && k != "transfer-encoding" {
+                    out.headers_mut().insert(k, v.clone());
+                }
+            }
+            out
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .fallback(pass)
+            .with_state((upstream.to_string(), seen.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}/", listener.local_addr().expect("an address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Recorder { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Exchange> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A source on `url` (with `extra` connection fields) reading `sql`: its ids in order.
+async fn ids_through(url: &str, extra: &str, sql: &str) -> Result<Vec<u64>, SourceError> {
+    struct At<'a>(&'a str, &'a str);
+    #[async_trait]
+    impl Warehouse for At<'_> {
+        fn name(&self) -> &str {
+            "clickhouse"
+        }
+        fn connection(&self) -> String {
+            format!("type: clickhouse, url: \"{}\"{}", self.0, self.1)
+        }
+        fn connection_with_bad_credentials(&self) -> Option<String> {
+            None
+        }
+        fn env(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        async fn execute(&self, _sql: &str) {
+            unreachable!("this view only reads")
+        }
+        fn table(&self, name: &str) -> String {
+            name.to_string()
+        }
+        fn type_cases(&self) -> Vec<TypeCase> {
+            Vec::new()
+        }
+        fn key_type(&self) -> String {
+            "UInt64".into()
+        }
+        fn slow_query(&self, _seconds: u32) -> String {
+            String::new()
+        }
+        fn missing_table_code(&self) -> String {
+            "60".into()
+        }
+    }
+    let source = open_source(&At(url, extra)).await;
+    let mut stream = source.rows(&ModelQuery::new(sql, "wire", "run1")).await?;
+    let mut ids = Vec::new();
+    while let Some(row) = stream.next().await {
+        ids.push(row?["id"].as_u64().expect("an id"));
+    }
+    Ok(ids)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_come_gzip_compressed_unless_compression_is_none() {
+    let ch = ClickHouse::start();
+    let proxy = Recorder::start(&ch.http_url).await;
+    let sql = "SELECT number AS id, toString(number) AS label FROM numbers(200000)";
+    let ids = ids_through(&proxy.url, "", sql).await.expect("the rows");
+    assert_eq!(ids.len(), 200_000);
+    assert!(ids.iter().enumerate().all(|(i, id)| *id == i as u64));
+    let seen = proxy.seen();
+    let model = seen
+        .iter()
+        .find(|e| e.query.contains("query_id=retl-wire-run1") && !e.query.contains("describe"))
+        .expect("the model's query")
+        .clone();
+    assert!(
+        model.query.contains("enable_http_compression=1")
+            && model.accept_encoding.as_deref() == Some("gzip")
+            && model.content_encoding.as_deref() == Some("gzip"),
+        "the model's rows travel gzip-compressed: {model:?}"
+    );
+
+    let plain = Recorder::start(&ch.http_url).await;
+    let ids = ids_through(&plain.url, ", compression: none", sql)
+        .await
+        .expect("the rows");
+    assert_eq!(ids.len(), 200_000);
+    let uncompressed = plain
+        .seen()
+        .into_iter()
+        .find(|e| e.query.contains("query_id=retl-wire-run1") && !e.query.contains("describe"))
+        .expect("the model's query");
+    assert_eq!(uncompressed.content_encoding, None, "{uncompressed:?}");
+    assert!(
+        model.body_bytes * 3 < uncompressed.body_bytes,
+        "gzip sends a fraction of the bytes: {} vs {}",
+        model.body_bytes,
+        uncompressed.body_bytes
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_a_ca_file_reads_and_an_unknown_ca_is_refused() {
+    let ch = ClickHouse::start_tls();
+    let (url, ca) = ch.https.clone().expect("the server serves HTTPS");
+    let sql = "SELECT number AS id FROM numbers(3)";
+    let extra = format!(", ca_file: \"{}\"", ca.display());
+    assert_eq!(
+        ids_through(&url, &extra, sql)
+            .await
+            .expect("TLS verified with the CA"),
+        [0, 1, 2]
+    );
+    let refused = ids_through(&url, "", sql)
+        .await
+        .expect_err("the test CA is not a web root");
+    let text = format!("{refused}");
+    assert!(
+        matches!(refused, SourceError::Unavailable { .. }) && text.contains("certificate"),
+        "the refusal names the certificate: {text}"
+    );
 }

@@ -1,12 +1,15 @@
 //! Snowflake as a source, through the source conformance suite: against fakesnow (DuckDB behind
 //! Snowflake's connector protocol) and against the repository's protocol fake, which adds what
 //! fakesnow lacks: results over many downloaded chunks (Arrow and JSON), key-pair and password
-//! logins that can fail, and long queries answered `333333` and polled.
+//! logins that can fail, long queries answered `333333` and polled, and an expired session
+//! token renewed with the master token.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use retl_fakes::{ResultFormat, SnowflakeConfig, SnowflakeFake, SnowflakeUser};
+use retl_shared::ports::{ModelQuery, SourceError};
 use retl_tests::source_suite::{
     run_all, syncs_into_postgres, types_and_nulls, Kind, TypeCase, Warehouse,
 };
@@ -282,5 +285,68 @@ async fn the_protocol_fake_reads_json_chunks_with_a_password() {
     assert!(
         logins.iter().any(|l| l.code.as_deref() == Some("390100")),
         "{logins:?}"
+    );
+}
+
+/// Reads `sql` through the source opened as the suite does; the rows' ids or the error.
+async fn read_ids(w: &Fake, sql: &str) -> Result<Vec<String>, SourceError> {
+    let source = retl_tests::source_suite::open_source(w).await;
+    let mut stream = source.rows(&ModelQuery::new(sql, "renew", "run1")).await?;
+    let mut ids = Vec::new();
+    while let Some(row) = stream.next().await {
+        ids.push(row?["id"].to_string());
+    }
+    Ok(ids)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_is_renewed_with_the_master_token() {
+    let pg = Pg::new("sf_renew").await;
+    let users = vec![SnowflakeUser {
+        name: USER.into(),
+        password: Some(PASSWORD.into()),
+        public_key_pem: Some(PUBLIC_KEY.into()),
+    }];
+    // Session tokens last a second and the query two, polled every 300 ms: the polls after
+    // the first second are answered 390112.
+    let config = SnowflakeConfig {
+        schema: pg.schema.to_ascii_uppercase(),
+        session_ttl: Duration::from_secs(1),
+        sync_wait: Duration::from_millis(300),
+        ..SnowflakeConfig::new(&pg.url, ACCOUNT, users)
+    };
+    let w = Fake {
+        fake: SnowflakeFake::start(config).await.expect("the fake starts"),
+        pg,
+        key_pair: true,
+    };
+    let slow = "select 7 as id from (select pg_sleep(2)) s";
+    let ids = read_ids(&w, slow).await.expect("the session is renewed");
+    assert_eq!(ids, ["7"]);
+    let requests = w.fake.requests();
+    let renewals: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == "/session/token-request")
+        .collect();
+    assert!(
+        !renewals.is_empty() && renewals.iter().all(|r| r.status == 200),
+        "the expired token is renewed: {requests:?}"
+    );
+    assert_eq!(
+        w.fake.logins().len(),
+        1,
+        "renewal replaces a new login: {:?}",
+        w.fake.logins()
+    );
+
+    // With the master token expired too, the renewal is refused: an authentication failure
+    // naming Snowflake's code.
+    w.fake.set_master_ttl(Duration::from_secs(1));
+    let err = read_ids(&w, slow)
+        .await
+        .expect_err("the renewal is refused");
+    assert!(
+        matches!(&err, SourceError::Auth { code, .. } if code == "390114"),
+        "{err}"
     );
 }

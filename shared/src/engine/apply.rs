@@ -1,6 +1,7 @@
 //! Apply: send a plan file through the delivery framework and move the key set only for the
 //! records the destination acknowledged.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -11,12 +12,13 @@ use super::keys::{keyset_name, plan_file_stem, shard_of_plan_file};
 use super::lifecycle::{finish_run, keep_lock};
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
+use super::watermark::{advance, bound_of, compare, highest_below, Reach};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::delivery::{Delivered, Deliverer};
 use crate::modes;
 use crate::ports::{
-    Counts, KeyChange, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp,
+    Bound, Counts, KeyChange, KeyEntry, OutRecord, RecordOutcome, RunRecord, RunStatus, WriteOp,
 };
 use crate::record::parse_hash;
 
@@ -27,6 +29,13 @@ pub struct ApplyOutcome {
     pub counts: Counts,
     /// The error that stopped delivery, if any.
     pub fatal: Option<(String, String)>,
+    /// An incremental model's lowest watermark value among the failed records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_failed: Option<Bound>,
+    /// Whether a failed record had no watermark value (NULL, or a plan made before records
+    /// carried one): then how far the rows are final is not known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmarked_failed: bool,
 }
 
 impl ApplyOutcome {
@@ -35,6 +44,21 @@ impl ApplyOutcome {
         self.counts.add(&other.counts);
         if self.fatal.is_none() {
             self.fatal.clone_from(&other.fatal);
+        }
+        if let Some(v) = &other.lowest_failed {
+            self.fail_at(v.clone());
+        }
+        self.unmarked_failed |= other.unmarked_failed;
+    }
+
+    /// Takes the watermark value of a failed record.
+    fn fail_at(&mut self, v: Bound) {
+        let lower = self
+            .lowest_failed
+            .as_ref()
+            .is_none_or(|low| compare(&v, low) == Some(Ordering::Less));
+        if lower {
+            self.lowest_failed = Some(v);
         }
     }
 }
@@ -133,6 +157,8 @@ struct Applied<'a> {
     by_key: HashMap<String, PlanOp>,
     counts: Counts,
     logged: Vec<RecordLogEntry>,
+    /// The watermark values of failed records, as far as apply needs them.
+    marks: ApplyOutcome,
 }
 
 impl Applied<'_> {
@@ -161,6 +187,10 @@ impl Applied<'_> {
                 }
                 RecordOutcome::Failed { code, message } => {
                     self.counts.failed += 1;
+                    match op.mark.as_ref().and_then(bound_of) {
+                        Some(v) => self.marks.fail_at(v),
+                        None => self.marks.unmarked_failed = true,
+                    }
                     (code, message, LoggedOutcome::Failed)
                 }
             };
@@ -201,6 +231,7 @@ pub async fn apply_files(
         by_key: ops.into_iter().map(|op| (op.key.clone(), op)).collect(),
         counts,
         logged: Vec::new(),
+        marks: ApplyOutcome::default(),
     };
     engine
         .progress
@@ -231,6 +262,7 @@ pub async fn apply_files(
     Ok(ApplyOutcome {
         counts: applied.counts,
         fatal: deliverer.fatal_error(),
+        ..applied.marks
     })
 }
 
@@ -273,8 +305,17 @@ pub async fn finish_apply(
     state.identity_fingerprint = Some(identity);
     state.mapping_fingerprint = Some(sync.mapping_fingerprint());
     if let Some(w) = run.watermark.as_mut() {
-        let all_final = failure.is_none() && applied.fatal.is_none() && run.counts.failed == 0;
-        super::watermark::advance(&mut state, w, all_final);
+        // Every record has an outcome unless a step or the destination stopped the run.
+        let stopped = failure.is_some() || applied.fatal.is_some();
+        let reach = match (&applied.lowest_failed, applied.unmarked_failed) {
+            _ if stopped => Reach::Nothing,
+            _ if applied.counts.failed == 0 => Reach::All,
+            (Some(low), false) => {
+                Reach::UpTo(highest_below(engine, &run.run_id, manifest, low).await?)
+            }
+            _ => Reach::Nothing,
+        };
+        advance(&mut state, w, reach);
     }
     engine.runs.put_sync_state(&state).await?;
     let status = if let Some((name, message)) = failure {

@@ -1,17 +1,19 @@
 //! Extract: run the model SQL and stream its rows into part files grouped by key-set shard,
 //! in memory bounded by the chunk size.
 
+use std::cmp::Ordering;
+
 use bytes::Bytes;
 use futures::StreamExt;
 
 use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
-use super::watermark::Highest;
+use super::watermark::{compare, Highest};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
-use crate::ports::{ModelQuery, RowFilter};
+use crate::ports::{Bound, ModelQuery, RowFilter};
 use crate::record::{key_of, map_row, shard_of, value_hash};
 
 /// Extract tuning.
@@ -64,6 +66,8 @@ struct PartWriter<'a> {
     rows: Vec<u64>,
     bytes: usize,
     parts: Vec<PartInfo>,
+    /// The highest watermark value of the records buffered for the next part.
+    highest: Option<Bound>,
 }
 
 impl PartWriter<'_> {
@@ -72,12 +76,32 @@ impl PartWriter<'_> {
         &mut self,
         key: &str,
         mapped: &crate::record::Values,
+        mark: Option<(Vec<u8>, Bound)>,
         chunk_bytes: usize,
     ) -> Result<(), EngineError> {
         let json = serde_json::to_vec(mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let shard = shard_of(key, self.shards.len() as u32) as usize;
         let before = self.shards[shard].len();
-        encode_record(&mut self.shards[shard], key, value_hash(mapped), &json);
+        let mark_json = match mark {
+            Some((json, bound)) => {
+                let higher = self
+                    .highest
+                    .as_ref()
+                    .is_none_or(|h| compare(&bound, h) == Some(Ordering::Greater));
+                if higher {
+                    self.highest = Some(bound);
+                }
+                json
+            }
+            None => Vec::new(),
+        };
+        encode_record(
+            &mut self.shards[shard],
+            key,
+            value_hash(mapped),
+            &json,
+            &mark_json,
+        );
         self.bytes += self.shards[shard].len() - before;
         self.rows[shard] += 1;
         if self.bytes >= chunk_bytes {
@@ -104,7 +128,11 @@ impl PartWriter<'_> {
         }
         let key = RunKeys::new(self.run_id).part(self.parts.len());
         self.engine.objects.put(&key, Bytes::from(body)).await?;
-        self.parts.push(PartInfo { key, segments });
+        self.parts.push(PartInfo {
+            key,
+            segments,
+            watermark_max: self.highest.take(),
+        });
         self.bytes = 0;
         Ok(())
     }
@@ -150,6 +178,7 @@ pub async fn extract(
         rows: vec![0; shards as usize],
         bytes: 0,
         parts: Vec::new(),
+        highest: None,
     };
     let mut rows = 0u64;
     let mut rejected = Vec::new();
@@ -158,12 +187,13 @@ pub async fn extract(
     while let Some(row) = stream.next().await {
         let row = row?;
         rows += 1;
-        if let Some(h) = highest.as_mut() {
-            h.see_row(&sync.name, &row)?;
-        }
+        let mark = match highest.as_mut() {
+            Some(h) => h.see_row(&sync.name, &row)?,
+            None => None,
+        };
         let mapped = map_row(&row, &sync.mapping);
         match key_of(&row, &sync.primary_key) {
-            Ok(key) => writer.add(&key, &mapped, opts.chunk_bytes).await?,
+            Ok(key) => writer.add(&key, &mapped, mark, opts.chunk_bytes).await?,
             Err(problem) => {
                 rejected_count += 1;
                 if rejected.len() < MAX_LOGGED {

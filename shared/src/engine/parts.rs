@@ -1,7 +1,10 @@
 //! Extract part files: model rows already keyed, hashed and grouped by key-set shard, so a
 //! planner of one shard reads one byte range of each part.
 //!
-//! Record layout: `u32 key_len | key | u128 hash (big endian) | u32 values_len | values JSON`.
+//! Record layout: `u32 key_len | key | u128 hash (big endian) | u32 values_len | values JSON |
+//! u32 mark_len | mark JSON`, where the mark is an incremental model's watermark column value
+//! (empty when the sync is not incremental or the value is NULL): apply needs it to tell how
+//! far the watermark may move when a record fails.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +26,11 @@ pub struct PartInfo {
     pub key: String,
     /// `segments[shard]`.
     pub segments: Vec<Segment>,
+    /// The highest watermark value among the part's records (incremental models): a part
+    /// wholly below a failed record's value tells how far the watermark may move after the
+    /// part itself is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_max: Option<crate::ports::Bound>,
 }
 
 /// What extract produced; stored as [`super::keys::RunKeys::extract_manifest`].
@@ -49,12 +57,20 @@ pub struct ExtractManifest {
 }
 
 /// Appends one record to a buffer.
-pub fn encode_record(buf: &mut Vec<u8>, key: &str, hash: u128, values_json: &[u8]) {
+pub fn encode_record(
+    buf: &mut Vec<u8>,
+    key: &str,
+    hash: u128,
+    values_json: &[u8],
+    mark_json: &[u8],
+) {
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
     buf.extend_from_slice(key.as_bytes());
     buf.extend_from_slice(&hash.to_be_bytes());
     buf.extend_from_slice(&(values_json.len() as u32).to_le_bytes());
     buf.extend_from_slice(values_json);
+    buf.extend_from_slice(&(mark_json.len() as u32).to_le_bytes());
+    buf.extend_from_slice(mark_json);
 }
 
 /// One decoded record, borrowing from the segment bytes.
@@ -66,6 +82,8 @@ pub struct PartRecord<'a> {
     pub hash: u128,
     /// Mapped values as JSON.
     pub values: &'a [u8],
+    /// The watermark column's value as JSON; empty when there is none.
+    pub mark: &'a [u8],
 }
 
 /// Iterates the records of a segment; stops with an error on corrupt data.
@@ -113,10 +131,13 @@ impl<'a> Iterator for PartReader<'a> {
             hb.copy_from_slice(h);
             let vlen = self.u32()?;
             let values = self.take(vlen)?;
+            let mlen = self.u32()?;
+            let mark = self.take(mlen)?;
             Ok(PartRecord {
                 key,
                 hash: u128::from_be_bytes(hb),
                 values,
+                mark,
             })
         })();
         if rec.is_err() {
@@ -133,8 +154,8 @@ mod tests {
     #[test]
     fn round_trips_records() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, "k1", 42, br#"{"a":1}"#);
-        encode_record(&mut buf, "ключ", u128::MAX, b"{}");
+        encode_record(&mut buf, "k1", 42, br#"{"a":1}"#, b"");
+        encode_record(&mut buf, "ключ", u128::MAX, b"{}", b"17");
         let recs: Vec<_> = PartReader::new(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].key, "k1");
@@ -142,12 +163,13 @@ mod tests {
         assert_eq!(recs[0].values, br#"{"a":1}"#);
         assert_eq!(recs[1].key, "ключ");
         assert_eq!(recs[1].hash, u128::MAX);
+        assert_eq!((recs[0].mark, recs[1].mark), (&b""[..], &b"17"[..]));
     }
 
     #[test]
     fn truncated_data_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, "k1", 42, br#"{"a":1}"#);
+        encode_record(&mut buf, "k1", 42, br#"{"a":1}"#, b"");
         buf.truncate(buf.len() - 3);
         let recs: Vec<_> = PartReader::new(&buf).collect();
         assert_eq!(recs.len(), 1);

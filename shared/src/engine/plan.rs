@@ -56,6 +56,10 @@ pub struct PlanOp {
     /// The change's stable event id ([`crate::record::event_id`]).
     #[serde(default)]
     pub event: String,
+    /// An incremental model's watermark column value of the row (for where the watermark
+    /// may move if this record fails); absent for other syncs, deletes and NULLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<serde_json::Value>,
 }
 
 impl PlanOp {
@@ -261,6 +265,8 @@ struct Seen {
     seg: usize,
     start: usize,
     len: usize,
+    /// Where its watermark value's JSON is in the segment (`start`, `len`; empty if none).
+    mark: (usize, usize),
     /// Where further rows with the same key are (duplicates are rejected, all copies).
     copies: Vec<(usize, usize, usize)>,
 }
@@ -277,7 +283,15 @@ struct PlanWriter<'a> {
 }
 
 impl PlanWriter<'_> {
-    fn push(&mut self, op: OpKind, key: &str, hash: u128, event: &str, values_json: &[u8]) {
+    fn push(
+        &mut self,
+        op: OpKind,
+        key: &str,
+        hash: u128,
+        event: &str,
+        values_json: &[u8],
+        mark_json: &[u8],
+    ) {
         let name = match op {
             OpKind::Create => "create",
             OpKind::Update => "update",
@@ -291,6 +305,10 @@ impl PlanWriter<'_> {
             hash_hex(hash)
         );
         self.buf.extend_from_slice(values_json);
+        if !mark_json.is_empty() {
+            self.buf.extend_from_slice(b",\"mark\":");
+            self.buf.extend_from_slice(mark_json);
+        }
         self.buf.extend_from_slice(b"}\n");
         self.ops += 1;
     }
@@ -343,6 +361,10 @@ fn index_rows(segments: &[Bytes]) -> Result<HashMap<&str, Seen>, EngineError> {
         for rec in PartReader::new(seg) {
             let rec = rec.map_err(EngineError::Corrupt)?;
             let start = rec.values.as_ptr() as usize - seg.as_ptr() as usize;
+            let mark = (
+                rec.mark.as_ptr() as usize - seg.as_ptr() as usize,
+                rec.mark.len(),
+            );
             seen.entry(rec.key)
                 .and_modify(|s| s.copies.push((i, start, rec.values.len())))
                 .or_insert(Seen {
@@ -350,6 +372,7 @@ fn index_rows(segments: &[Bytes]) -> Result<HashMap<&str, Seen>, EngineError> {
                     seg: i,
                     start,
                     len: rec.values.len(),
+                    mark,
                     copies: Vec::new(),
                 });
         }
@@ -533,10 +556,12 @@ impl<'a> ShardPlanner<'a> {
             }
             let event = self.event(op, key, s.hash);
             if op == OpKind::Delete {
-                writer.push(op, key, 0, &event, &key_json(key));
+                writer.push(op, key, 0, &event, &key_json(key), b"");
             } else {
-                let values = &self.segments[s.seg][s.start..s.start + s.len];
-                writer.push(op, key, s.hash, &event, values);
+                let seg = &self.segments[s.seg];
+                let values = &seg[s.start..s.start + s.len];
+                let mark = &seg[s.mark.0..s.mark.0 + s.mark.1];
+                writer.push(op, key, s.hash, &event, values, mark);
             }
             writer.maybe_flush(false).await?;
         }
@@ -549,7 +574,7 @@ impl<'a> ShardPlanner<'a> {
                     delete_sample.push(key.clone());
                 }
                 let event = self.event(OpKind::Delete, key, 0);
-                writer.push(OpKind::Delete, key, 0, &event, &key_json(key));
+                writer.push(OpKind::Delete, key, 0, &event, &key_json(key), b"");
                 writer.maybe_flush(false).await?;
             }
         }

@@ -7,16 +7,22 @@
 //!   the key set, so rows read again send nothing.
 //! - The whole model is read on the first run, after `--full-resync`, when the mapping, key or
 //!   destination changed (every stored hash is then stale), and when the column changed.
-//! - The watermark moves only when every record the run read reached a final state
-//!   (delivered, unchanged, skipped or rejected): a run with failed records, or one that
-//!   failed or was killed, leaves it where it was, so the next run reads those rows again.
+//! - The watermark moves to the highest value whose rows all reached a final state
+//!   (delivered, unchanged, skipped or rejected): with failed records, to the highest value
+//!   read below the lowest value of a failed record (apply tracks that lowest value, and
+//!   [`highest_below`] finds a value below it from the plan files and the extract parts'
+//!   highest values), so the next run reads the failed records (and the rows after them) again. A
+//!   run that failed or was killed leaves it where it was.
 
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use super::EngineError;
+use super::keys::RunKeys;
+use super::parts::ExtractManifest;
+use super::plan::{read_plan_ops, PlanManifest};
+use super::{Engine, EngineError};
 use crate::config::{Incremental, SyncDef};
 use crate::connectors::values;
 use crate::ports::{Bound, RowFilter, RunWatermark, SyncState, Watermark};
@@ -64,21 +70,82 @@ pub fn plan_read(
     )))
 }
 
-/// The watermark a finished run leaves: the highest value it saw when every record it read
-/// is final, else the one it started from.
-pub fn advance(state: &mut SyncState, run: &mut RunWatermark, all_final: bool) {
-    let next = match (&run.before, &run.seen) {
-        (before, Some(seen)) if all_final => match before {
-            Some(b) if compare(b, seen) == Some(Ordering::Greater) => Some(b.clone()),
-            _ => Some(seen.clone()),
-        },
-        (before, _) => before.clone(),
+/// How far the rows a finished run read reached a final state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every record is final.
+    All,
+    /// Records failed; every row up to this value (the highest read below the lowest value of
+    /// a failed record, see [`highest_below`]) is final; `None` when no row below it was read.
+    UpTo(Option<Bound>),
+    /// The run stopped before every record had an outcome: nothing is known to be final.
+    Nothing,
+}
+
+/// The watermark a finished run leaves: the highest value every row up to which reached a
+/// final state (never lower than the one it started from).
+pub fn advance(state: &mut SyncState, run: &mut RunWatermark, reach: Reach) {
+    let reached = match reach {
+        Reach::All => run.seen.clone(),
+        Reach::UpTo(v) => v,
+        Reach::Nothing => None,
+    };
+    let next = match (&run.before, reached) {
+        (Some(b), Some(r)) if compare(b, &r) == Some(Ordering::Less) => Some(r),
+        (Some(b), Some(r)) if compare(b, &r).is_none() => {
+            // Values of another kind than the stored one: the column's type changed, and
+            // the last value of the new kind is the only one the next read can compare.
+            Some(r)
+        }
+        (Some(b), _) => Some(b.clone()),
+        (None, r) => r,
     };
     run.after.clone_from(&next);
     state.watermark = next.map(|value| Watermark {
         column: run.column.clone(),
         value,
     });
+}
+
+/// A value the watermark may move to when records failed: the highest value below
+/// `lowest_failed` among the planned operations (their plan files carry each record's value)
+/// and the extract parts that lie wholly below it (each part's highest value is in the
+/// extract manifest). Every row at or below it reached a final state; unchanged rows between it and
+/// `lowest_failed` in a part that also holds higher values are read again by the next run and
+/// send nothing. Memory holds one plan file at a time.
+pub async fn highest_below(
+    engine: &Engine,
+    run_id: &str,
+    plan: &PlanManifest,
+    lowest_failed: &Bound,
+) -> Result<Option<Bound>, EngineError> {
+    let key = RunKeys::new(run_id).extract_manifest();
+    let body = engine.objects.get(&key).await?;
+    let manifest: ExtractManifest =
+        serde_json::from_slice(&body).map_err(|e| EngineError::Corrupt(format!("{key}: {e}")))?;
+    let below = |v: &Bound| compare(v, lowest_failed) == Some(Ordering::Less);
+    let mut best: Option<Bound> = None;
+    let mut offer = |v: Bound| {
+        if best
+            .as_ref()
+            .is_none_or(|b| compare(&v, b) == Some(Ordering::Greater))
+        {
+            best = Some(v);
+        }
+    };
+    for part in &manifest.parts {
+        if let Some(hi) = part.watermark_max.as_ref().filter(|hi| below(hi)) {
+            offer(hi.clone());
+        }
+    }
+    for file in &plan.files {
+        for op in read_plan_ops(engine, file).await? {
+            if let Some(v) = op.mark.as_ref().and_then(bound_of).filter(below) {
+                offer(v);
+            }
+        }
+    }
+    Ok(best)
 }
 
 /// The highest value of the incremental column among the rows read.
@@ -97,16 +164,24 @@ impl Highest {
         }
     }
 
-    /// Takes one row's value of the column.
-    pub fn see_row(&mut self, sync: &str, row: &crate::record::Values) -> Result<(), EngineError> {
+    /// Takes one row's value of the column; returns it as JSON with its bound (none for NULL).
+    pub fn see_row(
+        &mut self,
+        sync: &str,
+        row: &crate::record::Values,
+    ) -> Result<Option<(Vec<u8>, Bound)>, EngineError> {
         let value = row.get(&self.column);
-        self.see(sync, value)
+        Ok(self.see(sync, value)?.map(|bound| {
+            let json = serde_json::to_vec(&value).expect("a JSON value serialises");
+            (json, bound)
+        }))
     }
 
-    /// Takes one value (NULLs are ignored: the filter never returns them again).
-    pub fn see(&mut self, sync: &str, value: Option<&Value>) -> Result<(), EngineError> {
+    /// Takes one value and returns its bound (NULLs are ignored: the filter never returns
+    /// them again).
+    pub fn see(&mut self, sync: &str, value: Option<&Value>) -> Result<Option<Bound>, EngineError> {
         let Some(value) = value.filter(|v| !v.is_null()) else {
-            return Ok(());
+            return Ok(None);
         };
         let bound = bound_of(value).ok_or_else(|| {
             EngineError::Invalid(format!(
@@ -120,9 +195,9 @@ impl Highest {
             Some(b) => compare(&bound, b) == Some(Ordering::Greater),
         };
         if higher {
-            self.best = Some(bound);
+            self.best = Some(bound.clone());
         }
-        Ok(())
+        Ok(Some(bound))
     }
 
     /// The highest value seen.

@@ -26,6 +26,9 @@
 //!   (<https://docs.databricks.com/api/workspace/statementexecution>).
 //! - [`SnowflakeFake`]: the Snowflake drivers' REST protocol for chunked results, key-pair
 //!   login, session renewal, async queries and abort (what fakesnow does not cover).
+//! - [`BigQueryFake`]: BigQuery's REST job API for running jobs (`jobComplete: false`),
+//!   `getQueryResults` polling and paging, and `jobs.cancel` (what bqemulator does not do),
+//!   over a generated result.
 //!
 //! The three warehouse fakes run the SQL they receive on a real PostgreSQL whose URL the
 //! test passes in, and render PostgreSQL's results in each vendor's types and encodings.
@@ -33,6 +36,7 @@
 //! Each vendor module's doc lists the contract details it follows with their sources, and
 //! the choices made where the vendor's documentation is silent or ambiguous.
 
+pub mod bigquery;
 pub mod braze;
 pub mod databricks;
 pub mod faults;
@@ -47,6 +51,7 @@ pub mod server;
 pub mod snowflake;
 mod util;
 
+pub use bigquery::{BigQueryCall, BigQueryConfig, BigQueryFake};
 pub use braze::{BrazeConfig, BrazeFake, TrackLimit};
 pub use databricks::{DatabricksCall, DatabricksConfig, DatabricksFake};
 pub use faults::{FaultPlan, FaultStats, Faults, RateInfo, RateLimit, Throttle, WindowKind};

@@ -22,6 +22,9 @@ pub struct ClickHouse {
     pub http_port: u16,
     /// The native protocol port.
     pub tcp_port: u16,
+    /// With [`ClickHouse::start_tls`]: the HTTPS interface (`https://127.0.0.1:PORT/`) and
+    /// the PEM file of the CA that signed the server's certificate.
+    pub https: Option<(String, PathBuf)>,
     http: reqwest::Client,
     _service: Service,
     _dir: TempDir,
@@ -35,8 +38,18 @@ fn server_binary() -> PathBuf {
 
 /// The server's config: every path inside `dir`, the log on the console (the service's log
 /// file), loopback only, UTC, no replication.
-fn config_xml(dir: &Path, http_port: u16, tcp_port: u16) -> String {
+fn config_xml(dir: &Path, http_port: u16, tcp_port: u16, https_port: Option<u16>) -> String {
     let d = dir.display();
+    let tls = https_port.map_or_else(String::new, |p| {
+        format!(
+            "<https_port>{p}</https_port>\n  <openSSL><server>\
+             <certificateFile>{d}/server.pem</certificateFile>\
+             <privateKeyFile>{d}/server.key</privateKeyFile>\
+             <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>\
+             <cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols>\
+             <preferServerCiphers>true</preferServerCiphers></server></openSSL>"
+        )
+    });
     format!(
         r#"<?xml version="1.0"?>
 <yandex>
@@ -57,6 +70,7 @@ fn config_xml(dir: &Path, http_port: u16, tcp_port: u16) -> String {
   <timezone>UTC</timezone>
   <mark_cache_size>67108864</mark_cache_size>
   <max_concurrent_queries>32</max_concurrent_queries>
+  {tls}
 </yandex>
 "#
     )
@@ -77,15 +91,110 @@ fn users_xml() -> String {
     )
 }
 
+/// Runs the `openssl` CLI in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let openssl = require(PathBuf::from("/usr/bin/openssl"), "openssl");
+    let out = Command::new(openssl)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.pem`) and a server certificate it signed for 127.0.0.1 and localhost
+/// (`server.pem`, `server.key`), made in `dir`: rustls refuses a self-signed CA certificate
+/// as the server's own, so the chain has two links, as a private CA's does.
+fn make_certificates(dir: &Path) -> PathBuf {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=retl test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n\
+         keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
+    )
+    .expect("write server.ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    dir.join("ca.pem")
+}
+
 impl ClickHouse {
     /// Starts a server on free ports and waits until `/ping` answers.
     pub fn start() -> ClickHouse {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that also serves HTTPS (`https`), with a certificate of a test CA.
+    pub fn start_tls() -> ClickHouse {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> ClickHouse {
         let binary = server_binary();
         let dir = tempfile::tempdir().expect("temp dir for clickhouse");
         let (http_port, tcp_port) = (free_port(), free_port());
+        let https_port = tls.then(free_port);
+        let ca = tls.then(|| make_certificates(dir.path()));
         let config = dir.path().join("config.xml");
-        std::fs::write(&config, config_xml(dir.path(), http_port, tcp_port))
-            .expect("write config.xml");
+        std::fs::write(
+            &config,
+            config_xml(dir.path(), http_port, tcp_port, https_port),
+        )
+        .expect("write config.xml");
         std::fs::write(dir.path().join("users.xml"), users_xml()).expect("write users.xml");
         let mut command = Command::new(&binary);
         command
@@ -101,6 +210,9 @@ impl ClickHouse {
             http_url: format!("http://127.0.0.1:{http_port}/"),
             http_port,
             tcp_port,
+            https: https_port
+                .zip(ca)
+                .map(|(p, ca)| (format!("https://127.0.0.1:{p}/"), ca)),
             http: reqwest::Client::new(),
             _service: service,
             _dir: dir,

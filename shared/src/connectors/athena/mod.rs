@@ -1,8 +1,12 @@
 //! Amazon Athena as a warehouse: StartQueryExecution, GetQueryExecution polling and
-//! GetQueryResults pages. See `README.md` in this folder.
+//! GetQueryResults pages, or the result file from S3. See `README.md` in this folder.
 
 #[cfg(feature = "athena")]
 mod cells;
+#[cfg(feature = "athena")]
+mod csv;
+#[cfg(feature = "athena")]
+mod result_file;
 #[cfg(feature = "athena")]
 mod source;
 
@@ -21,6 +25,18 @@ pub use source::AthenaSource;
 
 fn primary() -> String {
     "primary".into()
+}
+
+/// Where a query's rows are read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsFrom {
+    /// `GetQueryResults` pages of 1,000 rows.
+    #[default]
+    Api,
+    /// The CSV file Athena writes to the output location, read with S3 `GetObject` in one
+    /// streamed request (needs `s3:GetObject` on the output location).
+    S3,
 }
 
 /// An Amazon Athena workgroup and database (tables in the Glue Data Catalog over S3).
@@ -56,6 +72,14 @@ pub struct AthenaConnection {
     /// Stop the query (`StopQueryExecution`) after this many seconds.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Read rows from `GetQueryResults` pages (`api`, the default) or from the result file
+    /// in S3 (`s3`).
+    #[serde(default)]
+    pub results_from: ResultsFrom,
+    /// Base URL of S3 for the result file (a VPC endpoint, or an emulator in tests; default
+    /// AWS's). Unsigned without `access_key_id_env`, as `endpoint`.
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
 }
 
 impl Connector for AthenaConnection {
@@ -85,6 +109,13 @@ impl Connector for AthenaConnection {
             );
         }
         problems.extend(check_http_url("endpoint", self.endpoint.as_deref()));
+        problems.extend(check_http_url("s3_endpoint", self.s3_endpoint.as_deref()));
+        if self.s3_endpoint.is_some() && self.results_from != ResultsFrom::S3 {
+            problems.push(
+                Problem::new("sets `s3_endpoint` but reads results with GetQueryResults")
+                    .hint("add `results_from: s3`, or remove `s3_endpoint`"),
+            );
+        }
         problems
     }
 

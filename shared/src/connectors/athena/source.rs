@@ -8,7 +8,7 @@ use aws_sdk_athena::Client;
 use futures::{stream, TryStreamExt};
 
 use super::cells::{self, Column};
-use super::AthenaConnection;
+use super::{result_file, AthenaConnection, ResultsFrom};
 use crate::connectors::aws_sdk::{
     classify, poll_delay, source_error, AwsClientSettings, AwsSettings,
 };
@@ -36,11 +36,27 @@ pub struct AthenaSource {
     output_location: Option<String>,
     timeout_seconds: Option<u64>,
     requests: Arc<Requester>,
+    /// With `results_from: s3`, the client that reads the result files.
+    s3: Option<aws_sdk_s3::Client>,
 }
 
 /// The Athena client of a connection; the SDK's retries are off (the requester retries).
 fn client(aws: AwsClientSettings) -> Client {
     crate::connectors::aws_sdk::sdk_client!(aws_sdk_athena, aws)
+}
+
+/// The S3 client of the result files; an endpoint override is addressed path-style (an
+/// emulator or a VPC endpoint has no bucket subdomains).
+fn s3_client(aws: AwsClientSettings) -> aws_sdk_s3::Client {
+    let path_style = aws.endpoint.is_some();
+    let client = crate::connectors::aws_sdk::sdk_client!(aws_sdk_s3, aws);
+    aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .force_path_style(path_style)
+            .build(),
+    )
 }
 
 /// Stops a query that was started but not seen to end, when its reader goes away.
@@ -122,7 +138,21 @@ impl AthenaSource {
         }
         .resolve(ctx)
         .await?;
+        let s3 = match c.results_from {
+            ResultsFrom::Api => None,
+            ResultsFrom::S3 => Some(s3_client(
+                AwsSettings {
+                    region: c.region.clone(),
+                    endpoint: c.s3_endpoint.clone(),
+                    access_key_id_env: c.access_key_id_env.clone(),
+                    secret_access_key_env: c.secret_access_key_env.clone(),
+                }
+                .resolve(ctx)
+                .await?,
+            )),
+        };
         Ok(AthenaSource {
+            s3,
             connection: ctx.name.to_string(),
             client: client(aws),
             workgroup: c.workgroup.clone(),
@@ -174,8 +204,9 @@ impl AthenaSource {
         })
     }
 
-    /// Polls until the query ends; past `timeout_seconds` it is stopped.
-    async fn wait(&self, running: &mut Running) -> Result<(), SourceError> {
+    /// Polls until the query ends (its result file's location, when Athena gives one); past
+    /// `timeout_seconds` it is stopped.
+    async fn wait(&self, running: &mut Running) -> Result<Option<String>, SourceError> {
         let started = Instant::now();
         let limit = self.timeout_seconds.map(Duration::from_secs);
         for polls in 0u32.. {
@@ -195,7 +226,11 @@ impl AthenaSource {
             match status.and_then(|s| s.state()) {
                 Some(QueryExecutionState::Succeeded) => {
                     running.ended = true;
-                    return Ok(());
+                    let location = out
+                        .query_execution()
+                        .and_then(|q| q.result_configuration())
+                        .and_then(|r| r.output_location());
+                    return Ok(location.map(str::to_string));
                 }
                 Some(QueryExecutionState::Failed) => {
                     running.ended = true;
@@ -286,11 +321,12 @@ impl AthenaSource {
         }
     }
 
-    /// One result page from `next` on.
+    /// One result page of up to `max` rows from `next` on.
     async fn page(
         &self,
         id: &str,
         next: Option<String>,
+        max: i32,
     ) -> Result<GetQueryResultsOutput, SourceError> {
         self.requests
             .call(|| {
@@ -298,7 +334,7 @@ impl AthenaSource {
                     .client
                     .get_query_results()
                     .query_execution_id(id)
-                    .max_results(PAGE_ROWS)
+                    .max_results(max)
                     .set_next_token(next.clone())
                     .send();
                 async move { send.await.map_err(classify) }
@@ -307,16 +343,18 @@ impl AthenaSource {
             .map_err(|e| self.fail(e))
     }
 
-    /// Runs `sql` to the end and reads its first page.
+    /// Runs `sql` to the end and reads its first page (of up to `max` rows, the header
+    /// included); also the result file's location.
     async fn run(
         &self,
         sql: &str,
         param: Option<&str>,
-    ) -> Result<(String, GetQueryResultsOutput), SourceError> {
+        max: i32,
+    ) -> Result<(String, GetQueryResultsOutput, Option<String>), SourceError> {
         let mut running = self.start(sql, param).await?;
-        self.wait(&mut running).await?;
-        let first = self.page(&running.id, None).await?;
-        Ok((running.id.clone(), first))
+        let location = self.wait(&mut running).await?;
+        let first = self.page(&running.id, None, max).await?;
+        Ok((running.id.clone(), first, location))
     }
 
     /// The rows of a page; `skip_header` drops the first page's header row.
@@ -366,7 +404,7 @@ impl Source for AthenaSource {
             tag_comment(query),
             subquery_sql(&query.sql)
         );
-        let (_, first) = self.run(&sql, None).await?;
+        let (_, first, _) = self.run(&sql, None, 1).await?;
         Ok(columns_of(&first).into_iter().map(|c| c.name).collect())
     }
 
@@ -375,7 +413,20 @@ impl Source for AthenaSource {
             connection: self.connection.clone(),
             message,
         })?;
-        let (id, first) = self.run(&sql, param.as_deref()).await?;
+        if let Some(s3) = &self.s3 {
+            // The column types from a one-row page (the header); the rows from the file.
+            let (_, first, location) = self.run(&sql, param.as_deref(), 1).await?;
+            let location = location.ok_or_else(|| SourceError::Config {
+                connection: self.connection.clone(),
+                message: "Athena gave no result file location; set `output_location` (or the \
+                          workgroup's), or leave `results_from` out"
+                    .into(),
+            })?;
+            let columns = Arc::new(columns_of(&first));
+            return result_file::rows(s3, &self.requests, &self.connection, &location, columns)
+                .await;
+        }
+        let (id, first, _) = self.run(&sql, param.as_deref(), PAGE_ROWS).await?;
         let columns = Arc::new(columns_of(&first));
         let this = self.clone();
         // One page in memory at a time: the next is fetched when this one is consumed.
@@ -389,7 +440,10 @@ impl Source for AthenaSource {
                 };
                 let rows = this.rows_of(&columns, &page, first)?;
                 let next = match page.next_token() {
-                    Some(token) => Some((this.page(&id, Some(token.to_string())).await?, false)),
+                    Some(token) => Some((
+                        this.page(&id, Some(token.to_string()), PAGE_ROWS).await?,
+                        false,
+                    )),
                     None => None,
                 };
                 Ok(Some((rows, next)))

@@ -57,11 +57,29 @@ pub struct ClickHouseConnection {
     /// URL parameters.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// How the server compresses the model's rows: `gzip` (the default:
+    /// `enable_http_compression=1` with `Accept-Encoding: gzip`) or `none`.
+    #[serde(default)]
+    pub compression: ChCompression,
+    /// A PEM file of root certificates to verify an `https` server with (a private CA, a
+    /// self-signed server), besides the built-in web roots; relative to the project folder.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// How the model's rows travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChCompression {
+    /// gzip, decoded as it arrives.
+    #[default]
+    Gzip,
+    /// Uncompressed.
+    None,
 }
 
 impl ClickHouseConnection {
     /// The base URL queries go to.
-    #[cfg_attr(not(feature = "clickhouse"), allow(dead_code))]
     fn base_url(&self) -> Option<&str> {
         self.endpoint.as_deref().or(self.url.as_deref())
     }
@@ -73,7 +91,13 @@ fn valid_setting(name: &str) -> bool {
 }
 
 /// Settings the connector sets itself.
-const OWN_SETTINGS: &[&str] = &["query_id", "database", "max_execution_time", "query"];
+const OWN_SETTINGS: &[&str] = &[
+    "query_id",
+    "database",
+    "max_execution_time",
+    "query",
+    "enable_http_compression",
+];
 
 impl Connector for ClickHouseConnection {
     fn check(&self) -> Vec<Problem> {
@@ -95,11 +119,18 @@ impl Connector for ClickHouseConnection {
             if !valid_setting(name) || OWN_SETTINGS.contains(&name.as_str()) {
                 problems.push(
                     Problem::new(format!("`settings` cannot set `{name}`")).hint(
-                        "settings are ClickHouse setting names; use `timeout_seconds` and \
-                         `database` for those",
+                        "settings are ClickHouse setting names; use `timeout_seconds`, \
+                         `database` and `compression` for those",
                     ),
                 );
             }
+        }
+        let plain = self.base_url().is_some_and(|u| u.starts_with("http://"));
+        if self.ca_file.is_some() && plain {
+            problems.push(
+                Problem::new("sets `ca_file` for a plain `http://` URL")
+                    .hint("use the `https://` interface (port 8443), or remove `ca_file`"),
+            );
         }
         problems
     }
@@ -117,6 +148,11 @@ impl Connector for ClickHouseConnection {
     }
 
     fn deploy_check(&self) -> DeployCheck {
+        if self.ca_file.is_some() {
+            return DeployCheck::Refuse(
+                "`ca_file` is a file on this machine; the Lambda functions cannot read it".into(),
+            );
+        }
         DeployCheck::Ok
     }
 }

@@ -3,17 +3,19 @@
 //! into TSV lines (bounded memory), and `KILL QUERY WHERE query_id = ...` when the run stops
 //! reading or the timeout passes.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flate2::write::GzDecoder;
 use serde_json::Value as Json;
 use tokio::time::Instant;
 
 use super::error::{self, ServerError};
 use super::sql::{describe_sql, model_sql, quote_string};
 use super::types::{self, ChType};
-use super::ClickHouseConnection;
+use super::{ChCompression, ClickHouseConnection};
 use crate::connectors::OpenContext;
 use crate::delivery::{http::client_builder, Requester};
 use crate::ports::{ModelQuery, RowStream, SendError, Source, SourceError};
@@ -32,6 +34,7 @@ pub struct ClickHouseSource {
     database: Option<String>,
     timeout_seconds: Option<u64>,
     settings: Vec<(String, String)>,
+    compression: ChCompression,
     http: reqwest::Client,
     requests: Arc<Requester>,
 }
@@ -60,7 +63,15 @@ impl ClickHouseSource {
         base: &str,
         password: Option<String>,
     ) -> Result<Self, SourceError> {
-        let http = client_builder()
+        let mut builder = client_builder();
+        if let Some(path) = &config.ca_file {
+            for cert in
+                root_certificates(&ctx.resolve(path)).map_err(|m| ctx.source_config_error(m))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ctx.source_config_error(format!("cannot build an HTTP client: {e}")))?;
         Ok(ClickHouseSource {
@@ -71,6 +82,7 @@ impl ClickHouseSource {
             database: config.database.clone(),
             timeout_seconds: config.timeout_seconds,
             settings: config.settings.clone().into_iter().collect(),
+            compression: config.compression,
             http,
             requests: Arc::clone(&ctx.requests),
         })
@@ -87,10 +99,15 @@ impl ClickHouseSource {
         }
     }
 
-    /// A POST of `sql` with the connection's settings, database, credentials and `id`.
-    fn request(&self, sql: &str, id: &str) -> reqwest::RequestBuilder {
+    /// A POST of `sql` with the connection's settings, database, credentials and `id`;
+    /// `compress` asks for a gzip answer (with `compression: gzip`).
+    fn request(&self, sql: &str, id: &str, compress: bool) -> reqwest::RequestBuilder {
         let mut params = self.settings.clone();
         params.push(("query_id".into(), id.to_string()));
+        let gzip = compress && self.compression == ChCompression::Gzip;
+        if gzip {
+            params.push(("enable_http_compression".into(), "1".into()));
+        }
         if let Some(db) = &self.database {
             params.push(("database".into(), db.clone()));
         }
@@ -108,6 +125,9 @@ impl ClickHouseSource {
         if let Some(p) = &self.password {
             request = request.header("X-ClickHouse-Key", p);
         }
+        if gzip {
+            request = request.header(reqwest::header::ACCEPT_ENCODING, "gzip");
+        }
         request
     }
 
@@ -117,21 +137,41 @@ impl ClickHouseSource {
         &self,
         sql: &str,
         id: &str,
+        compress: bool,
     ) -> Result<Result<reqwest::Response, SourceError>, SendError> {
-        let response = self
-            .request(sql, id)
-            .send()
-            .await
-            .map_err(|e| SendError::Transient {
-                code: "network".into(),
-                message: e.without_url().to_string(),
-                retry_after: None,
-            })?;
+        let response = match self.request(sql, id, compress).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let message = error_chain(&e.without_url());
+                // A certificate the roots do not vouch for stays refused: no retry.
+                if message.contains("certificate") {
+                    return Ok(Err(SourceError::Unavailable {
+                        connection: self.connection.clone(),
+                        message: format!(
+                            "TLS with the server failed: {message}; if the server's certificate \
+                             comes from a private CA, give its PEM file as `ca_file`"
+                        ),
+                    }));
+                }
+                return Err(SendError::Transient {
+                    code: "network".into(),
+                    message,
+                    retry_after: None,
+                });
+            }
+        };
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(Ok(response));
         }
-        let body = response.text().await.unwrap_or_default();
+        let gzip = is_gzip(&response);
+        let body = response.bytes().await.unwrap_or_default();
+        let body = if gzip {
+            gunzip_all(&body).unwrap_or_default()
+        } else {
+            body.to_vec()
+        };
+        let body = String::from_utf8_lossy(&body).into_owned();
         let e = match error::parse(&body) {
             Some(e) => self.server_error(e),
             None => error::from_status(&self.connection, status, &body),
@@ -146,9 +186,14 @@ impl ClickHouseSource {
         }
     }
 
-    /// Sends `sql` through the requester.
-    async fn send(&self, sql: &str, id: &str) -> Result<reqwest::Response, SourceError> {
-        match self.requests.call(|| self.attempt(sql, id)).await {
+    /// Sends `sql` through the requester (`compress`: see [`Self::request`]).
+    async fn send(
+        &self,
+        sql: &str,
+        id: &str,
+        compress: bool,
+    ) -> Result<reqwest::Response, SourceError> {
+        match self.requests.call(|| self.attempt(sql, id, compress)).await {
             Ok(result) => result,
             Err(e) => Err(SourceError::Unavailable {
                 connection: self.connection.clone(),
@@ -164,7 +209,7 @@ impl ClickHouseSource {
     async fn describe(&self, query: &ModelQuery) -> Result<Vec<(String, ChType)>, SourceError> {
         let id = format!("{}-describe", query_id(query));
         let body = self
-            .send(&describe_sql(query), &id)
+            .send(&describe_sql(query), &id, false)
             .await?
             .bytes()
             .await
@@ -186,7 +231,7 @@ impl ClickHouseSource {
     async fn kill(&self, id: &str) {
         let sql = format!("KILL QUERY WHERE query_id = {}", quote_string(id));
         let kill_id = format!("{id}-kill");
-        if self.send(&sql, &kill_id).await.is_err() {
+        if self.send(&sql, &kill_id, false).await.is_err() {
             tracing::warn!(connection = %self.connection, query_id = id, "could not KILL QUERY the model's query");
         }
     }
@@ -211,9 +256,68 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// An error with its causes (`error sending request: ... invalid peer certificate: ...`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether the server compressed the answer (`Content-Encoding: gzip`).
+fn is_gzip(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+}
+
+/// A whole gzip body decoded (error answers, which are short).
+fn gunzip_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut decoder = GzDecoder::new(Vec::new());
+    decoder
+        .write_all(bytes)
+        .and_then(|()| decoder.try_finish())
+        .map_err(|e| format!("the answer is not valid gzip: {e}"))?;
+    Ok(std::mem::take(decoder.get_mut()))
+}
+
+/// The certificates of a PEM file (one or a bundle).
+fn root_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read `ca_file` {}: {e}; give a PEM file of CA certificates",
+            path.display()
+        )
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        format!(
+            "`ca_file` {} is not a PEM certificate file: {e}",
+            path.display()
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "`ca_file` {} holds no certificate; give a PEM file with `-----BEGIN CERTIFICATE-----` blocks",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// The state of one result being read.
 struct Reader {
     response: reqwest::Response,
+    /// Decodes a gzip answer chunk by chunk (its output taken after each chunk).
+    decoder: Option<GzDecoder<Vec<u8>>>,
     buffer: Vec<u8>,
     names: Vec<String>,
     types: Vec<ChType>,
@@ -245,17 +349,38 @@ impl Reader {
                     .map_err(|_| self.source().timeout_error())?,
                 None => chunk.await,
             };
+            let chunk = match (chunk, self.decoder.as_mut()) {
+                (Ok(Some(bytes)), Some(d)) => d
+                    .write_all(&bytes)
+                    .map(|()| Some(bytes::Bytes::from(std::mem::take(d.get_mut()))))
+                    .map_err(|e| self.bad_gzip(e)),
+                (Ok(None), Some(d)) => match d.try_finish() {
+                    Ok(()) => {
+                        let rest = std::mem::take(d.get_mut());
+                        self.decoder = None;
+                        Ok((!rest.is_empty()).then(|| bytes::Bytes::from(rest)))
+                    }
+                    Err(e) => Err(self.bad_gzip(e)),
+                },
+                (Ok(c), None) => Ok(c),
+                (Err(e), _) => Err(SourceError::Unavailable {
+                    connection: self.source().connection.clone(),
+                    message: format!("the answer broke off: {}", e.without_url()),
+                }),
+            };
             match chunk {
                 Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
                 Ok(None) if self.buffer.is_empty() => return Ok(None),
                 Ok(None) => return Ok(Some(std::mem::take(&mut self.buffer))),
-                Err(e) => {
-                    return Err(SourceError::Unavailable {
-                        connection: self.source().connection.clone(),
-                        message: format!("the answer broke off: {}", e.without_url()),
-                    })
-                }
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    fn bad_gzip(&self, e: std::io::Error) -> SourceError {
+        SourceError::Unavailable {
+            connection: self.source().connection.clone(),
+            message: format!("the compressed answer is not valid gzip: {e}"),
         }
     }
 
@@ -359,7 +484,7 @@ impl Source for ClickHouseSource {
             id: id.clone(),
             armed: true,
         };
-        let sent = self.send(&sql, &id);
+        let sent = self.send(&sql, &id, true);
         let response = match deadline {
             Some(d) => tokio::time::timeout_at(d, sent)
                 .await
@@ -375,8 +500,10 @@ impl Source for ClickHouseSource {
             }
         };
         let (names, types) = columns.into_iter().unzip();
+        let decoder = is_gzip(&response).then(|| GzDecoder::new(Vec::new()));
         let reader = Reader {
             response,
+            decoder,
             buffer: Vec::new(),
             names,
             types,
@@ -389,5 +516,34 @@ impl Source for ClickHouseSource {
             r.next().await.map(|item| (item, r))
         });
         Ok(Box::pin(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_files_that_cannot_be_used_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = root_certificates(&dir.path().join("none.pem")).unwrap_err();
+        assert!(missing.contains("cannot read `ca_file`"), "{missing}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = root_certificates(&empty).unwrap_err();
+        assert!(e.contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn gzip_error_bodies_are_decoded() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"Code: 60, e.displayText() = DB::Exception")
+            .unwrap();
+        let body = enc.finish().unwrap();
+        assert_eq!(
+            gunzip_all(&body).unwrap(),
+            b"Code: 60, e.displayText() = DB::Exception"
+        );
+        assert!(gunzip_all(b"plain").is_err());
     }
 }

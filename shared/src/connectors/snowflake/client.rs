@@ -167,7 +167,7 @@ impl Client {
     }
 
     /// Polls `path` (a `getResultUrl`) until the query ends.
-    pub(crate) async fn poll(&self, mut path: String, token: &str) -> Result<Value, SourceError> {
+    pub(crate) async fn poll(&self, mut path: String, token: String) -> Result<Value, SourceError> {
         let mut pause = Duration::from_millis(50);
         loop {
             tokio::time::sleep(pause).await;

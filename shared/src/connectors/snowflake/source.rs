@@ -3,7 +3,7 @@
 //! parameter, the result read chunk by chunk.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,9 +28,21 @@ pub struct SnowflakeSource {
     credentials: Arc<Credentials>,
 }
 
-/// A logged-in session.
+/// Snowflake's answer to a session token that expired: renew it with the master token.
+const SESSION_EXPIRED: &str = "390112";
+
+/// A logged-in session: its session token (renewed in place when it expires, so an abort
+/// after a renewal sends the current one) and the master token that renews it.
+#[derive(Clone)]
 struct Session {
-    token: String,
+    token: Arc<Mutex<String>>,
+    master: Option<String>,
+}
+
+impl Session {
+    fn token(&self) -> String {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl SnowflakeSource {
@@ -103,8 +115,59 @@ impl SnowflakeSource {
                 message: "the login answer has no session token".into(),
             })?;
         Ok(Session {
-            token: token.to_string(),
+            token: Arc::new(Mutex::new(token.to_string())),
+            master: data["masterToken"].as_str().map(str::to_string),
         })
+    }
+
+    /// Renews an expired session token with the master token (`/session/token-request`,
+    /// as the drivers do on `390112`).
+    async fn renew(&self, session: &Session) -> Result<(), SourceError> {
+        let Some(master) = &session.master else {
+            return Err(SourceError::Auth {
+                connection: self.client.connection.clone(),
+                code: SESSION_EXPIRED.into(),
+                message: "the session expired and the login gave no master token to renew it"
+                    .into(),
+            });
+        };
+        let body = json!({"oldSessionToken": session.token(), "requestType": "RENEW"});
+        let path = format!("/session/token-request?requestId={}", request_id());
+        let envelope = self
+            .client
+            .post_envelope(&path, Some(master), &body)
+            .await?;
+        let data = match self.client.answer(envelope)? {
+            Answer::Done(d) => d,
+            Answer::Pending(_) => {
+                return Err(self.config_error("the session renewal did not complete".into()))
+            }
+        };
+        let token = data["sessionToken"]
+            .as_str()
+            .ok_or_else(|| SourceError::Unavailable {
+                connection: self.client.connection.clone(),
+                message: "the session renewal answer has no session token".into(),
+            })?;
+        *session.token.lock().unwrap_or_else(|p| p.into_inner()) = token.to_string();
+        tracing::info!(connection = %self.client.connection, "the Snowflake session token was renewed");
+        Ok(())
+    }
+
+    /// Makes one call with the session token; when Snowflake answers that the session
+    /// expired, renews the token and makes the call again once.
+    async fn with_session<T, F, Fut>(&self, session: &Session, call: F) -> Result<T, SourceError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        match call(session.token()).await {
+            Err(SourceError::Auth { code, .. }) if code == SESSION_EXPIRED => {
+                self.renew(session).await?;
+                call(session.token()).await
+            }
+            other => other,
+        }
     }
 
     /// Runs one statement to its result `data`: the query request, polled while running,
@@ -129,20 +192,30 @@ impl SnowflakeSource {
         });
         let mut guard = AbortGuard {
             client: self.client.clone(),
-            token: session.token.clone(),
+            session: session.clone(),
             request_id: request_id.clone(),
             sql: sql.to_string(),
             armed: true,
         };
         let run = async {
             let path = format!("/queries/v1/query-request?requestId={request_id}");
-            let envelope = self
-                .client
-                .post_envelope(&path, Some(&session.token), &body)
+            // A statement sent with an expired token never started: sending it again after
+            // the renewal runs it once.
+            let answer = self
+                .with_session(session, |token| {
+                    let (path, body) = (&path, &body);
+                    async move {
+                        let envelope = self.client.post_envelope(path, Some(&token), body).await?;
+                        self.client.answer(envelope)
+                    }
+                })
                 .await?;
-            match self.client.answer(envelope)? {
+            match answer {
                 Answer::Done(data) => Ok(data),
-                Answer::Pending(url) => self.client.poll(url, &session.token).await,
+                Answer::Pending(url) => {
+                    self.with_session(session, |token| self.client.poll(url.clone(), token))
+                        .await
+                }
             }
         };
         let result = match self.config.timeout_seconds {
@@ -184,7 +257,7 @@ fn login_query(c: &SnowflakeConnection) -> String {
 /// Aborts a query whose caller went away before it ended (a stopped run).
 struct AbortGuard {
     client: Client,
-    token: String,
+    session: Session,
     request_id: String,
     sql: String,
     armed: bool,
@@ -196,7 +269,11 @@ impl AbortGuard {
         // The query ends either way; a failed abort leaves it to the statement timeout.
         if let Err(e) = self
             .client
-            .post_envelope("/queries/v1/abort-request", Some(&self.token), &body)
+            .post_envelope(
+                "/queries/v1/abort-request",
+                Some(&self.session.token()),
+                &body,
+            )
             .await
         {
             tracing::warn!(connection = %self.client.connection, error = %e, "aborting the Snowflake query failed");
@@ -214,7 +291,7 @@ impl Drop for AbortGuard {
         };
         let guard = AbortGuard {
             client: self.client.clone(),
-            token: std::mem::take(&mut self.token),
+            session: self.session.clone(),
             request_id: std::mem::take(&mut self.request_id),
             sql: std::mem::take(&mut self.sql),
             armed: false,

@@ -139,7 +139,7 @@ fn the_first_run_and_a_full_resync_read_everything() {
 }
 
 #[test]
-fn the_watermark_moves_only_when_every_record_is_final() {
+fn the_watermark_moves_as_far_as_every_record_is_final() {
     let seen = |v: &str| RunWatermark {
         column: "updated_at".into(),
         before: Some(Bound::Integer("5".into())),
@@ -150,22 +150,46 @@ fn the_watermark_moves_only_when_every_record_is_final() {
     };
     let mut state = SyncState::default();
     let mut run = seen("9");
-    advance(&mut state, &mut run, true);
+    advance(&mut state, &mut run, Reach::All);
     assert_eq!(run.after, Some(Bound::Integer("9".into())));
     assert_eq!(
         state.watermark.as_ref().unwrap().value,
         Bound::Integer("9".into())
     );
     let mut run = seen("9");
-    advance(&mut state, &mut run, false);
+    advance(&mut state, &mut run, Reach::Nothing);
     assert_eq!(run.after, Some(Bound::Integer("5".into())));
     // A lookback can read values below the watermark: it never moves back.
     let mut run = seen("3");
-    advance(&mut state, &mut run, true);
+    advance(&mut state, &mut run, Reach::All);
     assert_eq!(run.after, Some(Bound::Integer("5".into())));
     // Nothing read: it stays.
     let mut run = seen("1");
     run.seen = None;
-    advance(&mut state, &mut run, true);
+    advance(&mut state, &mut run, Reach::All);
     assert_eq!(run.after, Some(Bound::Integer("5".into())));
+    // Records failed: it moves up to the highest value below them, never back.
+    let mut run = seen("9");
+    advance(
+        &mut state,
+        &mut run,
+        Reach::UpTo(Some(Bound::Integer("7".into()))),
+    );
+    assert_eq!(run.after, Some(Bound::Integer("7".into())));
+    let mut run = seen("9");
+    advance(
+        &mut state,
+        &mut run,
+        Reach::UpTo(Some(Bound::Integer("4".into()))),
+    );
+    assert_eq!(run.after, Some(Bound::Integer("5".into())));
+    let mut run = seen("9");
+    advance(&mut state, &mut run, Reach::UpTo(None));
+    assert_eq!(run.after, Some(Bound::Integer("5".into())));
+    // On a first run with failures, no row below them read: no watermark yet.
+    let mut first = SyncState::default();
+    let mut run = seen("9");
+    run.before = None;
+    advance(&mut first, &mut run, Reach::UpTo(None));
+    assert_eq!((run.after, first.watermark), (None, None));
 }

@@ -228,6 +228,11 @@ impl SnowflakeFake {
             .for_each(|s| s.master_expires = now);
     }
 
+    /// Sets how long master tokens of later logins last.
+    pub fn set_master_ttl(&self, ttl: Duration) {
+        locked(&self.state.config).master_ttl = ttl;
+    }
+
     /// Sets the rows per chunk (queries answered from now on).
     pub fn set_rows_per_chunk(&self, rows: usize) {
         locked(&self.state.config).rows_per_chunk = rows.max(1);
