@@ -48,7 +48,11 @@ async fn trial(mut trial: Trial) -> TrialResult {
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
         std::fs::write(&path, example(rel)).expect("write");
     }
-    let target = if trial.rng.chance(70) { FILES[1] } else { FILES[0] };
+    let target = if trial.rng.chance(70) {
+        FILES[1]
+    } else {
+        FILES[0]
+    };
     let (bytes, kinds) = mutant(&example(target), &mut trial.rng);
     std::fs::write(p.path().join(target), &bytes).expect("write the mutant");
     let what = format!(

@@ -164,7 +164,10 @@ async fn lock_race_rounds_on_dynamodb() {
     let mut stores: Vec<Arc<dyn RunStore>> = Vec::new();
     for _ in 0..races::RACERS {
         let c = moto.clients().await;
-        stores.push(Arc::new(DynamoRunStore::new(c.dynamodb.clone(), "runs-rounds")));
+        stores.push(Arc::new(DynamoRunStore::new(
+            c.dynamodb.clone(),
+            "runs-rounds",
+        )));
     }
     Campaign::new("lock race on DynamoDB")
         .run(LOCK_ROUNDS, 1, |trial| races::round(trial, stores.clone()))
@@ -186,7 +189,10 @@ async fn a_run_whose_lock_is_taken_mid_apply_sends_no_further_batch() {
         .expect("retl starts");
     let started = std::time::Instant::now();
     while hook.received().len() < 2 {
-        assert!(started.elapsed() < Duration::from_secs(60), "delivery never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "delivery never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let state = rusqlite::Connection::open(p.path().join(".retl/state.db")).unwrap();
@@ -205,12 +211,17 @@ async fn a_run_whose_lock_is_taken_mid_apply_sends_no_further_batch() {
         sent <= at_takeover + 1,
         "{sent} requests, {at_takeover} when the lock was taken: at most the one in flight may follow"
     );
-    assert!(sent < 10, "the run stopped before its last batch ({sent} sent)");
+    assert!(
+        sent < 10,
+        "the run stopped before its last batch ({sent} sent)"
+    );
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let v = out.json();
     assert_eq!(v["error_name"], "Retl.LockLost", "{v}");
     let holder: String = state
-        .query_row("SELECT run_id FROM locks WHERE sync = 'people'", [], |r| r.get(0))
+        .query_row("SELECT run_id FROM locks WHERE sync = 'people'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(holder, "intruder", "the new holder keeps the lock");
 }

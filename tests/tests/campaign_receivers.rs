@@ -65,7 +65,7 @@ async fn trial(mut trial: Trial) -> TrialResult {
     let mode = *trial.rng.pick(&["upsert", "append"]);
     let dedupe = trial.rng.chance(50);
     let rng = Rng::new(trial.rng.next_u64());
-    let hook = HostileReceiver::start(rng, 45, 2).await;
+    let hook = HostileReceiver::start(rng, 40, 6, 2).await;
     if dedupe {
         hook.dedupe_by_idempotency_key();
     }

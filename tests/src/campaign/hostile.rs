@@ -77,6 +77,7 @@ const HANG: Duration = Duration::from_millis(2500);
 struct State {
     rng: Option<Rng>,
     fault_percent: u64,
+    faults_left: u32,
     hangs_left: u32,
     dedupe_idempotency: bool,
     seen_idempotency: HashSet<String>,
@@ -92,9 +93,10 @@ impl State {
         let Some(rng) = self.rng.as_mut() else {
             return Answer::Normal;
         };
-        if !rng.chance(self.fault_percent) {
+        if self.faults_left == 0 || !rng.chance(self.fault_percent) {
             return Answer::Normal;
         }
+        self.faults_left -= 1;
         let mut a = *rng.pick(&Answer::FAULTS);
         if a.hangs() {
             if self.hangs_left == 0 {
@@ -132,11 +134,13 @@ pub struct HostileReceiver {
 
 impl HostileReceiver {
     /// Starts a receiver that answers `fault_percent` % of requests with a misbehaviour drawn
-    /// by `rng` (at most `max_hangs` hangs, each costing retl a timeout).
-    pub async fn start(rng: Rng, fault_percent: u64, max_hangs: u32) -> Self {
+    /// by `rng`, at most `max_faults` times (each costs retl a backoff), at most `max_hangs`
+    /// of them hangs (each costs a timeout): the trial's time stays bounded.
+    pub async fn start(rng: Rng, fault_percent: u64, max_faults: u32, max_hangs: u32) -> Self {
         let state = Arc::new(Mutex::new(State {
             rng: Some(rng),
             fault_percent,
+            faults_left: max_faults,
             hangs_left: max_hangs,
             ..State::default()
         }));
@@ -301,8 +305,10 @@ fn handle(state: &Mutex<State>, records: &[Value], idem: Option<&String>) -> Opt
 fn results_body(h: &Handled, numeric: bool) -> String {
     let mut list = results(&h.ok, "ok", numeric);
     for r in &h.rejected {
-        list.push(json!({"key": r["key"], "status": "rejected", "code": "refused",
-                         "error": "the receiver refuses this record"}));
+        list.push(
+            json!({"key": r["key"], "status": "rejected", "code": "refused",
+                         "error": "the receiver refuses this record"}),
+        );
     }
     json!({ "results": list }).to_string()
 }
@@ -337,7 +343,13 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
         Answer::NumericKeys => respond(&mut sock, "200 OK", "", &results_body(&h, true)).await,
         Answer::ServerError => respond(&mut sock, "500 Internal Server Error", "", "{}").await,
         Answer::TooManyRequests => {
-            respond(&mut sock, "429 Too Many Requests", "Retry-After: 1\r\n", "{}").await
+            respond(
+                &mut sock,
+                "429 Too Many Requests",
+                "Retry-After: 1\r\n",
+                "{}",
+            )
+            .await
         }
         Answer::HangBeforeStoring | Answer::HangAfterStoring => tokio::time::sleep(HANG).await,
         Answer::ResetBeforeStoring | Answer::ResetAfterStoring => reset(sock),

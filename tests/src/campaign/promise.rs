@@ -28,7 +28,9 @@ pub fn check(mode: &str, before: &People, after: &People, dest: &People) -> Resu
         // only as the killed run delivered it.
         let ok = mode != "mirror" && before.get(id) == Some(name);
         if !ok {
-            wrong.push(format!("{id}: not in the model, destination holds {name:?}"));
+            wrong.push(format!(
+                "{id}: not in the model, destination holds {name:?}"
+            ));
         }
     }
     if wrong.is_empty() {

@@ -21,7 +21,11 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         .map(|_| Duration::from_millis(trial.rng.range(0, 15)))
         .collect();
     let starts = stores.iter().zip(&jitter).enumerate().map(|(i, (s, j))| {
-        let (s, j, run) = (s.clone(), *j, RunRecord::new(format!("{sync}-start{i}"), &sync, "manual", 1));
+        let (s, j, run) = (
+            s.clone(),
+            *j,
+            RunRecord::new(format!("{sync}-start{i}"), &sync, "manual", 1),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(j).await;
             s.lock_and_start(&run, &format!("host:{i}")).await
@@ -69,7 +73,8 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         let run = RunRecord::new(format!("{sync}-take{i}"), &sync, "manual", 1);
         tokio::spawn(async move {
             tokio::time::sleep(j).await;
-            s.take_over_and_start(&from, &run, &format!("host:{i}")).await
+            s.take_over_and_start(&from, &run, &format!("host:{i}"))
+                .await
         })
     });
     let mut took = 0;
@@ -97,5 +102,8 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         "the winner and the taker are recorded, found {}",
         recorded.len()
     );
-    Ok(vec![format!("won by racer {}", holder.run_id.rsplit("start").next().unwrap_or("?"))])
+    Ok(vec![format!(
+        "won by racer {}",
+        holder.run_id.rsplit("start").next().unwrap_or("?")
+    )])
 }
