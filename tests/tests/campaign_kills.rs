@@ -20,7 +20,7 @@ async fn killed_runs_resume_to_what_the_mode_promises() {
             // The combination follows the index, so every one is covered whatever the seed;
             // the kill point and the model change follow the seed.
             let i = trial.index as usize;
-            let target = if i % 2 == 0 {
+            let target = if i.is_multiple_of(2) {
                 Target::Postgres
             } else {
                 Target::Webhook

@@ -2,7 +2,9 @@
 //! the same moment. Exactly one may apply; every other one is refused with "already running"
 //! (exit 4), on a fresh `.retl` too. The same race at the engine level on every run-store
 //! backend (SQLite, DynamoDB on moto), over a store that pauses between calls so the window
-//! the bug needs is always open.
+//! the bug needs is always open; the store-level race (ten starts, then ten takeovers) many
+//! seeded rounds on each backend; and a run whose lock is taken over mid-apply stopping
+//! before its next batch.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! `create` adds one (a second create of a key it holds is a duplicate create), `delete`
 //! removes one.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
@@ -55,10 +56,11 @@ impl Ledger {
                     .entry(key.clone())
                     .or_default()
                     .insert(event);
-                if self.records.contains_key(&key) {
-                    self.duplicate_creates.push(key);
-                } else {
-                    self.records.insert(key, fields);
+                match self.records.entry(key) {
+                    Entry::Occupied(held) => self.duplicate_creates.push(held.key().clone()),
+                    Entry::Vacant(free) => {
+                        free.insert(fields);
+                    }
                 }
             }
             "delete" => {

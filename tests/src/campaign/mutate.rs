@@ -106,6 +106,30 @@ fn value_start(line: &[u8]) -> Option<usize> {
     line[trimmed..].starts_with(b"- ").then_some(trimmed + 2)
 }
 
+/// Replaces one line's value by another scalar, or wraps it in a list or a mapping; false if
+/// no line has a value.
+fn change_value(kind: Mutation, ls: &mut [Vec<u8>], rng: &mut Rng) -> bool {
+    let candidates: Vec<usize> = (0..ls.len())
+        .filter(|i| value_start(&ls[*i]).is_some())
+        .collect();
+    if candidates.is_empty() {
+        return false;
+    }
+    let i = *rng.pick(&candidates);
+    let start = value_start(&ls[i]).unwrap_or(0);
+    let old = ls[i][start..].to_vec();
+    let new: Vec<u8> = if kind == Mutation::ChangeScalar {
+        rng.pick(SCALARS).as_bytes().to_vec()
+    } else if rng.chance(50) {
+        [b"[".as_slice(), &old, b"]"].concat()
+    } else {
+        [b"{ x: ".as_slice(), &old, b" }"].concat()
+    };
+    ls[i].truncate(start);
+    ls[i].extend_from_slice(&new);
+    true
+}
+
 /// Applies one `kind` of mutation to `text`.
 pub fn apply(kind: Mutation, text: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut ls = lines(text);
@@ -127,24 +151,9 @@ pub fn apply(kind: Mutation, text: &[u8], rng: &mut Rng) -> Vec<u8> {
             }
         }
         Mutation::ChangeScalar | Mutation::WrongType => {
-            let candidates: Vec<usize> = (0..ls.len())
-                .filter(|i| value_start(&ls[*i]).is_some())
-                .collect();
-            if candidates.is_empty() {
+            if !change_value(kind, &mut ls, rng) {
                 return text.to_vec();
             }
-            let i = *rng.pick(&candidates);
-            let start = value_start(&ls[i]).unwrap_or(0);
-            let old = ls[i][start..].to_vec();
-            let new: Vec<u8> = if kind == Mutation::ChangeScalar {
-                rng.pick(SCALARS).as_bytes().to_vec()
-            } else if rng.chance(50) {
-                [b"[".as_slice(), &old, b"]"].concat()
-            } else {
-                [b"{ x: ".as_slice(), &old, b" }"].concat()
-            };
-            ls[i].truncate(start);
-            ls[i].extend_from_slice(&new);
         }
         Mutation::Truncate => {
             let cut = rng.below(text.len().max(1));

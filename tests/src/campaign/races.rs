@@ -67,10 +67,24 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         recorded.iter().map(|r| &r.run_id).collect::<Vec<_>>()
     );
 
-    // The winner's process is gone: ten take its lock over at once.
-    let takeovers = stores.iter().zip(&jitter).enumerate().map(|(i, (s, j))| {
-        let (s, j, from) = (s.clone(), *j, holder.run_id.clone());
-        let run = RunRecord::new(format!("{sync}-take{i}"), &sync, "manual", 1);
+    takeovers(&sync, &stores, &jitter, &holder.run_id).await?;
+    Ok(vec![format!(
+        "won by racer {}",
+        holder.run_id.rsplit("start").next().unwrap_or("?")
+    )])
+}
+
+/// The winner's process is gone: ten take its lock over at once; exactly one does, and only
+/// the winner's and the taker's runs are recorded.
+async fn takeovers(
+    sync: &str,
+    stores: &[Arc<dyn RunStore>],
+    jitter: &[Duration],
+    from: &str,
+) -> Result<(), String> {
+    let takeovers = stores.iter().zip(jitter).enumerate().map(|(i, (s, j))| {
+        let (s, j, from) = (s.clone(), *j, from.to_string());
+        let run = RunRecord::new(format!("{sync}-take{i}"), sync, "manual", 1);
         tokio::spawn(async move {
             tokio::time::sleep(j).await;
             s.take_over_and_start(&from, &run, &format!("host:{i}"))
@@ -83,8 +97,9 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         took += usize::from(out.map_err(|e| format!("a takeover failed: {e}"))?);
     }
     ensure!(took == 1, "{took} of {RACERS} takeovers took the lock");
+    let store = &stores[0];
     let now = store
-        .lock_holder(&sync)
+        .lock_holder(sync)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("nobody holds the lock after the takeover")?;
@@ -94,7 +109,7 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         now.run_id
     );
     let recorded = store
-        .list_runs(Some(&sync), 50)
+        .list_runs(Some(sync), 50)
         .await
         .map_err(|e| e.to_string())?;
     ensure!(
@@ -102,8 +117,5 @@ pub async fn round(mut trial: Trial, stores: Vec<Arc<dyn RunStore>>) -> TrialRes
         "the winner and the taker are recorded, found {}",
         recorded.len()
     );
-    Ok(vec![format!(
-        "won by racer {}",
-        holder.run_id.rsplit("start").next().unwrap_or("?")
-    )])
+    Ok(())
 }
