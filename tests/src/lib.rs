@@ -2,6 +2,7 @@
 //! HTTP servers standing in for destinations. A missing service fails the test loudly.
 
 pub mod aws_stack;
+pub mod campaign;
 pub mod contracts;
 pub mod destination_suite;
 pub mod fixtures;

@@ -2,7 +2,9 @@
 //! the same moment. Exactly one may apply; every other one is refused with "already running"
 //! (exit 4), on a fresh `.retl` too. The same race at the engine level on every run-store
 //! backend (SQLite, DynamoDB on moto), over a store that pauses between calls so the window
-//! the bug needs is always open.
+//! the bug needs is always open; the store-level race (ten starts, then ten takeovers) many
+//! seeded rounds on each backend; and a run whose lock is taken over mid-apply stopping
+//! before its next batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use retl_shared::engine::steps::{
 };
 use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
 use retl_shared::ports::{RunRecord, RunStatus, RunStore};
+use retl_tests::campaign::{races, Campaign};
 use retl_tests::contracts::runs;
 use retl_tests::http::WebhookReceiver;
 use retl_tests::moto::{create_runs_table, Moto};
@@ -28,14 +31,20 @@ const RACERS: usize = 10;
 const ROUNDS: usize = 4;
 /// Rows of the model: three webhook requests of 100.
 const ROWS: usize = 300;
+/// Rounds of the store-level lock race per backend.
+const LOCK_ROUNDS: u64 = 12;
 
 fn project(url: &str) -> Project {
+    project_with(url, "batch_size: 100", ROWS)
+}
+
+fn project_with(url: &str, delivery: &str, rows: usize) -> Project {
     let p = Project::new();
     p.write(
         "retl.yaml",
         &format!(
             "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  \
-             hook: {{ type: webhook, url: \"{url}\", delivery: {{ batch_size: 100 }} }}\n"
+             hook: {{ type: webhook, url: \"{url}\", delivery: {{ {delivery} }} }}\n"
         ),
     );
     p.write(
@@ -45,7 +54,7 @@ fn project(url: &str) -> Project {
          mapping: { id: id, name: name }\nmode: append\n",
     );
     let mut sql = String::from("CREATE TABLE model (id INTEGER, name TEXT);");
-    for i in 0..ROWS {
+    for i in 0..rows {
         sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'n{i}');"));
     }
     p.warehouse(&sql);
@@ -132,6 +141,91 @@ async fn simultaneous_starts_on_dynamodb() {
         Arc::new(DynamoRunStore::new(c.dynamodb.clone(), "runs-race"))
     })
     .await;
+}
+
+/// The lock race, many rounds, on SQLite: each racer on its own connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_race_rounds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let stores: Vec<Arc<dyn RunStore>> = (0..races::RACERS)
+        .map(|_| Arc::new(SqliteStateStore::open(&path).expect("open the state")) as _)
+        .collect();
+    Campaign::new("lock race on SQLite")
+        .run(LOCK_ROUNDS, 1, |trial| races::round(trial, stores.clone()))
+        .await;
+}
+
+/// The lock race, many rounds, on the DynamoDB run store on moto: each racer with its own
+/// SDK client, as ten Lambda invocations would have.
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_race_rounds_on_dynamodb() {
+    let moto = Moto::start();
+    let first = moto.clients().await;
+    create_runs_table(&first, "runs-rounds").await;
+    let mut stores: Vec<Arc<dyn RunStore>> = Vec::new();
+    for _ in 0..races::RACERS {
+        let c = moto.clients().await;
+        stores.push(Arc::new(DynamoRunStore::new(
+            c.dynamodb.clone(),
+            "runs-rounds",
+        )));
+    }
+    Campaign::new("lock race on DynamoDB")
+        .run(LOCK_ROUNDS, 1, |trial| races::round(trial, stores.clone()))
+        .await;
+}
+
+/// `retl run` whose lock is taken over while a slow receiver holds one of its batches (the
+/// lock row rewritten to another run, as a takeover does): the batch in flight may land, but
+/// the run stops with `Retl.LockLost` at that batch's commit and sends nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_lock_is_taken_mid_apply_sends_no_further_batch() {
+    let hook = WebhookReceiver::start().await;
+    hook.delay(Duration::from_millis(300));
+    let p = project_with(&hook.url, "batch_size: 10, concurrency: 1", 100);
+    let child = tokio::process::Command::from(p.command(&["--json", "run", "people"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("retl starts");
+    let started = std::time::Instant::now();
+    while hook.received().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "delivery never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let state = rusqlite::Connection::open(p.path().join(".retl/state.db")).unwrap();
+    state.busy_timeout(Duration::from_secs(10)).unwrap();
+    let taken = state
+        .execute(
+            "UPDATE locks SET run_id = 'intruder', owner = 'test:intruder' WHERE sync = 'people'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(taken, 1, "the run held its lock");
+    let at_takeover = hook.received().len();
+    let out: RetlOutput = child.wait_with_output().await.unwrap().into();
+    let sent = hook.received().len();
+    assert!(
+        sent <= at_takeover + 1,
+        "{sent} requests, {at_takeover} when the lock was taken: at most the one in flight may follow"
+    );
+    assert!(
+        sent < 10,
+        "the run stopped before its last batch ({sent} sent)"
+    );
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let v = out.json();
+    assert_eq!(v["error_name"], "Retl.LockLost", "{v}");
+    let holder: String = state
+        .query_row("SELECT run_id FROM locks WHERE sync = 'people'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(holder, "intruder", "the new holder keeps the lock");
 }
 
 /// An engine on the project's local state (as `retl` opens it), owned by `owner`.

@@ -1,5 +1,5 @@
 //! Reading a receiver's answer to a batch: with no `results`, a 2xx accepts every record;
-//! with `results`, every record must be accounted for. Anything retl cannot match to a record,
+//! with `results`, every record must be accounted for; a JSON answer cut short accepts none. Anything retl cannot match to a record,
 //! any record left without a result, and any status it does not know end as `failed` (sent
 //! again as a new request, and planned again by the next run if it keeps failing), never as
 //! delivered.
@@ -48,9 +48,33 @@ fn outcome(result: &Value) -> RecordOutcome {
     }
 }
 
+/// Whether a body that did not parse was meant to be JSON: it opens an object or a list. Such
+/// a body was cut short or garbled on the way, so what it said about each record is unknown.
+fn broken_json(body: &str) -> bool {
+    matches!(body.trim_start().as_bytes().first(), Some(b'{' | b'['))
+}
+
 /// The outcome of each record of a batch, in order, from a 2xx answer's body.
 pub(super) fn outcomes(records: &[OutRecord], body: &str) -> Vec<RecordOutcome> {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let parsed: Option<Value> = match serde_json::from_str(body) {
+        Ok(v) => Some(v),
+        // A results body cut short may have rejected or failed some records: never guess
+        // that it meant success. The records are sent again as a new request (their event
+        // ids unchanged, so a receiver that stored some stores them once).
+        Err(e) if broken_json(body) => {
+            let why = format!(
+                "the receiver's answer starts like JSON but is not valid JSON ({e}); the record is sent again"
+            );
+            return records
+                .iter()
+                .map(|_| RecordOutcome::Failed {
+                    code: "malformed_results".into(),
+                    message: why.clone(),
+                })
+                .collect();
+        }
+        Err(_) => None,
+    };
     let Some(results) = parsed.as_ref().and_then(|v| v.get("results")) else {
         // No results: the receiver accepted the batch as a whole.
         return vec![RecordOutcome::Delivered; records.len()];
@@ -105,6 +129,23 @@ mod tests {
             outcomes(&r, "{\"ok\":true}"),
             vec![RecordOutcome::Delivered; 2]
         );
+    }
+
+    #[test]
+    fn a_json_answer_cut_short_fails_every_record() {
+        let r = recs(&["1", "2"]);
+        let cut = r#"{"results": [{"key": "1", "status": "ok"}, {"key": "2", "status": "rej"#;
+        for body in [cut, "  [1, 2", "{"] {
+            let out = outcomes(&r, body);
+            assert!(
+                out.iter().all(
+                    |o| matches!(o, RecordOutcome::Failed { code, .. } if code == "malformed_results")
+                ),
+                "{body}: {out:?}"
+            );
+        }
+        // A body that never meant to be JSON still accepts the batch.
+        assert_eq!(outcomes(&r, "OK"), vec![RecordOutcome::Delivered; 2]);
     }
 
     #[test]
