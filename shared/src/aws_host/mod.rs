@@ -7,6 +7,7 @@ mod config_table;
 #[cfg(test)]
 mod definition_checks;
 mod deploy;
+pub mod event_schemas;
 mod events;
 mod host;
 mod names;
