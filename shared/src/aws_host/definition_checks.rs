@@ -190,13 +190,17 @@ fn iteration_response(label: &str, item: usize) -> Value {
 /// `ResultWriter`, the reference to the results it wrote to S3; without, the array of every
 /// child execution's output.
 fn map_result(name: &str, map: &Value, items: usize) -> Value {
-    if map.get("ResultWriter").is_some() {
-        let run = "arn:aws:states:us-east-1:123456789012:mapRun:a-stack-of-thirty-two-characters-sync/ApplyUnits:0f4a6c2e-1b9d-4e57-9a3c-7d2b8e6f1a40";
+    if let Some(writer) = map.get("ResultWriter") {
+        let prefix = writer["Parameters"]["Prefix"].as_str().unwrap_or_default();
+        let map_run = "0f4a6c2e-1b9d-4e57-9a3c-7d2b8e6f1a40";
         return json!({
-            "MapRunArn": run,
+            "MapRunArn": format!(
+                "arn:aws:states:ap-southeast-2:123456789012:mapRun:\
+                 a-stack-name-of-thirty-two-chars-sync/{name}:{map_run}"
+            ),
             "ResultWriterDetails": {
                 "Bucket": "retl-artifacts-123456789012-ap-southeast-2",
-                "Key": format!("{}/0f4a6c2e-1b9d-4e57-9a3c-7d2b8e6f1a40/manifest.json", map["ResultWriter"]["Parameters"]["Prefix"].as_str().unwrap_or_default()),
+                "Key": format!("{prefix}/{map_run}/manifest.json"),
             }
         });
     }
