@@ -98,6 +98,90 @@ struct Resource {
 struct Properties {
     timeout: Option<u64>,
     definition_substitutions: Option<BTreeMap<String, String>>,
+    logging_config: Option<LoggingConfig>,
+    dead_letter_queue: Option<DeadLetterQueue>,
+    retention_in_days: Option<Value>,
+    dimensions: Option<Vec<Dimension>>,
+    alarm_actions: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LoggingConfig {
+    log_group: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeadLetterQueue {
+    target_arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Dimension {
+    value: String,
+}
+
+impl Template {
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Properties)> {
+        self.resources
+            .iter()
+            .filter(move |(_, r)| r.kind == kind)
+            .filter_map(|(name, r)| Some((name.as_str(), r.properties.as_ref()?)))
+    }
+}
+
+/// Every function logs to a log group the stack declares, with the stack's retention (one
+/// Lambda creates on first use keeps logs forever and outlives the stack).
+#[test]
+fn every_function_logs_to_a_declared_group_with_retention() {
+    let t = template();
+    let mut functions = 0;
+    for (name, props) in t.of_kind("AWS::Serverless::Function") {
+        functions += 1;
+        let group = props
+            .logging_config
+            .as_ref()
+            .and_then(|l| l.log_group.as_deref())
+            .unwrap_or_else(|| panic!("{name}: no LoggingConfig.LogGroup"));
+        let declared = t.resources.get(group);
+        assert!(
+            declared.is_some_and(|g| g.kind == "AWS::Logs::LogGroup"),
+            "{name}: its LogGroup {group} is not a declared AWS::Logs::LogGroup"
+        );
+        let retention = declared
+            .and_then(|g| g.properties.as_ref())
+            .and_then(|p| p.retention_in_days.as_ref());
+        assert!(retention.is_some(), "{group} has no RetentionInDays");
+    }
+    assert_eq!(functions, 6);
+}
+
+/// The trigger function, invoked asynchronously by schedules and rules, keeps what it failed
+/// on in a dead-letter queue, and an alarm on that queue publishes to the stack's topic.
+#[test]
+fn the_trigger_function_has_a_dead_letter_queue_with_an_alarm() {
+    let t = template();
+    let trigger = t.resources["TriggerFunction"].properties.as_ref();
+    let target = trigger
+        .and_then(|p| p.dead_letter_queue.as_ref())
+        .map(|d| d.target_arn.as_str())
+        .expect("TriggerFunction has a DeadLetterQueue");
+    let queue = target
+        .strip_suffix(".Arn")
+        .expect("a GetAtt of a queue's Arn");
+    assert_eq!(t.resources[queue].kind, "AWS::SQS::Queue");
+    let alarmed = t.of_kind("AWS::CloudWatch::Alarm").any(|(_, a)| {
+        let on_queue = a
+            .dimensions
+            .iter()
+            .flatten()
+            .any(|d| d.value.starts_with(&format!("{queue}.")));
+        let notifies = a.alarm_actions.iter().flatten().any(|x| x == "AlertsTopic");
+        on_queue && notifies
+    });
+    assert!(alarmed, "no alarm on {queue} publishing to AlertsTopic");
 }
 
 fn template() -> Template {
