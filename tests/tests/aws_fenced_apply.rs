@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use retl_shared::adapters::aws::{DynamoKeySetStore, DynamoRunStore, S3ObjectStore};
 use retl_shared::adapters::local::{EnvSecrets, TerminalNotifier};
-use retl_shared::config::load_project;
+use retl_shared::config::{load_project, SyncDef};
 use retl_shared::engine::steps::{
     step_apply_unit, step_extract, step_finalize, step_plan_shard, step_summarize, Ending,
 };
@@ -44,18 +44,12 @@ fn project(url: &str) -> Project {
     p
 }
 
-/// A unit that is mid-apply when its run is finalized sends at most the batch it had in
-/// flight, then stops with `Retl.LockLost`; the run stays failed and the sync unlocked.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_apply_unit_stops_when_finalize_released_the_lock() {
-    let moto = Moto::start();
+/// An engine on DynamoDB and S3 (on `moto`), as the functions build it, for `p`'s sync.
+async fn aws_engine(moto: &Moto, p: &Project) -> (Arc<Engine>, SyncDef, Arc<DynamoRunStore>) {
     let c = moto.clients().await;
     create_bucket(&c, "fence-artifacts").await;
     create_keyset_table(&c, "fence-keysets").await;
     create_runs_table(&c, "fence-runs").await;
-    let hook = WebhookReceiver::start().await;
-    hook.delay(Duration::from_millis(400));
-    let p = project(&hook.url);
     let loaded = load_project(p.path()).unwrap_or_else(|e| panic!("{e}"));
     let sync = loaded.sync("people").unwrap().clone();
     let runs = Arc::new(DynamoRunStore::new(c.dynamodb.clone(), "fence-runs"));
@@ -72,6 +66,18 @@ async fn an_apply_unit_stops_when_finalize_released_the_lock() {
         opened: Default::default(),
         rate_share: 1,
     });
+    (engine, sync, runs)
+}
+
+/// A unit that is mid-apply when its run is finalized sends at most the batch it had in
+/// flight, then stops with `Retl.LockLost`; the run stays failed and the sync unlocked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_unit_stops_when_finalize_released_the_lock() {
+    let moto = Moto::start();
+    let hook = WebhookReceiver::start().await;
+    hook.delay(Duration::from_millis(400));
+    let p = project(&hook.url);
+    let (engine, sync, runs) = aws_engine(&moto, &p).await;
 
     let opts = StartOptions {
         trigger: "manual".into(),
