@@ -28,16 +28,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The events `retl schema --event` describes (none without the AWS bundle).
+#[cfg(feature = "aws")]
+const EVENT_NAMES: [&str; 2] = retl_shared::aws_host::event_schemas::EVENTS;
+#[cfg(not(feature = "aws"))]
+const EVENT_NAMES: [&str; 0] = [];
+
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check retl.yaml and every sync file; report every problem with its position.
     Validate,
-    /// Print the JSON Schema of sync files (or of retl.yaml with --project-file).
+    /// Print the JSON Schema of sync files (or of retl.yaml with --project-file, or of an
+    /// EventBridge event of the AWS bundle with --event).
     Schema {
         /// The schema of retl.yaml instead of sync files.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "event")]
         project_file: bool,
+        /// The schema of this EventBridge event instead (`retl.trigger`, `retl.run.completed`).
+        #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(EVENT_NAMES))]
+        event: Option<String>,
     },
     /// Run the model and show row count, sample rows and key problems.
     Preview {

@@ -63,11 +63,33 @@ fn project_schema_describes_connections() {
 }
 
 #[test]
+fn event_schemas_name_their_event_and_version() {
+    for name in ["retl.trigger", "retl.run.completed"] {
+        let (code, out) = retl(&["schema", "--event", name]);
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
+        assert_eq!(v["properties"]["detail-type"]["const"], name, "{v}");
+        assert_eq!(v["properties"]["source"]["const"], "retl", "{v}");
+        assert_eq!(v["$id"], format!("urn:retl:event:{name}:v1"), "{v}");
+    }
+    let (code, _) = retl(&["schema", "--event", "retl.other"]);
+    assert_eq!(code, 2, "an unknown event is a usage error");
+}
+
+#[test]
 fn committed_schema_files_are_current() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for (file, args) in [
         ("docs/sync.schema.json", vec!["schema"]),
         ("docs/retl.schema.json", vec!["schema", "--project-file"]),
+        (
+            "docs/events/retl.trigger.v1.schema.json",
+            vec!["schema", "--event", "retl.trigger"],
+        ),
+        (
+            "docs/events/retl.run.completed.v1.schema.json",
+            vec!["schema", "--event", "retl.run.completed"],
+        ),
     ] {
         let (_, out) = retl(&args);
         let committed = std::fs::read_to_string(root.join(file)).unwrap_or_default();

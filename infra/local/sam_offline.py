@@ -113,6 +113,7 @@ class Resolver:
             "AWS::Scheduler::ScheduleGroup": "Name",
             "AWS::CloudWatch::Alarm": "AlarmName",
             "AWS::KMS::Alias": "AliasName",
+            "AWS::SQS::Queue": "QueueName",
         }.get(kind)
         if named and named in props:
             return self.value(props[named], {})
@@ -133,6 +134,8 @@ class Resolver:
             return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{p}"
         if kind == "AWS::KMS::Key":
             return f"offline-key-{name}"
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{p}"
         return p
 
     def get_att(self, logical: str, attr: str) -> str:
@@ -147,11 +150,14 @@ class Resolver:
             "AWS::KMS::Key": f"arn:aws:kms:{reg}:{acct}:key/{self.ref(logical)}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{reg}:{acct}:log-group:{p}:*",
             "AWS::Events::Rule": f"arn:aws:events:{reg}:{acct}:rule/{p}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{reg}:{acct}:{p}",
             "AWS::SNS::Topic": self.ref(logical),
             "AWS::StepFunctions::StateMachine": self.ref(logical),
         }
         if attr in ("Arn", "TopicArn") and kind in arns:
             return arns[kind]
+        if attr == "QueueName" and kind == "AWS::SQS::Queue":
+            return p
         if attr == "Name" and kind in ("AWS::StepFunctions::StateMachine",):
             return p
         raise SystemExit(f"cannot resolve Fn::GetAtt {logical}.{attr} ({kind})")

@@ -45,7 +45,10 @@ fn local_only(cli: &Cli, name: &str) -> anyhow::Result<()> {
 /// Runs the parsed command.
 pub async fn dispatch(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
-        Command::Schema { project_file } => project::schema(*project_file),
+        Command::Schema {
+            project_file,
+            event,
+        } => project::schema(*project_file, event.as_deref()),
         Command::Validate => project::validate(cli),
         Command::Preview { sync, limit } => {
             local_only(cli, "preview")?;

@@ -17,15 +17,31 @@ use crate::exit::{exit_for, Exit};
 use crate::host::LocalHost;
 use crate::{out, render};
 
-/// `retl schema [--project-file]`.
-pub fn schema(project_file: bool) -> anyhow::Result<Exit> {
-    let schema = if project_file {
-        config::project_schema()
-    } else {
-        config::sync_schema()
+/// `retl schema [--project-file | --event NAME]`.
+pub fn schema(project_file: bool, event: Option<&str>) -> anyhow::Result<Exit> {
+    let schema = match event {
+        Some(name) => event_schema(name)?,
+        None if project_file => config::project_schema(),
+        None => config::sync_schema(),
     };
     out::line(&serde_json::to_string_pretty(&schema)?);
     Ok(Exit::Ok)
+}
+
+/// The schema of the EventBridge event `name` (clap only lets known names through).
+#[cfg(feature = "aws")]
+fn event_schema(name: &str) -> anyhow::Result<serde_json::Value> {
+    retl_shared::aws_host::event_schemas::event_schema(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no event named `{name}`; the events are {}",
+            retl_shared::aws_host::event_schemas::EVENTS.join(", ")
+        )
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+fn event_schema(name: &str) -> anyhow::Result<serde_json::Value> {
+    anyhow::bail!("event `{name}`: this retl was built without the AWS bundle (feature `aws`)")
 }
 
 fn project_dir(cli: &Cli) -> anyhow::Result<PathBuf> {

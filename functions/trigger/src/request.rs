@@ -147,6 +147,37 @@ mod tests {
         );
     }
 
+    /// The events as the published schemas' types write them (`aws_host::event_schemas`) are
+    /// what the trigger reads.
+    #[test]
+    fn events_of_the_published_types_are_read() {
+        use retl_shared::aws_host::event_schemas::{
+            RunCompletedDetail, TriggerDetail, EVENT_SOURCE, RUN_COMPLETED_EVENT, TRIGGER_EVENT,
+        };
+        use retl_shared::ports::RunRecord;
+
+        let detail = TriggerDetail {
+            sync: "people".into(),
+        };
+        let event = json!({"source": EVENT_SOURCE, "detail-type": TRIGGER_EVENT, "detail": detail});
+        assert_eq!(
+            parse::<TriggerRequest>(event).unwrap(),
+            start("people", TriggerKind::Event)
+        );
+        let mut run = RunRecord::new("r1".into(), "people", "schedule", 1);
+        run.status = RunStatus::Succeeded;
+        let detail = RunCompletedDetail::of("stack", &run);
+        let event =
+            json!({"source": EVENT_SOURCE, "detail-type": RUN_COMPLETED_EVENT, "detail": detail});
+        assert_eq!(
+            parse::<TriggerRequest>(event).unwrap(),
+            TriggerRequest::RunCompleted {
+                sync: "people".into(),
+                status: RunStatus::Succeeded
+            }
+        );
+    }
+
     #[test]
     fn payloads_it_cannot_act_on_are_bad_requests_saying_why() {
         let cases = [

@@ -4,6 +4,7 @@
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 
+use super::event_schemas::{RunCompletedDetail, EVENT_SOURCE, RUN_COMPLETED_EVENT};
 use crate::ports::{RunRecord, RunStatus};
 
 /// One EMF log line with the run's metrics (namespace `retl`, dimensions Stack and Stack+Sync).
@@ -57,25 +58,18 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
     .to_string()
 }
 
-/// Publishes `retl.run.completed` on the default bus.
+/// Publishes `retl.run.completed` ([`RunCompletedDetail`]) on the default bus.
 pub async fn emit_run_completed(
     events: &aws_sdk_eventbridge::Client,
     stack: &str,
     run: &RunRecord,
 ) -> Result<(), String> {
-    let detail = json!({
-        "stack": stack,
-        "sync": run.sync,
-        "run_id": run.run_id,
-        "status": run.status.as_str(),
-        "counts": run.counts,
-        "finished_at": run.finished_at,
-        "error_name": run.error_name,
-    });
+    let detail = serde_json::to_string(&RunCompletedDetail::of(stack, run))
+        .map_err(|e| format!("the run-completed event does not serialise: {e}"))?;
     let entry = PutEventsRequestEntry::builder()
-        .source("retl")
-        .detail_type("retl.run.completed")
-        .detail(detail.to_string())
+        .source(EVENT_SOURCE)
+        .detail_type(RUN_COMPLETED_EVENT)
+        .detail(detail)
         .build();
     let out = events
         .put_events()

@@ -4,10 +4,14 @@
 
 mod approval;
 mod config_table;
+#[cfg(test)]
+mod definition_checks;
 mod deploy;
+pub mod event_schemas;
 mod events;
 mod host;
 mod names;
+pub mod retry_policy;
 mod trigger;
 
 pub use approval::decide;

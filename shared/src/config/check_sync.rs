@@ -79,7 +79,7 @@ impl<'a> SyncChecker<'a> {
             delete_scope: sync.delete_scope,
             safety,
             schedule: sync.schedule.as_ref().map(|s| s.value.clone()),
-            triggers: sync.triggers.clone(),
+            triggers: sync.triggers.iter().map(|t| t.value.clone()).collect(),
             shards,
         })
     }
@@ -355,7 +355,8 @@ impl<'a> SyncChecker<'a> {
                 self.push(d);
             }
         }
-        for t in &sync.triggers {
+        for spanned in &sync.triggers {
+            let t = &spanned.value;
             let problem = match (&t.after_sync, &t.event_pattern) {
                 (None, None) => Some(Problem::new(
                     "a trigger needs `after_sync` or `event_pattern`",
@@ -377,7 +378,7 @@ impl<'a> SyncChecker<'a> {
                 _ => None,
             };
             if let Some(p) = problem {
-                self.push_problem(&sync.name, p);
+                self.push_problem(spanned, p);
             }
         }
     }
@@ -410,7 +411,7 @@ pub(super) fn check_trigger_cycles(
             let deps = s
                 .triggers
                 .iter()
-                .filter_map(|t| t.after_sync.as_deref())
+                .filter_map(|t| t.value.after_sync.as_deref())
                 .filter(|a| *a != s.name.value)
                 .collect();
             (s.name.value.as_str(), deps)
@@ -419,14 +420,20 @@ pub(super) fn check_trigger_cycles(
     for (sync, src) in syncs {
         let start = sync.name.value.as_str();
         if let Some(path) = cycle_from(start, &after) {
+            // At the trigger that enters the cycle (`path[1]` is the sync it follows).
+            let trigger = sync
+                .triggers
+                .iter()
+                .find(|t| t.value.after_sync.as_deref() == path.get(1).copied());
+            let message = format!("after_sync triggers form a cycle: {}", path.join(" -> "));
+            let diagnostic = match trigger {
+                Some(t) => Diagnostic::at_span(&src.file, &src.text, t, message),
+                None => Diagnostic::at_span(&src.file, &src.text, &sync.name, message),
+            };
             diags.push(
-                Diagnostic::at_span(
-                    &src.file,
-                    &src.text,
-                    &sync.name,
-                    format!("after_sync triggers form a cycle: {}", path.join(" -> ")),
-                )
-                .hint("each sync in the cycle would start the next forever; remove one trigger"),
+                diagnostic.hint(
+                    "each sync in the cycle would start the next forever; remove one trigger",
+                ),
             );
         }
     }

@@ -155,7 +155,8 @@ pub struct SyncConfig {
     pub schedule: Option<Spanned<String>>,
     /// Upstream events that start a run on AWS (EventBridge patterns).
     #[serde(default)]
-    pub triggers: Vec<TriggerConfig>,
+    #[schemars(with = "Vec<TriggerConfig>")]
+    pub triggers: Vec<Spanned<TriggerConfig>>,
     /// Key-set shards for a new sync (fixed after its first run). Default 16.
     #[serde(default)]
     #[schemars(with = "Option<u32>")]

@@ -8,7 +8,7 @@ use super::{Bound, KeySetCounts, StoreError};
 use crate::config::SyncDef;
 
 /// Where a run is in its life. Terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Extracting, planning or applying.
@@ -54,7 +54,7 @@ impl RunStatus {
 }
 
 /// Record counts of a run. Planned counts and delivered counts use the same shape.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Rows the model returned.
     pub rows: u64,
