@@ -14,7 +14,7 @@ use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
 use crate::ports::{Bound, ModelQuery, RowFilter};
-use crate::record::{key_of, map_row, shard_of, value_hash};
+use crate::record::{encode_values, key_of, map_row, shard_of};
 
 /// Extract tuning.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +68,8 @@ struct PartWriter<'a> {
     parts: Vec<PartInfo>,
     /// The highest watermark value of the records buffered for the next part.
     highest: Option<Bound>,
+    /// The last record's JSON buffer, reused so that a row costs no allocation for it.
+    scratch: Vec<u8>,
 }
 
 impl PartWriter<'_> {
@@ -79,7 +81,10 @@ impl PartWriter<'_> {
         mark: Option<(Vec<u8>, Bound)>,
         chunk_bytes: usize,
     ) -> Result<(), EngineError> {
-        let json = serde_json::to_vec(mapped).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        // One serialisation gives the part's JSON and the value hash; the buffer is reused.
+        let mut json = std::mem::take(&mut self.scratch);
+        json.clear();
+        let hash = encode_values(mapped, &mut json);
         let shard = shard_of(key, self.shards.len() as u32) as usize;
         let before = self.shards[shard].len();
         let mark_json = match mark {
@@ -95,13 +100,8 @@ impl PartWriter<'_> {
             }
             None => Vec::new(),
         };
-        encode_record(
-            &mut self.shards[shard],
-            key,
-            value_hash(mapped),
-            &json,
-            &mark_json,
-        );
+        encode_record(&mut self.shards[shard], key, hash, &json, &mark_json);
+        self.scratch = json;
         self.bytes += self.shards[shard].len() - before;
         self.rows[shard] += 1;
         if self.bytes >= chunk_bytes {
@@ -179,6 +179,7 @@ pub async fn extract(
         bytes: 0,
         parts: Vec::new(),
         highest: None,
+        scratch: Vec::new(),
     };
     let mut rows = 0u64;
     let mut rejected = Vec::new();

@@ -7,7 +7,7 @@
 
 use super::{Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef};
-use crate::ports::{KeySetCounts, SyncState};
+use crate::ports::{KeySetCounts, RunStatus, SyncState};
 
 /// Runs searched for a recorded count when the sync state lost it.
 const RUNS_SEARCHED: usize = 50;
@@ -91,6 +91,33 @@ pub(crate) fn shortfall(recorded: &KeySetCounts, now: &KeySetCounts) -> Option<S
 /// mode deletes only what retl delivered: a re-listed record cannot tell who wrote it.
 pub(crate) fn can_rebaseline(sync: &SyncDef, can_list: bool) -> bool {
     can_list && !(sync.mode.deletes_missing() && sync.delete_scope == DeleteScope::Synced)
+}
+
+/// Why the key set may lack records the destination holds: the sync's previous run failed
+/// (a killed process, a step that failed for good) after planning writes it did not all
+/// record. The destination may have received some of them without the acknowledgement
+/// reaching the key set; a mirror would never delete those once their rows leave the model.
+pub(crate) async fn unrecorded_writes(
+    engine: &Engine,
+    sync: &SyncDef,
+    run_id: &str,
+) -> Result<Option<String>, EngineError> {
+    let runs = engine.runs.list_runs(Some(&sync.name), 3).await?;
+    let Some(previous) = runs.iter().find(|r| r.run_id != run_id) else {
+        return Ok(None);
+    };
+    let planned = previous.planned.creates + previous.planned.updates;
+    let recorded = previous.counts.creates + previous.counts.updates;
+    let unsure =
+        previous.status == RunStatus::Failed && previous.plan.is_some() && planned > recorded;
+    Ok(unsure.then(|| {
+        format!(
+            "the previous run {} failed with {} planned writes not recorded, some of which the \
+             destination may hold",
+            previous.run_id,
+            planned - recorded
+        )
+    }))
 }
 
 /// The refusal when the key set cannot be rebuilt here: what happened and the fixes.

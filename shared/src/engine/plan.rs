@@ -16,7 +16,7 @@ use super::safety::{evaluate, SafetyVerdict};
 use super::{keyset_check, keyset_id, Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef, SyncMode};
 pub use crate::modes::OpKind;
-use crate::modes::{self, Decision, Known};
+use crate::modes::{self, Decision, Known, Updates};
 use crate::ports::{
     Counts, Destination, KeyChange, KeyEntry, KeyOrigin, KeyState, RunRecord, WriteOp,
 };
@@ -166,10 +166,21 @@ pub async fn prepare_plan(
             "{what}; the destination was listed again to rebuild the key set"
         ));
     }
+    // A mode that deletes records missing from the model must also see what a failed run
+    // wrote without recording it, or those records stay for good once their rows leave.
+    let unrecorded = if caps.list && sync.mode.deletes_missing() && lost.is_none() {
+        keyset_check::unrecorded_writes(engine, sync, &run.run_id).await?
+    } else {
+        None
+    };
+    if let Some(why) = unrecorded.as_ref() {
+        run.rebaseline_reason = Some(format!("{why}; the destination was listed again"));
+    }
     // A full resync lists the destination again, so mirror finds (and deletes) records that
-    // appeared there after the first run; so does a key set found short of its record.
-    // Records the key set holds keep their origin.
-    let relist = (force_full_resync || lost.is_some()) && state.baseline_identity.is_some();
+    // appeared there after the first run; so does a key set found short of its record, or
+    // one that may lack a failed run's writes. Records the key set holds keep their origin.
+    let relist = (force_full_resync || lost.is_some() || unrecorded.is_some())
+        && state.baseline_identity.is_some();
     if caps.list && (relist || state.baseline_identity.as_deref() != Some(identity.as_str())) {
         let held = if counts.total() > 0 {
             present_keys(engine, &keyset, shards).await?
@@ -529,7 +540,15 @@ impl<'a> ShardPlanner<'a> {
             OpKind::Update => "update",
             OpKind::Delete => "delete",
         };
-        event_id(&self.ctx.keyset, key, name, before, hash)
+        // Where a record is created once and never updated (append, insert), its create is
+        // the same event whatever values it carries: a row that changed between a killed
+        // run and its rerun must not become a second create under a new id.
+        let after = if op == OpKind::Create && self.sync.mode.rules().updates == Updates::Never {
+            0
+        } else {
+            hash
+        };
+        event_id(&self.ctx.keyset, key, name, before, after)
     }
 
     fn in_scope(&self, e: &KeyEntry) -> bool {
