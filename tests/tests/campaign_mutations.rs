@@ -80,19 +80,10 @@ async fn trial(mut trial: Trial) -> TrialResult {
     );
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
     let diagnostics = v["errors"].as_array().cloned().unwrap_or_default();
-    if diagnostics.is_empty() && std::str::from_utf8(&bytes).is_err() {
-        // A file that is not UTF-8 is still reported as unreadable, without a position, on
-        // main; the `errors` branch (issue 8, failure 8) makes it a positioned diagnostic,
-        // which the check below then takes. Until that merge, it must at least name the
-        // file and say what is wrong with it. The tag counts the mutants that relied on this.
-        let error = v["error"].as_str().unwrap_or_default();
-        ensure!(
-            error.contains(target) && error.contains("valid UTF-8"),
-            "{what}\na file that is not UTF-8 must be named and the problem said: {v}"
-        );
-        tags.push("not UTF-8, no position yet".into());
-        return Ok(tags);
-    }
+    ensure!(
+        !diagnostics.is_empty(),
+        "{what}\nan invalid config is reported as positioned diagnostics: {v}"
+    );
     let unplaced: Vec<&Value> = diagnostics.iter().filter(|d| !positioned(d)).collect();
     ensure!(
         unplaced.is_empty(),

@@ -7,7 +7,7 @@
 
 use super::{Engine, EngineError};
 use crate::config::{DeleteScope, SyncDef};
-use crate::ports::{KeySetCounts, RunStatus, SyncState};
+use crate::ports::{KeySetCounts, RunRecord, RunStatus, SyncState};
 
 /// Runs searched for a recorded count when the sync state lost it.
 const RUNS_SEARCHED: usize = 50;
@@ -93,31 +93,35 @@ pub(crate) fn can_rebaseline(sync: &SyncDef, can_list: bool) -> bool {
     can_list && !(sync.mode.deletes_missing() && sync.delete_scope == DeleteScope::Synced)
 }
 
-/// Why the key set may lack records the destination holds: the sync's previous run failed
-/// (a killed process, a step that failed for good) after planning writes it did not all
-/// record. The destination may have received some of them without the acknowledgement
-/// reaching the key set; a mirror would never delete those once their rows leave the model.
+/// Whether the key set may lack records the destination holds, in a mode that deletes what
+/// left the model: the sync's previous run failed (a killed process, a step that failed for
+/// good) after planning writes it did not all record, and the destination may hold some of
+/// them without the acknowledgement having reached the key set; such records would never be
+/// deleted once their rows leave the model. Says why on `run` (`rebaseline_reason`).
 pub(crate) async fn unrecorded_writes(
     engine: &Engine,
     sync: &SyncDef,
-    run_id: &str,
-) -> Result<Option<String>, EngineError> {
+    run: &mut RunRecord,
+) -> Result<bool, EngineError> {
+    if !sync.mode.deletes_missing() {
+        return Ok(false);
+    }
     let runs = engine.runs.list_runs(Some(&sync.name), 3).await?;
-    let Some(previous) = runs.iter().find(|r| r.run_id != run_id) else {
-        return Ok(None);
+    let Some(previous) = runs.iter().find(|r| r.run_id != run.run_id) else {
+        return Ok(false);
     };
     let planned = previous.planned.creates + previous.planned.updates;
     let recorded = previous.counts.creates + previous.counts.updates;
-    let unsure =
-        previous.status == RunStatus::Failed && previous.plan.is_some() && planned > recorded;
-    Ok(unsure.then(|| {
-        format!(
-            "the previous run {} failed with {} planned writes not recorded, some of which the \
-             destination may hold",
-            previous.run_id,
-            planned - recorded
-        )
-    }))
+    if previous.status != RunStatus::Failed || previous.plan.is_none() || planned <= recorded {
+        return Ok(false);
+    }
+    run.rebaseline_reason = Some(format!(
+        "the previous run {} failed with {} planned writes not recorded, some of which the \
+         destination may hold; the destination was listed again",
+        previous.run_id,
+        planned - recorded
+    ));
+    Ok(true)
 }
 
 /// The refusal when the key set cannot be rebuilt here: what happened and the fixes.

@@ -168,19 +168,13 @@ pub async fn prepare_plan(
     }
     // A mode that deletes records missing from the model must also see what a failed run
     // wrote without recording it, or those records stay for good once their rows leave.
-    let unrecorded = if caps.list && sync.mode.deletes_missing() && lost.is_none() {
-        keyset_check::unrecorded_writes(engine, sync, &run.run_id).await?
-    } else {
-        None
-    };
-    if let Some(why) = unrecorded.as_ref() {
-        run.rebaseline_reason = Some(format!("{why}; the destination was listed again"));
-    }
+    let unrecorded =
+        caps.list && lost.is_none() && keyset_check::unrecorded_writes(engine, sync, run).await?;
     // A full resync lists the destination again, so mirror finds (and deletes) records that
     // appeared there after the first run; so does a key set found short of its record, or
     // one that may lack a failed run's writes. Records the key set holds keep their origin.
-    let relist = (force_full_resync || lost.is_some() || unrecorded.is_some())
-        && state.baseline_identity.is_some();
+    let relist =
+        (force_full_resync || lost.is_some() || unrecorded) && state.baseline_identity.is_some();
     if caps.list && (relist || state.baseline_identity.as_deref() != Some(identity.as_str())) {
         let held = if counts.total() > 0 {
             present_keys(engine, &keyset, shards).await?
