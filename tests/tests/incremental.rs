@@ -1,7 +1,8 @@
 //! Incremental models through the CLI (seed 004's high-watermark pattern): a re-run with no
 //! new rows reads nothing and sends nothing, new rows are read and sent alone, failed records
-//! (and the rows after them) and failed or killed runs are read again, `--full-resync` reads everything, modes that delete refuse
-//! an incremental model, and `retl runs show` tells the watermark before and after.
+//! (and the rows after them) and failed or killed runs are read again, `--full-resync` reads
+//! everything, modes that delete refuse an incremental model, and `retl runs show` tells the
+//! watermark before and after.
 
 use retl_tests::http::WebhookReceiver;
 use retl_tests::Project;
