@@ -141,6 +141,23 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
         .await
         .unwrap()
         .is_none());
+
+    // `retl verify --aws` compares the destination with the key set in DynamoDB, and
+    // `--repair` rewrites that key set, so the next execution re-creates what went missing.
+    pg.exec("DELETE FROM people_dest WHERE id = 2").await;
+    let (code, v) = p.run_json(&["--aws", "verify", "people"]).await;
+    assert_eq!(code, 1, "differences exit 1: {v}");
+    assert_eq!(v["report"]["missing"], 1, "{v}");
+    let (code, v) = p.run_json(&["--aws", "verify", "people", "--repair"]).await;
+    assert_eq!(
+        (code, v["report"]["repaired"].clone()),
+        (0, json!(true)),
+        "{v}"
+    );
+    let (code, v) = run_and_wait(&p, "people").await;
+    assert_eq!((code, v["creates"].clone()), (0, 1.into()), "{v}");
+    let (code, v) = p.run_json(&["--aws", "verify", "people"]).await;
+    assert_eq!((code, v["matches"].clone()), (0, json!(true)), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
