@@ -61,3 +61,28 @@ pub fn set_model(p: &Project, rows: &[(i64, &str)]) {
 pub async fn people(pg: &Pg) -> Value {
     Value::Array(pg.rows("SELECT id, name FROM people ORDER BY id").await)
 }
+
+/// A project appending the SQLite `model` (ids `0..rows`, names `n<id>`) to a webhook at
+/// `url`, with the connection's `delivery` settings (e.g. `batch_size: 100, concurrency: 1`).
+pub fn webhook_append_project(url: &str, delivery: &str, rows: usize) -> Project {
+    let p = Project::new();
+    p.write(
+        "retl.yaml",
+        &format!(
+            "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  \
+             hook: {{ type: webhook, url: \"{url}\", delivery: {{ {delivery} }} }}\n"
+        ),
+    );
+    p.write(
+        "syncs/people.yaml",
+        "name: people\nsource: { connection: warehouse, sql: \"select id, name from model\" }\n\
+         primary_key: id\ndestination: { connection: hook, object: people }\n\
+         mapping: { id: id, name: name }\nmode: append\n",
+    );
+    let mut sql = String::from("CREATE TABLE model (id INTEGER, name TEXT);");
+    for i in 0..rows {
+        sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'n{i}');"));
+    }
+    p.warehouse(&sql);
+    p
+}

@@ -14,6 +14,7 @@ use retl_shared::engine::steps::{
 };
 use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
 use retl_shared::ports::{RunStatus, RunStore};
+use retl_tests::fixtures::webhook_append_project;
 use retl_tests::http::WebhookReceiver;
 use retl_tests::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
 use retl_tests::Project;
@@ -22,26 +23,7 @@ use retl_tests::Project;
 const ROWS: usize = 1000;
 
 fn project(url: &str) -> Project {
-    let p = Project::new();
-    p.write(
-        "retl.yaml",
-        &format!(
-            "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  \
-             hook: {{ type: webhook, url: \"{url}\", delivery: {{ batch_size: 100, concurrency: 1 }} }}\n"
-        ),
-    );
-    p.write(
-        "syncs/people.yaml",
-        "name: people\nsource: { connection: warehouse, sql: \"select id, name from model\" }\n\
-         primary_key: id\ndestination: { connection: hook, object: people }\n\
-         mapping: { id: id, name: name }\nmode: append\n",
-    );
-    let mut sql = String::from("CREATE TABLE model (id INTEGER, name TEXT);");
-    for i in 0..ROWS {
-        sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'n{i}');"));
-    }
-    p.warehouse(&sql);
-    p
+    webhook_append_project(url, "batch_size: 100, concurrency: 1", ROWS)
 }
 
 /// An engine on DynamoDB and S3 (on `moto`), as the functions build it, for `p`'s sync.

@@ -21,6 +21,7 @@ use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
 use retl_shared::ports::{RunRecord, RunStatus, RunStore};
 use retl_tests::campaign::{races, Campaign};
 use retl_tests::contracts::runs;
+use retl_tests::fixtures::webhook_append_project;
 use retl_tests::http::WebhookReceiver;
 use retl_tests::moto::{create_runs_table, Moto};
 use retl_tests::{Project, RetlOutput};
@@ -35,30 +36,7 @@ const ROWS: usize = 300;
 const LOCK_ROUNDS: u64 = 12;
 
 fn project(url: &str) -> Project {
-    project_with(url, "batch_size: 100", ROWS)
-}
-
-fn project_with(url: &str, delivery: &str, rows: usize) -> Project {
-    let p = Project::new();
-    p.write(
-        "retl.yaml",
-        &format!(
-            "connections:\n  warehouse: {{ type: sqlite, path: warehouse.db }}\n  \
-             hook: {{ type: webhook, url: \"{url}\", delivery: {{ {delivery} }} }}\n"
-        ),
-    );
-    p.write(
-        "syncs/people.yaml",
-        "name: people\nsource: { connection: warehouse, sql: \"select id, name from model\" }\n\
-         primary_key: id\ndestination: { connection: hook, object: people }\n\
-         mapping: { id: id, name: name }\nmode: append\n",
-    );
-    let mut sql = String::from("CREATE TABLE model (id INTEGER, name TEXT);");
-    for i in 0..rows {
-        sql.push_str(&format!("INSERT INTO model VALUES ({i}, 'n{i}');"));
-    }
-    p.warehouse(&sql);
-    p
+    webhook_append_project(url, "batch_size: 100", ROWS)
 }
 
 /// Ten `retl run` of one append sync at once, against a receiver that counts what it gets
@@ -183,7 +161,7 @@ async fn lock_race_rounds_on_dynamodb() {
 async fn a_run_whose_lock_is_taken_mid_apply_sends_no_further_batch() {
     let hook = WebhookReceiver::start().await;
     hook.delay(Duration::from_millis(300));
-    let p = project_with(&hook.url, "batch_size: 10, concurrency: 1", 100);
+    let p = webhook_append_project(&hook.url, "batch_size: 10, concurrency: 1", 100);
     let child = tokio::process::Command::from(p.command(&["--json", "run", "people"]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
