@@ -42,19 +42,24 @@ async fn too_many_connections_is_transient() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_plan_says_what_failed_and_nothing_else() {
-    let pg = Pg::new("failed_plan_text").await;
+/// A project whose mapping reads `full_name`, a column the model does not return.
+async fn mapping_to_a_missing_column(test: &str) -> (Project, Pg) {
+    let pg = Pg::new(test).await;
     pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
         .await;
     let p = Project::new();
     p.write("retl.yaml", &project_yaml(&pg));
-    // The mapping reads a column the model does not return.
     p.write(
         "syncs/people.yaml",
         &people_sync(&pg, "upsert", "").replace("name: name }", "name: full_name }"),
     );
     set_model(&p, &[(1, "Alice")]);
+    (p, pg)
+}
+
+#[tokio::test]
+async fn a_failed_plan_says_what_failed_and_nothing_else() {
+    let (p, _pg) = mapping_to_a_missing_column("failed_plan_text").await;
     for cmd in ["plan", "run"] {
         let out = p.retl(&[cmd, "people"]);
         let all = format!("{}{}", out.stdout, out.stderr);
@@ -151,16 +156,7 @@ fn a_truncated_state_file_names_the_file_and_the_fix() {
 
 #[tokio::test]
 async fn preview_reports_a_mapping_to_a_column_the_model_lacks() {
-    let pg = Pg::new("preview_missing_col").await;
-    pg.exec("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
-        .await;
-    let p = Project::new();
-    p.write("retl.yaml", &project_yaml(&pg));
-    p.write(
-        "syncs/people.yaml",
-        &people_sync(&pg, "upsert", "").replace("name: name }", "name: full_name }"),
-    );
-    set_model(&p, &[(1, "Alice")]);
+    let (p, _pg) = mapping_to_a_missing_column("preview_missing_col").await;
     let out = p.retl(&["preview", "people"]);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 2, "as plan reports it: {all}");
