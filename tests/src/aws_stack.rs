@@ -1,12 +1,15 @@
 //! A whole retl stack on the local AWS emulator: moto (with Step Functions executing the real
-//! state machine definition from `infra/`), the buckets, tables and topic the template
-//! creates, and the real function binaries served by [`LambdaService`].
+//! state machine definition from `infra/`, and Systems Manager Automation running the approval
+//! runbook of template.yaml), the buckets, tables and topics the template creates, and the real
+//! function binaries served by [`LambdaService`]. The approvers are the CLI's identity
+//! ([`DEFAULT_CALLER`]) and the IAM user `jane`; `mallory` is a user who is no approver.
 
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use retl_shared::aws_host::{AwsHost, StackNames};
 
+use crate::approvals::{create_approval_resources, user_arn, Approver, DEFAULT_CALLER};
 use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
 use crate::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
 
@@ -37,6 +40,8 @@ pub struct AwsStack {
     pub names: StackNames,
     /// The host, as the functions and the CLI build it.
     pub host: AwsHost,
+    /// IAM users who sign in: `jane` (an approver) and `mallory` (not one).
+    pub users: std::collections::BTreeMap<String, Approver>,
 }
 
 /// The state machine definition with the template's substitutions filled in.
@@ -112,6 +117,14 @@ impl AwsStack {
             .await
             .expect("moto accepts the state machine definition");
         assert_eq!(created.state_machine_arn(), names.state_machine_arn);
+        let jane = user_arn("jane");
+        let users = create_approval_resources(
+            &moto.endpoint,
+            stack,
+            &[DEFAULT_CALLER, &jane],
+            &["jane", "mallory"],
+        )
+        .await;
         let env = vec![
             ("RETL_STACK", stack.to_string()),
             ("RETL_BUCKET", names.bucket.clone()),
@@ -122,6 +135,11 @@ impl AwsStack {
             ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
             ("RETL_SECRET_PREFIX", names.secret_prefix.clone()),
             ("RETL_APPLY_CONCURRENCY", "2".to_string()),
+            (
+                "RETL_APPROVAL_FUNCTION_ARN",
+                names.approval_function_arn.clone(),
+            ),
+            ("RETL_SCHEDULER_ROLE_ARN", names.scheduler_role_arn.clone()),
             ("RUST_LOG", "info".to_string()),
         ]
         .into_iter()
@@ -136,6 +154,7 @@ impl AwsStack {
             sdk,
             names,
             host,
+            users,
         }
     }
 

@@ -21,6 +21,9 @@ pub enum Notification {
         sample: Vec<String>,
         /// Where the full deletion preview is.
         preview: String,
+        /// What the approvers read: the counts, the rule crossed and the records to delete
+        /// with their values (at most 4096 characters).
+        message: String,
     },
     /// A run ended in failure, partial failure or abort.
     RunProblem {

@@ -39,6 +39,7 @@ pub fn approval() -> Notification {
         reason: "9 deletes".into(),
         sample: vec!["7".into()],
         preview: "runs/run-2/preview.json".into(),
+        message: "retl: run run-2 of sync `people` waits for approval before it writes.\n".into(),
     }
 }
 
