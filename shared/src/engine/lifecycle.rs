@@ -175,7 +175,8 @@ pub async fn keep_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), 
     })
 }
 
-/// Ends a run: records its final state, releases the lock, and alerts on trouble.
+/// Ends a run: records its final state, releases the lock, and evaluates the sync's alert
+/// rules (`engine/alerts/`).
 pub async fn finish_run(
     engine: &Engine,
     run: &mut RunRecord,
@@ -197,14 +198,7 @@ pub async fn finish_run(
     engine.runs.put_sync_state(&state).await?;
     engine.runs.unlock(&run.sync, &run.run_id).await?;
     tracing::info!(run_id = %run.run_id, sync = %run.sync, status = status.as_str(), "run ended");
-    if matches!(
-        status,
-        RunStatus::Failed | RunStatus::PartiallyFailed | RunStatus::Aborted | RunStatus::Expired
-    ) {
-        if let Err(e) = engine.notifier.notify(&Notification::problem(run)).await {
-            tracing::warn!(error = %e, "could not send the run alert");
-        }
-    }
+    super::alerts::after_run(engine, run).await;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The sync engine: the steps of a run (start, extract, plan, approve, apply, finish), written
 //! once against the ports and driven either in one process (`retl`) or one Lambda per step.
 
+pub mod alerts;
 mod apply;
 mod approval_message;
 mod connections;
