@@ -107,6 +107,7 @@ async fn trigger(w: &World, sync: &str) -> Result<String, Failed> {
     let request = TriggerRequest::Start {
         sync: sync.into(),
         trigger: TriggerKind::Manual,
+        stack: None,
     };
     let answer = retl_fn_trigger::handle(w.stack.function("trigger"), request).await;
     match answer.map_err(|e| failed("trigger", e))?.started.as_slice() {
@@ -204,7 +205,7 @@ async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
         sent.map_err(|e| failed(&format!("{function} publishes on the topic"), e))?;
     }
     let finalize = w.stack.function("finalize");
-    emit_run_completed(&finalize.events, &finalize.names.stack, &run)
+    emit_run_completed(&finalize.events, &finalize.names, &run)
         .await
         .map_err(|e| failed("finalize puts the run-completed event", e))
 }

@@ -17,7 +17,9 @@ mod trigger;
 pub use approval::decide;
 pub use config_table::{ConfigTable, DeployedSync};
 pub use deploy::{deploy, DeployReport};
-pub use events::{emit_run_completed, metrics_line};
+pub use events::{emit_run_completed, emit_triggers, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
-pub use trigger::{start_dependents, start_execution, start_sync, TriggerOutcome};
+pub use trigger::{
+    start_dependents, start_execution, start_sync, syncs_for_dbt_job, TriggerOutcome,
+};

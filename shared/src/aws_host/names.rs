@@ -29,6 +29,9 @@ pub struct StackNames {
     pub scheduler_role_arn: String,
     /// Secrets Manager prefix of connection secrets.
     pub secret_prefix: String,
+    /// The stack's own EventBridge bus: `retl.trigger`, `retl.run.completed` and the rules of
+    /// sync triggers, so two stacks in one account never start each other's syncs.
+    pub event_bus: String,
 }
 
 impl StackNames {
@@ -48,6 +51,7 @@ impl StackNames {
             schedule_group: stack.to_string(),
             scheduler_role_arn: format!("arn:aws:iam::{account}:role/{stack}-scheduler"),
             secret_prefix: "retl/".to_string(),
+            event_bus: format!("{stack}-events"),
         }
     }
 
@@ -67,6 +71,7 @@ impl StackNames {
             schedule_group: stack.clone(),
             scheduler_role_arn: std::env::var("RETL_SCHEDULER_ROLE_ARN").unwrap_or_default(),
             secret_prefix: std::env::var("RETL_SECRET_PREFIX").unwrap_or_else(|_| "retl/".into()),
+            event_bus: var("RETL_EVENT_BUS")?,
             stack,
         })
     }
