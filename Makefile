@@ -1,13 +1,13 @@
 # The AWS bundle's build, run by `sam build` (template.yaml: `BuildMethod: makefile`): SAM runs
 # `make build-<LogicalId>` once per function, here in the repository root, with ARTIFACTS_DIR
-# set to that function's build folder. The six functions deploy one binary (`retl-functions`;
+# set to that function's build folder. The seven functions deploy one binary (`retl-functions`;
 # each function's RETL_FUNCTION names its handler), so the first target compiles it and the
-# other five find cargo's build up to date and only copy it.
+# other six find cargo's build up to date and only copy it.
 
 CARGO ?= cargo
 BINARY := retl-functions
 LAMBDA_DIR := $(CURDIR)/target/lambda
-FUNCTIONS := TriggerFunction ExtractFunction PlanFunction ApprovalFunction ApplyFunction FinalizeFunction
+FUNCTIONS := TriggerFunction ExtractFunction PlanFunction ApprovalFunction ApplyFunction FinalizeFunction DbtWebhookFunction
 
 .PHONY: lambda $(FUNCTIONS:%=build-%)
 

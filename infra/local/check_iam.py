@@ -24,8 +24,8 @@ import sam_offline  # noqa: E402
 
 ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "retl"
 SCANNED = ["shared/src/adapters/aws", "shared/src/aws_host"]
-FUNCTIONS = ["trigger", "extract", "plan", "approval", "apply", "finalize"]
-EVERY = FUNCTIONS
+# The functions of a run (each reads runs and sync definitions), and the dbt Cloud webhook.
+EVERY = ["trigger", "extract", "plan", "approval", "apply", "finalize"]
 STEPS = ["extract", "plan", "approval", "apply", "finalize"]
 
 # SDK operation -> IAM actions (Service Authorization Reference). TransactWriteItems is no IAM
@@ -76,22 +76,25 @@ USERS: dict[str, Any] = {
     "shared/src/adapters/aws/dynamo_runs.rs": EVERY,
     "shared/src/adapters/aws/dynamo_keyset.rs": ["extract", "plan", "apply", "finalize"],
     "shared/src/adapters/aws/s3.rs": STEPS,
-    "shared/src/adapters/aws/secrets.rs": ["extract", "plan", "approval", "apply"],
+    "shared/src/adapters/aws/secrets.rs": ["extract", "plan", "approval", "apply", "dbt_webhook"],
     "shared/src/adapters/aws/sns.rs": ["approval", "finalize"],
-    "shared/src/aws_host/config_table.rs": {"get_item": EVERY, "query": EVERY,
+    "shared/src/aws_host/config_table.rs": {"get_item": EVERY, "query": EVERY + ["dbt_webhook"],
                                             "put_item": [], "delete_item": []},
     "shared/src/aws_host/trigger.rs": ["trigger"],
     "shared/src/aws_host/approval.rs": ["approval"],
-    "shared/src/aws_host/events.rs": ["finalize"],
+    "shared/src/aws_host/events.rs": ["finalize", "dbt_webhook"],
     "shared/src/aws_host/deploy.rs": [],
 }
 # Helpers whose operations count for every file that calls them.
 CALLED_THROUGH = {"shared/src/adapters/aws/dynamo_batch.rs": "batch_write("}
 
 
-def resources(r: sam_offline.Resolver) -> dict[str, str]:
-    """File -> the ARN its operations act on (an object key under the bucket for S3)."""
-    sec = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{r.params['SecretPrefix']}PG_URL-AbCdEf"
+def resources(r: sam_offline.Resolver) -> dict[str, Any]:
+    """File -> the ARN its operations act on (an object key under the bucket for S3), or
+    function -> ARN where functions use different ones."""
+    secret = lambda name: (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"  # noqa: E731
+                           f"{r.params['SecretPrefix']}{name}-AbCdEf")
+    sec = {f: secret("PG_URL") for f in EVERY} | {"dbt_webhook": secret("DBT_CLOUD_WEBHOOK_SECRET")}
     return {
         "shared/src/adapters/aws/dynamo_runs.rs": r.get_att("RunsTable", "Arn"),
         "shared/src/adapters/aws/dynamo_keyset.rs": r.get_att("KeySetTable", "Arn"),
@@ -101,7 +104,7 @@ def resources(r: sam_offline.Resolver) -> dict[str, str]:
         "shared/src/aws_host/config_table.rs": r.get_att("ConfigTable", "Arn"),
         "shared/src/aws_host/trigger.rs": r.ref("SyncStateMachine"),
         "shared/src/aws_host/approval.rs": "*",
-        "shared/src/aws_host/events.rs": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default",
+        "shared/src/aws_host/events.rs": r.get_att("EventBus", "Arn"),
         "shared/src/aws_host/deploy.rs": "*",
     }
 
@@ -213,9 +216,12 @@ def main() -> None:
                     actions = [a for kind, a in TRANSACT_ITEMS.items()
                                if re.search(rf"TransactWriteItem::builder\(\)\s*\.{kind}\(", text)]
                 for function in users:
+                    file_resource = file_resources[path]
+                    if isinstance(file_resource, dict):
+                        file_resource = file_resource[function]
                     for action in actions:
                         checked += 1
-                        res = resource_for(action, file_resources[path], r)
+                        res = resource_for(action, file_resource, r)
                         if not allowed(roles[function], action, res):
                             problems.append(f"{function} calls {op} ({path}) but its role in "
                                             f"template.yaml does not allow {action} on {res}")

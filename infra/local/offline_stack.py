@@ -9,8 +9,9 @@ Usage:
 From the template translated and resolved by sam_offline.py it creates, with moto's
 unauthenticated start-up requests: every IAM role with its inline and managed policies, the
 DynamoDB tables (their key schemas), the artifacts bucket, the KMS key and the topics encrypted
-with it, the schedule group, the Systems Manager documents (the approval runbook, its Content as
-the template resolves it), the state machine (its role and definition), and an `admin` user
+with it, the schedule group, the event bus, the Systems Manager documents (the approval runbook,
+its Content as the template resolves it), the state machine (its role and definition), and an
+`admin` user
 allowed everything (for the test's own setup and assertions). It assumes each Lambda
 function's role (the trust policy names lambda.amazonaws.com, so this happens before IAM is
 enforced), then sets moto's INITIAL_NO_AUTH_ACTION_COUNT to 0: from then on every request is
@@ -113,6 +114,8 @@ def create(resources: dict[str, Any], session: boto3.Session, endpoint: str) -> 
                                  DocumentType=p["DocumentType"], DocumentFormat="JSON")
     for _, r in by_type("AWS::Scheduler::ScheduleGroup"):
         c("scheduler").create_schedule_group(Name=r["Properties"]["Name"])
+    for _, r in by_type("AWS::Events::EventBus"):
+        c("events").create_event_bus(Name=r["Properties"]["Name"])
     for _, r in by_type("AWS::StepFunctions::StateMachine"):
         p = r["Properties"]
         definition = numbers(json.loads(p["DefinitionString"]))

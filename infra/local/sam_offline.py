@@ -117,6 +117,8 @@ class Resolver:
             "AWS::KMS::Alias": "AliasName",
             "AWS::SQS::Queue": "QueueName",
             "AWS::SSM::Document": "Name",
+            "AWS::Events::EventBus": "Name",
+            "AWS::EventSchemas::Registry": "RegistryName",
         }.get(kind)
         if named and named in props:
             return self.value(props[named], {})
@@ -153,6 +155,7 @@ class Resolver:
             "AWS::KMS::Key": f"arn:aws:kms:{reg}:{acct}:key/{self.ref(logical)}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{reg}:{acct}:log-group:{p}:*",
             "AWS::Events::Rule": f"arn:aws:events:{reg}:{acct}:rule/{p}",
+            "AWS::Events::EventBus": f"arn:aws:events:{reg}:{acct}:event-bus/{p}",
             "AWS::SQS::Queue": f"arn:aws:sqs:{reg}:{acct}:{p}",
             "AWS::SNS::Topic": self.ref(logical),
             "AWS::StepFunctions::StateMachine": self.ref(logical),
@@ -162,6 +165,8 @@ class Resolver:
         if attr == "QueueName" and kind == "AWS::SQS::Queue":
             return p
         if attr == "Name" and kind in ("AWS::StepFunctions::StateMachine",):
+            return p
+        if attr == "RegistryName" and kind == "AWS::EventSchemas::Registry":
             return p
         raise SystemExit(f"cannot resolve Fn::GetAtt {logical}.{attr} ({kind})")
 

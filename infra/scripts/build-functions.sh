@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `sam build` of the six functions for arm64 (the root Makefile: one cargo-lambda build with
+# `sam build` of the seven functions for arm64 (the root Makefile: one cargo-lambda build with
 # zig of the binary every function deploys), and checks that each function's bootstrap is an
 # aarch64 ELF, stripped; prints their sizes. Expects the tools of infra/scripts/setup-dev.sh
 # (.venv: the SAM CLI, cargo-lambda, ziglang).
@@ -10,10 +10,9 @@ export PATH="$root/.venv/bin:$PATH"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export SAM_CLI_TELEMETRY=0
 
-echo "==> sam build (one arm64 release binary for the six functions: root Makefile, cargo-lambda)"
+echo "==> sam build (one arm64 release binary for the seven functions: root Makefile, cargo-lambda)"
 sam build --template template.yaml
-for f in trigger extract plan approval apply finalize; do
-  fn="$(tr '[:lower:]' '[:upper:]' <<< "${f:0:1}")${f:1}Function"
+for fn in TriggerFunction ExtractFunction PlanFunction ApprovalFunction ApplyFunction FinalizeFunction DbtWebhookFunction; do
   bin=".aws-sam/build/$fn/bootstrap"
   test -x "$bin" || { echo "error: $fn/bootstrap was not built" >&2; exit 1; }
   kind="$(file -b "$bin")"

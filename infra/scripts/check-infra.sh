@@ -16,7 +16,7 @@ cfn-lint template.yaml
 
 echo "==> each function's RETL_FUNCTION names its own handler"
 python3 - <<'PY'
-import sys
+import re, sys
 from cfnlint.decode import decode
 template, problems = decode("template.yaml")
 if problems:
@@ -26,7 +26,7 @@ for name, res in template["Resources"].items():
     if res["Type"] != "AWS::Serverless::Function":
         continue
     got = (res["Properties"].get("Environment") or {}).get("Variables", {}).get("RETL_FUNCTION")
-    want = name.removesuffix("Function").lower()
+    want = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Function")).lower()
     if got != want:
         wrong.append(f"{name}: RETL_FUNCTION is {got!r}, expected {want!r}")
 if wrong:

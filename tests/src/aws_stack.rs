@@ -67,6 +67,40 @@ pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String 
     text
 }
 
+/// The stack's tables, bucket, topic, schedule group and event bus.
+async fn create_stores(
+    sdk: &aws_config::SdkConfig,
+    clients: &retl_shared::adapters::aws::AwsClients,
+    names: &StackNames,
+    stack: &str,
+) {
+    create_bucket(clients, &names.bucket).await;
+    create_keyset_table(clients, &names.keyset_table).await;
+    create_runs_table(clients, &names.runs_table).await;
+    create_runs_table(clients, &names.config_table).await;
+    let topic = clients
+        .sns
+        .create_topic()
+        .name(format!("{stack}-alerts"))
+        .send()
+        .await
+        .expect("create the alerts topic");
+    assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
+    aws_sdk_scheduler::Client::new(sdk)
+        .create_schedule_group()
+        .name(stack)
+        .send()
+        .await
+        .expect("create the schedule group");
+    retl_shared::aws_host::AwsHost::new(sdk, names.clone())
+        .events
+        .create_event_bus()
+        .name(&names.event_bus)
+        .send()
+        .await
+        .expect("create the stack's event bus");
+}
+
 impl AwsStack {
     /// Creates the stack `stack` on a fresh moto and starts its functions.
     pub async fn start(stack: &str) -> AwsStack {
@@ -89,24 +123,7 @@ impl AwsStack {
         let sdk = moto.sdk_config().await;
         let names = StackNames::derive(stack, ACCOUNT, REGION);
         let clients = retl_shared::adapters::aws::AwsClients::new(&sdk);
-        create_bucket(&clients, &names.bucket).await;
-        create_keyset_table(&clients, &names.keyset_table).await;
-        create_runs_table(&clients, &names.runs_table).await;
-        create_runs_table(&clients, &names.config_table).await;
-        let topic = clients
-            .sns
-            .create_topic()
-            .name(format!("{stack}-alerts"))
-            .send()
-            .await
-            .expect("create the alerts topic");
-        assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
-        aws_sdk_scheduler::Client::new(&sdk)
-            .create_schedule_group()
-            .name(stack)
-            .send()
-            .await
-            .expect("create the schedule group");
+        create_stores(&sdk, &clients, &names, stack).await;
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         let created = sfn
             .create_state_machine()
@@ -133,6 +150,7 @@ impl AwsStack {
             ("RETL_CONFIG_TABLE", names.config_table.clone()),
             ("RETL_TOPIC_ARN", names.topic_arn.clone()),
             ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
+            ("RETL_EVENT_BUS", names.event_bus.clone()),
             ("RETL_SECRET_PREFIX", names.secret_prefix.clone()),
             ("RETL_APPLY_CONCURRENCY", "2".to_string()),
             (

@@ -10,7 +10,7 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -25,8 +25,8 @@ use retl_shared::adapters::aws::{
 use retl_shared::config::load_project;
 use retl_shared::engine::{keyset_id, run_local, Engine, LocalRunOptions, NoProgress};
 use retl_shared::ports::{
-    Counts, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notification, Notifier,
-    ObjectStore, RunRecord, RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
+    KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notifier, ObjectStore, RunRecord,
+    RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
 };
 use retl_shared::record::shard_of;
 use retl_tests::contracts::notifier::{self, NotifierBackend};

@@ -108,6 +108,7 @@ async fn trigger(w: &World, sync: &str) -> Result<String, Failed> {
     let request = TriggerRequest::Start {
         sync: sync.into(),
         trigger: TriggerKind::Manual,
+        stack: None,
     };
     let answer = retl_fn_trigger::handle(w.stack.function("trigger"), request).await;
     match answer.map_err(|e| failed("trigger", e))?.started.as_slice() {
@@ -212,14 +213,21 @@ async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
         .get_run(run_id)
         .await
         .map_err(|e| failed("read run", e))?;
+    let alert = Notification::Alert {
+        sync: run.sync.clone(),
+        run_id: Some(run.run_id.clone()),
+        status: Some(run.status.as_str().to_string()),
+        error_name: None,
+        fired: Vec::new(),
+    };
     for function in ["approval", "finalize"] {
         let host: &AwsHost = w.stack.function(function);
         let notifier = SnsNotifier::new(host.clients.sns.clone(), host.names.topic_arn.clone());
-        let sent = notifier.notify(&Notification::problem(&run)).await;
+        let sent = notifier.notify(&alert).await;
         sent.map_err(|e| failed(&format!("{function} publishes on the topic"), e))?;
     }
     let finalize = w.stack.function("finalize");
-    emit_run_completed(&finalize.events, &finalize.names.stack, &run)
+    emit_run_completed(&finalize.events, &finalize.names, &run)
         .await
         .map_err(|e| failed("finalize puts the run-completed event", e))
 }

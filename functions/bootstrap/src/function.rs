@@ -21,15 +21,18 @@ pub enum Function {
     Apply,
     /// Records the end state.
     Finalize,
+    /// dbt Cloud's webhook (a function URL).
+    DbtWebhook,
 }
 
-const ALL: [(&str, Function); 6] = [
+const ALL: [(&str, Function); 7] = [
     ("trigger", Function::Trigger),
     ("extract", Function::Extract),
     ("plan", Function::Plan),
     ("approval", Function::Approval),
     ("apply", Function::Apply),
     ("finalize", Function::Finalize),
+    ("dbt_webhook", Function::DbtWebhook),
 ];
 
 /// `RETL_FUNCTION` is missing or names no function.
@@ -92,7 +95,7 @@ mod tests {
             "{unknown}"
         );
         assert!(
-            unknown.contains("trigger, extract, plan, approval, apply, finalize"),
+            unknown.contains("trigger, extract, plan, approval, apply, finalize, dbt_webhook"),
             "{unknown}"
         );
     }

@@ -1,6 +1,6 @@
 //! The bundle's Lambda functions in one binary: every function deploys the same `bootstrap`,
 //! and `RETL_FUNCTION` (set per function by `template.yaml`) names the handler a process
-//! serves. One binary is built and linked once, where six would each link the whole engine
+//! serves. One binary is built and linked once, where seven would each link the whole engine
 //! and AWS SDK again.
 // The handlers' futures nest deeply (every step of the engine in one binary).
 #![recursion_limit = "256"]
@@ -28,5 +28,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             serve(|r| retl_fn_apply::handle(host, parallel, r)).await
         }
         Function::Finalize => serve(|r| retl_fn_finalize::handle(host, r)).await,
+        Function::DbtWebhook => serve(|r| retl_fn_dbt_webhook::handle(host, r)).await,
     }
 }

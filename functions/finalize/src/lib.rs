@@ -55,7 +55,7 @@ pub async fn handle(
     .map_err(diagnostic)?;
     // The embedded metric format is read from the function's log stream.
     println!("{}", metrics_line(&host.names.stack, &run));
-    if let Err(e) = emit_run_completed(&host.events, &host.names.stack, &run).await {
+    if let Err(e) = emit_run_completed(&host.events, &host.names, &run).await {
         tracing::warn!(error = %e, "could not publish the run-completed event");
     }
     Ok(FinalizeResponse {

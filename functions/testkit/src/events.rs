@@ -1,4 +1,4 @@
-//! What the stack publishes on EventBridge, captured by a rule whose target is an SQS queue.
+//! What reaches the stack's event bus, captured by a rule whose target is an SQS queue.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::{TestStack, ACCOUNT, REGION};
 
 impl TestStack {
-    /// Sends every event of `detail_type` on the default bus to a new queue; returns its URL.
+    /// Sends every event of `detail_type` on the stack's bus to a new queue; returns its URL.
     pub async fn capture_events(&self, detail_type: &str) -> String {
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);
         let name = format!("{}-events", self.name());
@@ -22,11 +22,14 @@ impl TestStack {
             .host
             .events
             .put_rule()
+            .event_bus_name(&self.host.names.event_bus)
             .name(&name)
             .event_pattern(pattern);
         rule.send().await.expect("create the capture rule");
         let target = aws_sdk_eventbridge_target(&name);
-        let targets = self.host.events.put_targets().rule(&name).targets(target);
+        let targets = self.host.events.put_targets();
+        let bus = &self.host.names.event_bus;
+        let targets = targets.event_bus_name(bus).rule(&name).targets(target);
         targets.send().await.expect("target the queue");
         url
     }
@@ -44,6 +47,30 @@ impl TestStack {
             }
         }
         panic!("no event reached {queue} within 10 s")
+    }
+
+    /// Every event on `queue` now (moto delivers an event before PutEvents returns, so what
+    /// was put is there), taken off the queue.
+    pub async fn events_now(&self, queue: &str) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut events = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10);
+            let received = received.send().await.expect("receive events");
+            if received.messages().is_empty() {
+                return events;
+            }
+            for message in received.messages() {
+                let body = message.body().unwrap_or_default();
+                events.push(serde_json::from_str(body).expect("EventBridge delivers JSON"));
+                let handle = message.receipt_handle().unwrap_or_default();
+                let deleted = sqs.delete_message().queue_url(queue).receipt_handle(handle);
+                deleted.send().await.expect("delete a received event");
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Creating the stack on moto, and deploying syncs to it.
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use retl_shared::aws_host::{deploy, AwsHost, StackNames};
 use retl_shared::config::load_project;
@@ -10,7 +12,8 @@ use serde_json::json;
 
 use crate::{ACCOUNT, REGION};
 
-/// A stack on its own moto server, with its own PostgreSQL schema.
+/// A stack on a moto server (its own, or shared with the stacks created [`TestStack::beside`]
+/// it), with its own PostgreSQL schema.
 pub struct TestStack {
     /// The host, as a function builds it from its environment.
     pub host: AwsHost,
@@ -21,8 +24,8 @@ pub struct TestStack {
     /// The queue the stand-in state machine posts task tokens to.
     pub(crate) tokens_queue: String,
     project: tempfile::TempDir,
-    /// Killed when the stack is dropped.
-    pub moto: Moto,
+    /// Killed when the last stack on it is dropped.
+    pub moto: Arc<Moto>,
 }
 
 /// The stand-in for the sync state machine: one task waiting on a token sent to `queue`.
@@ -46,12 +49,24 @@ fn waiting_definition(queue_url: &str) -> String {
 
 impl TestStack {
     /// Creates the stack `name` (also the PostgreSQL schema's stem: letters, digits and `_`)
-    /// and stores the warehouse URL as the secret `PG_URL`.
+    /// on its own moto and stores the warehouse URL as the secret `PG_URL`.
     pub async fn start(name: &str) -> TestStack {
-        let moto = Moto::start();
+        Self::on(Arc::new(Moto::start()), name).await
+    }
+
+    /// Creates another stack `name` in the same account, on this stack's moto: the two share
+    /// EventBridge, Step Functions and Secrets Manager as two stacks in one account do.
+    pub async fn beside(&self, name: &str) -> TestStack {
+        Self::on(self.moto.clone(), name).await
+    }
+
+    async fn on(moto: Arc<Moto>, name: &str) -> TestStack {
         let sdk = moto.sdk_config().await;
         let stack = name.replace('_', "-");
-        let names = StackNames::derive(&stack, ACCOUNT, REGION);
+        let mut names = StackNames::derive(&stack, ACCOUNT, REGION);
+        // The stack's own secret prefix (the template's SecretPrefix), so each stack beside
+        // another on one moto reads its own PG_URL.
+        names.secret_prefix = format!("{stack}/");
         let host = AwsHost::new(&sdk, names.clone());
         create_bucket(&host.clients, &names.bucket).await;
         create_keyset_table(&host.clients, &names.keyset_table).await;
@@ -70,6 +85,8 @@ impl TestStack {
         // own identity approves. (No Lambda service runs here: the runbook's last step fails
         // to reach the approval function, so a test hands the decision to it itself.)
         create_approval_resources(&moto.endpoint, &stack, &[DEFAULT_CALLER], &[]).await;
+        let bus = host.events.create_event_bus().name(&names.event_bus);
+        bus.send().await.expect("create the stack's event bus");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = sqs.create_queue().queue_name(format!("{stack}-tokens"));
         let queue = queue.send().await.expect("create the token queue");
@@ -85,7 +102,8 @@ impl TestStack {
             .expect("moto accepts the stand-in state machine");
         assert_eq!(created.state_machine_arn(), names.state_machine_arn);
         let pg = Pg::new(name).await;
-        let secret = host.clients.secrets.create_secret().name("retl/PG_URL");
+        let secret = host.clients.secrets.create_secret();
+        let secret = secret.name(format!("{}PG_URL", names.secret_prefix));
         secret
             .secret_string(&pg.url)
             .send()
@@ -144,6 +162,14 @@ impl TestStack {
         deploy(&self.host, &project, Some("handler test"))
             .await
             .unwrap_or_else(|e| panic!("deploy: {e}"));
+    }
+
+    /// Stores the secret `name` under the stack's prefix.
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        let prefix = &self.host.names.secret_prefix;
+        let secret = self.host.clients.secrets.create_secret();
+        let secret = secret.name(format!("{prefix}{name}")).secret_string(value);
+        secret.send().await.expect("store a secret");
     }
 
     /// The stack's name.

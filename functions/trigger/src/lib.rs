@@ -22,13 +22,25 @@ pub struct TriggerResponse {
     pub started: Vec<TriggerOutcome>,
 }
 
-/// Handles one payload.
+/// Handles one payload. An event naming another stack starts nothing (it reached this
+/// stack's bus by a forwarding rule, or was put on the wrong bus).
 pub async fn handle(
     host: &AwsHost,
     request: TriggerRequest,
 ) -> Result<TriggerResponse, Diagnostic> {
+    if let Some(other) = request.stack().filter(|s| *s != host.names.stack) {
+        let reason = format!(
+            "the event is for the stack `{other}`; this is the stack `{}`",
+            host.names.stack
+        );
+        tracing::info!(sync = request.sync(), %reason, "trigger skipped");
+        let sync = request.sync().to_string();
+        return Ok(TriggerResponse {
+            started: vec![TriggerOutcome::Skipped { sync, reason }],
+        });
+    }
     let started = match request {
-        TriggerRequest::Start { sync, trigger } => {
+        TriggerRequest::Start { sync, trigger, .. } => {
             vec![start_sync(host, &sync, trigger.as_str())
                 .await
                 .map_err(diagnostic)?]
@@ -36,6 +48,7 @@ pub async fn handle(
         TriggerRequest::RunCompleted {
             sync,
             status: RunStatus::Succeeded,
+            ..
         } => start_dependents(host, &sync).await.map_err(diagnostic)?,
         TriggerRequest::RunCompleted { .. } => Vec::new(),
     };

@@ -1,8 +1,10 @@
 //! The trigger's payloads. Three shapes reach it:
 //! - `{"sync": "name", "trigger": "schedule" | "event" | "manual"}` from EventBridge Scheduler,
 //!   the per-sync upstream rules `retl deploy` creates (their target input), or a direct call;
-//! - an EventBridge event `{"detail-type": "retl.trigger", "detail": {"sync": "name"}}`;
-//! - an EventBridge event `{"detail-type": "retl.run.completed", "detail": {"sync", "status"}}`.
+//! - an EventBridge event `{"detail-type": "retl.trigger", "detail": {"sync": "name"}}`
+//!   (optionally `"stack"`);
+//! - an EventBridge event `{"detail-type": "retl.run.completed", "detail": {"stack", "sync",
+//!   "status"}}`.
 
 use retl_shared::ports::RunStatus;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,8 @@ pub enum TriggerRequest {
         sync: String,
         /// What asked.
         trigger: TriggerKind,
+        /// The stack a `retl.trigger` event names, if it names one.
+        stack: Option<String>,
     },
     /// A run of `sync` ended with `status`: start the syncs that follow it if it succeeded.
     RunCompleted {
@@ -47,7 +51,27 @@ pub enum TriggerRequest {
         sync: String,
         /// How it ended.
         status: RunStatus,
+        /// The stack the run belongs to, if the event names it.
+        stack: Option<String>,
     },
+}
+
+impl TriggerRequest {
+    /// The stack an event names; `None` for direct calls and events that name none.
+    pub fn stack(&self) -> Option<&str> {
+        match self {
+            TriggerRequest::Start { stack, .. } | TriggerRequest::RunCompleted { stack, .. } => {
+                stack.as_deref()
+            }
+        }
+    }
+
+    /// The sync the request is about.
+    pub fn sync(&self) -> &str {
+        match self {
+            TriggerRequest::Start { sync, .. } | TriggerRequest::RunCompleted { sync, .. } => sync,
+        }
+    }
 }
 
 /// Every field any of the shapes has; EventBridge's other fields are ignored.
@@ -60,20 +84,18 @@ struct Wire {
     trigger: Option<TriggerKind>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Detail {
     sync: Option<String>,
     status: Option<RunStatus>,
+    stack: Option<String>,
 }
 
 impl TryFrom<Wire> for TriggerRequest {
     type Error = String;
 
     fn try_from(wire: Wire) -> Result<Self, String> {
-        let detail = wire.detail.unwrap_or(Detail {
-            sync: None,
-            status: None,
-        });
+        let detail = wire.detail.unwrap_or_default();
         match wire.detail_type.as_deref() {
             Some("retl.run.completed") => Ok(TriggerRequest::RunCompleted {
                 sync: detail
@@ -82,10 +104,12 @@ impl TryFrom<Wire> for TriggerRequest {
                 status: detail
                     .status
                     .ok_or("a retl.run.completed event needs detail.status")?,
+                stack: detail.stack,
             }),
             Some("retl.trigger") => Ok(TriggerRequest::Start {
                 sync: detail.sync.ok_or("a retl.trigger event needs detail.sync")?,
                 trigger: TriggerKind::Event,
+                stack: detail.stack,
             }),
             Some(other) => Err(format!(
                 "unexpected detail-type `{other}`: the trigger takes retl.trigger and retl.run.completed events"
@@ -96,6 +120,7 @@ impl TryFrom<Wire> for TriggerRequest {
                      or an EventBridge retl.trigger event",
                 )?,
                 trigger: wire.trigger.unwrap_or(TriggerKind::Manual),
+                stack: None,
             }),
         }
     }
@@ -111,6 +136,7 @@ mod tests {
         TriggerRequest::Start {
             sync: sync.into(),
             trigger,
+            stack: None,
         }
     }
 
@@ -142,7 +168,8 @@ mod tests {
             parse::<TriggerRequest>(completed).unwrap(),
             TriggerRequest::RunCompleted {
                 sync: "people".into(),
-                status: RunStatus::PartiallyFailed
+                status: RunStatus::PartiallyFailed,
+                stack: Some("retl".into()),
             }
         );
     }
@@ -158,12 +185,12 @@ mod tests {
 
         let detail = TriggerDetail {
             sync: "people".into(),
+            stack: Some("stack".into()),
         };
         let event = json!({"source": EVENT_SOURCE, "detail-type": TRIGGER_EVENT, "detail": detail});
-        assert_eq!(
-            parse::<TriggerRequest>(event).unwrap(),
-            start("people", TriggerKind::Event)
-        );
+        let request = parse::<TriggerRequest>(event).unwrap();
+        assert_eq!(request.stack(), Some("stack"));
+        assert_eq!(request.sync(), "people");
         let mut run = RunRecord::new("r1".into(), "people", "schedule", 1);
         run.status = RunStatus::Succeeded;
         let detail = RunCompletedDetail::of("stack", &run);
@@ -173,7 +200,8 @@ mod tests {
             parse::<TriggerRequest>(event).unwrap(),
             TriggerRequest::RunCompleted {
                 sync: "people".into(),
-                status: RunStatus::Succeeded
+                status: RunStatus::Succeeded,
+                stack: Some("stack".into()),
             }
         );
     }

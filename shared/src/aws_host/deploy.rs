@@ -1,6 +1,6 @@
 //! `retl deploy --aws`: writes the project's sync definitions to the config table and keeps
-//! one EventBridge Scheduler schedule and one EventBridge rule per upstream trigger in step
-//! with them, so adding a sync never means editing `template.yaml`.
+//! one EventBridge Scheduler schedule and one EventBridge rule per upstream trigger (on the
+//! stack's own bus) in step with them, so adding a sync never means editing `template.yaml`.
 
 use std::collections::BTreeMap;
 
@@ -149,6 +149,7 @@ async fn rules_of(host: &AwsHost, sync: &str) -> Result<Vec<String>, EngineError
     let out = host
         .events
         .list_rules()
+        .event_bus_name(&host.names.event_bus)
         .name_prefix(rule_prefix(&host.names.stack, sync))
         .send()
         .await
@@ -163,6 +164,7 @@ async fn rules_of(host: &AwsHost, sync: &str) -> Result<Vec<String>, EngineError
 async fn delete_rule(host: &AwsHost, name: &str) -> Result<(), EngineError> {
     host.events
         .remove_targets()
+        .event_bus_name(&host.names.event_bus)
         .rule(name)
         .ids("trigger")
         .send()
@@ -170,6 +172,7 @@ async fn delete_rule(host: &AwsHost, name: &str) -> Result<(), EngineError> {
         .map_err(|e| invalid(aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
     host.events
         .delete_rule()
+        .event_bus_name(&host.names.event_bus)
         .name(name)
         .send()
         .await
@@ -184,6 +187,7 @@ async fn put_rules(host: &AwsHost, def: &SyncDef) -> Result<Vec<String>, EngineE
         let name = rule_name(&host.names.stack, &def.name, i);
         host.events
             .put_rule()
+            .event_bus_name(&host.names.event_bus)
             .name(&name)
             .event_pattern(pattern.to_string())
             .description(format!("starts retl sync {}", def.name))
@@ -198,6 +202,7 @@ async fn put_rules(host: &AwsHost, def: &SyncDef) -> Result<Vec<String>, EngineE
             .map_err(invalid)?;
         host.events
             .put_targets()
+            .event_bus_name(&host.names.event_bus)
             .rule(&name)
             .targets(target)
             .send()

@@ -26,12 +26,21 @@ pub const EVENT_SCHEMA_VERSION: u32 = 1;
 /// The event names `retl schema --event` knows.
 pub const EVENTS: [&str; 2] = [TRIGGER_EVENT, RUN_COMPLETED_EVENT];
 
+/// The JSON Schema draft of the published schemas: one the EventBridge schema registry takes
+/// (`AWS::EventSchemas::Schema` of `Type: JSONSchemaDraft4`), so `template.yaml` registers
+/// the very files of `docs/events/`.
+pub const EVENT_SCHEMA_DRAFT: &str = "http://json-schema.org/draft-04/schema#";
+
 /// `detail` of a `retl.trigger` event: start a run of `sync` (as a scheduled run would, on
 /// the stack whose trigger function receives it). Other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TriggerDetail {
     /// The sync to run, as named in its file.
     pub sync: String,
+    /// The stack meant (CloudFormation stack name); a stack ignores a trigger naming another.
+    /// Optional: the stack's own bus already says which stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// `detail` of a `retl.run.completed` event: how a run ended.
@@ -69,16 +78,28 @@ impl RunCompletedDetail {
     }
 }
 
-/// The JSON Schema of the whole EventBridge event `name` (`source`, `detail-type` and the
-/// typed `detail`), versioned by [`EVENT_SCHEMA_VERSION`]; `None` for an unknown name.
+/// Draft-04 schemas: draft 7's settings (`definitions`, no `$ref` siblings, no
+/// `prefixItems`) without `const`, which draft 4 lacks (a one-value `enum` instead).
+fn draft04() -> schemars::SchemaGenerator {
+    schemars::generate::SchemaSettings::draft07()
+        .with(|s| {
+            s.meta_schema = Some(EVENT_SCHEMA_DRAFT.into());
+            s.transforms
+                .push(Box::new(schemars::transform::ReplaceConstValue::default()));
+        })
+        .into_generator()
+}
+
+/// The JSON Schema (draft 4) of the whole EventBridge event `name` (`source`, `detail-type`
+/// and the typed `detail`), versioned by [`EVENT_SCHEMA_VERSION`]; `None` for an unknown name.
 pub fn event_schema(name: &str) -> Option<Value> {
     let (detail, what) = match name {
         TRIGGER_EVENT => (
-            schemars::schema_for!(TriggerDetail),
+            draft04().into_root_schema_for::<TriggerDetail>(),
             "Put on the stack's event bus to start a run of a sync.",
         ),
         RUN_COMPLETED_EVENT => (
-            schemars::schema_for!(RunCompletedDetail),
+            draft04().into_root_schema_for::<RunCompletedDetail>(),
             "Put by the stack when a run ends; syncs with `after_sync` on a succeeded run start.",
         ),
         _ => return None,
@@ -86,24 +107,24 @@ pub fn event_schema(name: &str) -> Option<Value> {
     let mut detail = serde_json::to_value(detail).ok()?;
     let definitions = detail
         .as_object_mut()
-        .and_then(|d| d.remove("$defs"))
+        .and_then(|d| d.remove("definitions"))
         .unwrap_or_else(|| json!({}));
     if let Some(d) = detail.as_object_mut() {
         d.remove("$schema");
     }
     Some(json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": format!("urn:retl:event:{name}:v{EVENT_SCHEMA_VERSION}"),
+        "$schema": EVENT_SCHEMA_DRAFT,
+        "id": format!("urn:retl:event:{name}:v{EVENT_SCHEMA_VERSION}"),
         "title": format!("{name} v{EVENT_SCHEMA_VERSION}"),
         "description": what,
         "type": "object",
         "required": ["source", "detail-type", "detail"],
         "properties": {
-            "source": { "const": EVENT_SOURCE },
-            "detail-type": { "const": name },
+            "source": { "enum": [EVENT_SOURCE] },
+            "detail-type": { "enum": [name] },
             "detail": detail,
         },
-        "$defs": definitions,
+        "definitions": definitions,
     }))
 }
 
@@ -120,8 +141,15 @@ mod tests {
     fn every_event_has_a_versioned_schema_of_its_detail() {
         for name in EVENTS {
             let s = event_schema(name).expect("a schema");
-            assert_eq!(s["properties"]["detail-type"]["const"], name);
-            assert_eq!(s["$id"], format!("urn:retl:event:{name}:v1"));
+            assert_eq!(s["properties"]["detail-type"]["enum"], json!([name]));
+            assert_eq!(s["id"], format!("urn:retl:event:{name}:v1"));
+            assert_eq!(s["$schema"], EVENT_SCHEMA_DRAFT);
+            // Draft 4 has neither `const` nor `$defs`: EventBridge's registry would refuse it.
+            let text = s.to_string();
+            assert!(
+                !text.contains("\"const\"") && !text.contains("$defs"),
+                "{s}"
+            );
             assert!(
                 s["properties"]["detail"]["properties"]["sync"].is_object(),
                 "{s}"

@@ -1,11 +1,18 @@
-//! What a finished run tells the world: CloudWatch metrics in the embedded metric format, and
-//! a `retl.run.completed` EventBridge event (which chains `after_sync` triggers).
+//! What the stack tells the world: CloudWatch metrics of a finished run in the embedded metric
+//! format, and the events it puts on its own bus: `retl.run.completed` (which chains
+//! `after_sync` triggers) and `retl.trigger` (the dbt Cloud webhook's).
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::json;
 
-use super::event_schemas::{RunCompletedDetail, EVENT_SOURCE, RUN_COMPLETED_EVENT};
+use super::event_schemas::{
+    RunCompletedDetail, TriggerDetail, EVENT_SOURCE, RUN_COMPLETED_EVENT, TRIGGER_EVENT,
+};
+use super::names::StackNames;
 use crate::ports::{RunRecord, RunStatus};
+
+/// Entries one PutEvents call takes at most.
+const PUT_EVENTS_MAX_ENTRIES: usize = 10;
 
 /// One EMF log line with the run's metrics (namespace `retl`, dimensions Stack and Stack+Sync).
 pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
@@ -58,33 +65,72 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
     .to_string()
 }
 
-/// Publishes `retl.run.completed` ([`RunCompletedDetail`]) on the default bus.
+/// Publishes `retl.run.completed` ([`RunCompletedDetail`]) on the stack's bus.
 pub async fn emit_run_completed(
     events: &aws_sdk_eventbridge::Client,
-    stack: &str,
+    names: &StackNames,
     run: &RunRecord,
 ) -> Result<(), String> {
-    let detail = serde_json::to_string(&RunCompletedDetail::of(stack, run))
+    let detail = serde_json::to_string(&RunCompletedDetail::of(&names.stack, run))
         .map_err(|e| format!("the run-completed event does not serialise: {e}"))?;
-    let entry = PutEventsRequestEntry::builder()
-        .source(EVENT_SOURCE)
-        .detail_type(RUN_COMPLETED_EVENT)
-        .detail(detail)
-        .build();
-    let out = events
-        .put_events()
-        .entries(entry)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
-    if out.failed_entry_count() > 0 {
-        let why = out
-            .entries()
-            .iter()
-            .filter_map(|e| e.error_message())
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(format!("the run-completed event was refused: {why}"));
+    put(events, names, RUN_COMPLETED_EVENT, vec![detail]).await
+}
+
+/// Publishes one `retl.trigger` ([`TriggerDetail`], naming the stack) per sync on the stack's
+/// bus, where its rule hands them to the trigger function.
+pub async fn emit_triggers(
+    events: &aws_sdk_eventbridge::Client,
+    names: &StackNames,
+    syncs: &[String],
+) -> Result<(), String> {
+    let details = syncs
+        .iter()
+        .map(|sync| {
+            let detail = TriggerDetail {
+                sync: sync.clone(),
+                stack: Some(names.stack.clone()),
+            };
+            serde_json::to_string(&detail)
+                .map_err(|e| format!("the trigger event does not serialise: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    put(events, names, TRIGGER_EVENT, details).await
+}
+
+/// Puts events of `detail_type` with these details on the stack's bus, ten per call.
+async fn put(
+    events: &aws_sdk_eventbridge::Client,
+    names: &StackNames,
+    detail_type: &str,
+    details: Vec<String>,
+) -> Result<(), String> {
+    for chunk in details.chunks(PUT_EVENTS_MAX_ENTRIES) {
+        let entries = chunk.iter().map(|detail| {
+            PutEventsRequestEntry::builder()
+                .event_bus_name(&names.event_bus)
+                .source(EVENT_SOURCE)
+                .detail_type(detail_type)
+                .detail(detail)
+                .build()
+        });
+        let out = events
+            .put_events()
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
+        if out.failed_entry_count() > 0 {
+            let why = out
+                .entries()
+                .iter()
+                .filter_map(|e| e.error_message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(format!(
+                "the {detail_type} event was refused by the bus {}: {why}",
+                names.event_bus
+            ));
+        }
     }
     Ok(())
 }

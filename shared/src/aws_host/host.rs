@@ -15,6 +15,7 @@ use crate::adapters::aws::{
 };
 use crate::connectors::ConnectionConfig;
 use crate::engine::{Engine, EngineError, NoProgress};
+use crate::ports::{SecretError, Secrets};
 
 /// Everything a Lambda function (or `retl ... --aws`) needs to reach a deployed stack.
 #[derive(Clone)]
@@ -113,6 +114,11 @@ impl AwsHost {
     /// An engine for reading runs, versions and record logs (no connections).
     pub fn reader(&self) -> Engine {
         self.engine_with(BTreeMap::new())
+    }
+
+    /// The secret `name` (under the stack's prefix), cached as connection secrets are.
+    pub async fn secret(&self, name: &str) -> Result<String, SecretError> {
+        self.secrets.get(name).await
     }
 
     /// The deployed sync named `sync` and an engine for it.

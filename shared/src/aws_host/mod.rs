@@ -25,8 +25,10 @@ pub use approval_tokens::{ApprovalTokens, WaitingToken};
 pub use automation::{Automation, AutomationExecution, StepExecution};
 pub use config_table::{ConfigTable, DeployedSync};
 pub use deploy::{deploy, DeployReport};
-pub use events::{emit_run_completed, metrics_line};
+pub use events::{emit_run_completed, emit_triggers, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
 pub use reminder::{reminder_name, reminder_time};
-pub use trigger::{start_dependents, start_execution, start_sync, TriggerOutcome};
+pub use trigger::{
+    start_dependents, start_execution, start_sync, syncs_for_dbt_job, TriggerOutcome,
+};

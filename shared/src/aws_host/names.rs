@@ -35,6 +35,9 @@ pub struct StackNames {
     pub approval_runbook: String,
     /// The approval function (the reminders' target).
     pub approval_function_arn: String,
+    /// The stack's own EventBridge bus: `retl.trigger`, `retl.run.completed` and the rules of
+    /// sync triggers, so two stacks in one account never start each other's syncs.
+    pub event_bus: String,
 }
 
 impl StackNames {
@@ -57,6 +60,7 @@ impl StackNames {
             approval_tokens_table: format!("{stack}-approval-tokens"),
             approval_runbook: format!("{stack}-approve-deletes"),
             approval_function_arn: arn("lambda", &format!("function:{stack}-approval")),
+            event_bus: format!("{stack}-events"),
         }
     }
 
@@ -81,6 +85,7 @@ impl StackNames {
             approval_runbook: std::env::var("RETL_APPROVAL_RUNBOOK")
                 .unwrap_or_else(|_| format!("{stack}-approve-deletes")),
             approval_function_arn: std::env::var("RETL_APPROVAL_FUNCTION_ARN").unwrap_or_default(),
+            event_bus: var("RETL_EVENT_BUS")?,
             stack,
         })
     }

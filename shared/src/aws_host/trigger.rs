@@ -105,3 +105,18 @@ pub async fn start_dependents(
     }
     Ok(out)
 }
+
+/// The deployed syncs whose `dbt_cloud_job` trigger names the dbt Cloud job `job`, in name
+/// order.
+pub async fn syncs_for_dbt_job(host: &AwsHost, job: u64) -> Result<Vec<String>, EngineError> {
+    let mut syncs: Vec<String> = host
+        .config
+        .list()
+        .await?
+        .into_iter()
+        .filter(|d| d.def.triggers.iter().any(|t| t.dbt_cloud_job == Some(job)))
+        .map(|d| d.def.name)
+        .collect();
+    syncs.sort();
+    Ok(syncs)
+}

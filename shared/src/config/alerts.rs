@@ -131,21 +131,45 @@ fn out_of_range(field: &str, value: f64, max: Option<f64>, hint: &str) -> Option
     Some(Problem::new(problem).hint(hint.to_string()))
 }
 
+/// `value`, noting a problem at it when it is out of range.
+fn number<'a>(
+    problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
+    field: &str,
+    value: &'a Spanned<f64>,
+    max: Option<f64>,
+    hint: &str,
+) -> f64 {
+    if let Some(p) = out_of_range(field, value.value, max, hint) {
+        problems.push((value, p));
+    }
+    value.value
+}
+
+/// The variable (or secret) name that holds the webhook URL, noting a problem at it when it is
+/// not a name.
+fn secret_name<'a>(
+    problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
+    e: &'a Spanned<String>,
+) -> String {
+    let name = e.value.trim();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'));
+    if !valid {
+        let p = Problem::new(format!(
+            "alerts.slack_webhook_url_env `{}` is not a variable or secret name",
+            e.value
+        ))
+        .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL");
+        problems.push((e, p));
+    }
+    name.to_string()
+}
+
 /// The rules of `input`, and each problem at the value it is about.
 pub(super) fn resolve(input: &AlertsInput) -> (AlertRules, Vec<(&dyn SpanLike, Problem)>) {
     let mut problems: Vec<(&dyn SpanLike, Problem)> = Vec::new();
-    fn number<'a>(
-        problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
-        field: &str,
-        value: &'a Spanned<f64>,
-        max: Option<f64>,
-        hint: &str,
-    ) -> f64 {
-        if let Some(p) = out_of_range(field, value.value, max, hint) {
-            problems.push((value, p));
-        }
-        value.value
-    }
     let rejected_over_pct = input.rejected_over_pct.as_ref().map(|p| {
         number(
             &mut problems,
@@ -191,22 +215,10 @@ pub(super) fn resolve(input: &AlertsInput) -> (AlertRules, Vec<(&dyn SpanLike, P
         };
         RowCountChange { over_pct, runs }
     });
-    let slack_webhook_url_env = input.slack_webhook_url_env.as_ref().map(|e| {
-        let name = e.value.trim();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'));
-        if !valid {
-            let p = Problem::new(format!(
-                "alerts.slack_webhook_url_env `{}` is not a variable or secret name",
-                e.value
-            ))
-            .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL");
-            problems.push((e, p));
-        }
-        name.to_string()
-    });
+    let slack_webhook_url_env = input
+        .slack_webhook_url_env
+        .as_ref()
+        .map(|e| secret_name(&mut problems, e));
     let rules = AlertRules {
         on_failure: input.on_failure.unwrap_or(true),
         rejected_over_pct,

@@ -369,10 +369,23 @@ impl<'a> SyncChecker<'a> {
         }
         for spanned in &sync.triggers {
             let t = &spanned.value;
+            let kinds = usize::from(t.after_sync.is_some())
+                + usize::from(t.event_pattern.is_some())
+                + usize::from(t.dbt_cloud_job.is_some());
             let problem = match (&t.after_sync, &t.event_pattern) {
-                (None, None) => Some(Problem::new(
-                    "a trigger needs `after_sync` or `event_pattern`",
+                _ if kinds == 0 => Some(Problem::new(
+                    "a trigger needs `after_sync`, `event_pattern` or `dbt_cloud_job`",
                 )),
+                _ if kinds > 1 => Some(
+                    Problem::new(
+                        "a trigger has one kind: `after_sync`, `event_pattern` or `dbt_cloud_job`",
+                    )
+                    .hint("write each as its own list item under `triggers:`"),
+                ),
+                _ if t.dbt_cloud_job == Some(0) => Some(
+                    Problem::new("trigger dbt_cloud_job is 0; dbt Cloud job ids start at 1")
+                        .hint("copy the id from the job's URL: .../jobs/<id>"),
+                ),
                 (_, Some(p)) if !p.is_object() => Some(Problem::new(
                     "trigger event_pattern must be a mapping (an EventBridge pattern)",
                 )),

@@ -272,6 +272,10 @@ pub struct TriggerConfig {
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub event_pattern: Option<serde_json::Value>,
+    /// A dbt Cloud job id: a successful run of that job (`job.run.completed`, through the
+    /// stack's dbt Cloud webhook) starts a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_cloud_job: Option<u64>,
 }
 
 /// Which records deletes may touch.
