@@ -68,12 +68,8 @@ pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String 
 }
 
 /// The stack's tables, bucket, topic, schedule group and event bus.
-async fn create_stores(
-    sdk: &aws_config::SdkConfig,
-    clients: &retl_shared::adapters::aws::AwsClients,
-    names: &StackNames,
-    stack: &str,
-) {
+async fn create_stores(host: &AwsHost, stack: &str) {
+    let (clients, names) = (&host.clients, &host.names);
     create_bucket(clients, &names.bucket).await;
     create_keyset_table(clients, &names.keyset_table).await;
     create_runs_table(clients, &names.runs_table).await;
@@ -86,14 +82,13 @@ async fn create_stores(
         .await
         .expect("create the alerts topic");
     assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
-    aws_sdk_scheduler::Client::new(sdk)
+    host.scheduler
         .create_schedule_group()
         .name(stack)
         .send()
         .await
         .expect("create the schedule group");
-    retl_shared::aws_host::AwsHost::new(sdk, names.clone())
-        .events
+    host.events
         .create_event_bus()
         .name(&names.event_bus)
         .send()
@@ -122,10 +117,10 @@ impl AwsStack {
         ]);
         let sdk = moto.sdk_config().await;
         let names = StackNames::derive(stack, ACCOUNT, REGION);
-        let clients = retl_shared::adapters::aws::AwsClients::new(&sdk);
-        create_stores(&sdk, &clients, &names, stack).await;
-        let sfn = aws_sdk_sfn::Client::new(&sdk);
-        let created = sfn
+        let host = AwsHost::new(&sdk, names.clone());
+        create_stores(&host, stack).await;
+        let created = host
+            .sfn
             .create_state_machine()
             .name(format!("{stack}-sync"))
             .definition(render_definition(stack, &names.bucket, &names.runs_table))
@@ -165,7 +160,6 @@ impl AwsStack {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         lambdas.launch(env).await;
-        let host = AwsHost::new(&sdk, names.clone());
         AwsStack {
             moto,
             lambdas,
