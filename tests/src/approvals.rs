@@ -5,7 +5,6 @@
 //! step is decided.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -14,7 +13,7 @@ use retl_shared::aws_host::{Automation, AutomationExecution};
 use serde::Deserialize;
 
 use crate::aws_stack::{ACCOUNT, REGION};
-use crate::moto::{python, repo_root};
+use crate::moto::offline_stack;
 
 /// The approval resources of template.yaml, by logical id.
 pub const APPROVAL_RESOURCES: &str = "ApprovalTokensTable,ApprovalsTopic,ApprovalRunbook";
@@ -55,26 +54,20 @@ pub async fn create_approval_resources(
     approvers: &[&str],
     users: &[&str],
 ) -> BTreeMap<String, Approver> {
-    let repo = repo_root();
-    let mut cmd = Command::new(python(&repo));
-    cmd.arg(repo.join("infra/local/offline_stack.py"))
-        .arg(repo.join("template.yaml"))
-        .args(["--endpoint", endpoint, "--stack", stack, "--no-enforce"])
-        .args(["--only", APPROVAL_RESOURCES])
-        .args(["--param", &format!("Approvers={}", approvers.join(","))]);
+    let approvers = format!("Approvers={}", approvers.join(","));
+    let mut args = vec![
+        "--stack",
+        stack,
+        "--no-enforce",
+        "--only",
+        APPROVAL_RESOURCES,
+        "--param",
+        &approvers,
+    ];
     for user in users {
-        cmd.args(["--user", user]);
+        args.extend(["--user", user]);
     }
-    let out = cmd.output().expect(
-        "run infra/local/offline_stack.py (bash infra/scripts/setup-dev.sh installs its tools)",
-    );
-    assert!(
-        out.status.success(),
-        "creating the approval resources from template.yaml failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Created =
-        serde_json::from_slice(&out.stdout).expect("offline_stack.py prints its JSON");
+    let created: Created = offline_stack(endpoint, &args, "the approval resources");
     let mut approvers = BTreeMap::new();
     for (name, user) in created.users {
         let creds = Credentials::new(

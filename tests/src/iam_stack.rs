@@ -6,7 +6,6 @@
 //! with `AccessDenied`, as in AWS.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use crate::approvals::user_arn;
 use crate::aws_stack::{ACCOUNT, REGION};
-use crate::moto::{python, repo_root, Moto};
+use crate::moto::{offline_stack, Moto};
 
 /// Credentials moto issued: an IAM user's access key, or an assumed role's session.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,32 +78,13 @@ impl IamStack {
             ("MOTO_BRIDGE_EXECUTE_SFN", "0"),
             ("MOTO_BRIDGE_LOG", "0"),
         ]);
-        let repo = repo_root();
-        let mut cmd = Command::new(python(&repo));
-        cmd.arg(repo.join("infra/local/offline_stack.py"))
-            .arg(repo.join("template.yaml"))
-            .args([
-                "--endpoint",
-                &moto.endpoint,
-                "--stack",
-                stack,
-                "--no-enforce",
-            ])
-            // The approvers of runs stopped for approval: the admin user.
-            .args(["--param", &format!("Approvers={}", user_arn("admin"))]);
+        // The approvers of runs stopped for approval: the admin user.
+        let approvers = format!("Approvers={}", user_arn("admin"));
+        let mut args = vec!["--stack", stack, "--no-enforce", "--param", &approvers];
         for w in without {
-            cmd.args(["--without", w]);
+            args.extend(["--without", w]);
         }
-        let out = cmd.output().expect(
-            "run infra/local/offline_stack.py (bash infra/scripts/setup-dev.sh installs its tools)",
-        );
-        assert!(
-            out.status.success(),
-            "creating the stack from template.yaml failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let created: Created =
-            serde_json::from_slice(&out.stdout).expect("offline_stack.py prints its JSON");
+        let created: Created = offline_stack(&moto.endpoint, &args, "the stack");
         let names = StackNames::derive(stack, ACCOUNT, REGION);
         let admin_sdk = sdk(&moto.endpoint, &created.admin).await;
         let mut functions = BTreeMap::new();

@@ -49,6 +49,32 @@ pub fn python(repo: &Path) -> PathBuf {
     PathBuf::from("python3")
 }
 
+/// Creates resources of template.yaml on the moto at `endpoint` with
+/// `infra/local/offline_stack.py` and `args` (stack name, parameters, users, ...), and returns
+/// what it printed (the credentials and names it made); `what` names the resources in a failure.
+pub fn offline_stack<T: serde::de::DeserializeOwned>(
+    endpoint: &str,
+    args: &[&str],
+    what: &str,
+) -> T {
+    let repo = repo_root();
+    let out = Command::new(python(&repo))
+        .arg(repo.join("infra/local/offline_stack.py"))
+        .arg(repo.join("template.yaml"))
+        .args(["--endpoint", endpoint])
+        .args(args)
+        .output()
+        .expect(
+            "run infra/local/offline_stack.py (bash infra/scripts/setup-dev.sh installs its tools)",
+        );
+    assert!(
+        out.status.success(),
+        "creating {what} from template.yaml failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("offline_stack.py prints its JSON")
+}
+
 /// A port nobody listens on now. Another process could take it before moto binds it; the
 /// start then fails loudly rather than talking to the wrong server.
 fn free_port() -> u16 {
