@@ -15,14 +15,16 @@ pub const ACCOUNT: &str = "123456789012";
 /// The test region.
 pub const REGION: &str = "us-east-1";
 
-/// The functions of the bundle, with the processes each gets (its concurrency).
-const FUNCTIONS: [(&str, usize); 6] = [
+/// The functions of the bundle (by RETL_FUNCTION), with the processes each gets (its
+/// concurrency).
+const FUNCTIONS: [(&str, usize); 7] = [
     ("trigger", 4),
     ("extract", 1),
     ("plan", 2),
     ("approval", 1),
     ("apply", 2),
     ("finalize", 1),
+    ("dbt_webhook", 1),
 ];
 
 /// A running stack.
@@ -68,7 +70,8 @@ impl AwsStack {
         let specs = FUNCTIONS
             .iter()
             .map(|(f, n)| FunctionSpec {
-                name: format!("{stack}-{f}"),
+                // As template.yaml names them: `<stack>-dbt-webhook` for `dbt_webhook`.
+                name: format!("{stack}-{}", f.replace('_', "-")),
                 binary: binary_dir().join("retl-functions"),
                 env: vec![("RETL_FUNCTION".to_string(), f.to_string())],
                 instances: *n,
@@ -102,6 +105,12 @@ impl AwsStack {
             .send()
             .await
             .expect("create the schedule group");
+        aws_sdk_eventbridge::Client::new(&sdk)
+            .create_event_bus()
+            .name(&names.event_bus)
+            .send()
+            .await
+            .expect("create the stack's event bus");
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         let created = sfn
             .create_state_machine()
@@ -122,6 +131,7 @@ impl AwsStack {
             ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
             ("RETL_SECRET_PREFIX", names.secret_prefix.clone()),
             ("RETL_APPLY_CONCURRENCY", "2".to_string()),
+            ("RETL_EVENT_BUS", names.event_bus.clone()),
             ("RUST_LOG", "info".to_string()),
         ]
         .into_iter()
