@@ -46,8 +46,9 @@ fn body(r: &UrlResponse) -> Value {
     serde_json::from_str(&r.body).expect("a JSON body")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
+/// A stack with `people` and `orders` listing dbt Cloud job 12345 and `other` job 999, and a
+/// queue receiving the `retl.trigger` events of its bus.
+async fn stack_with_dbt_jobs() -> (TestStack, String) {
     let stack = TestStack::start("fn_dbt_webhook").await;
     for sync in ["people", "orders", "other"] {
         stack.tables(sync, &[1], &[]).await;
@@ -64,6 +65,28 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
         ])
         .await;
     let events = stack.capture_events("retl.trigger").await;
+    (stack, events)
+}
+
+/// Hands each event to the trigger function, as the stack's rule does: each starts its run.
+async fn start_each(stack: &TestStack, events: &[Value]) {
+    for event in events {
+        let request: TriggerRequest = serde_json::from_value(event.clone()).expect("a trigger");
+        let started = retl_fn_trigger::handle(&stack.host, request)
+            .await
+            .expect("started");
+        match &started.started[..] {
+            [TriggerOutcome::Started { run_id, .. }] => {
+                assert_eq!(stack.run(run_id).await.trigger, "event");
+            }
+            other => panic!("expected a started run, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
+    let (stack, events) = stack_with_dbt_jobs().await;
     let success = completed("12345", "Success", 10);
 
     let unreadable = handle(&stack.host, signed(&success, SECRET)).await.unwrap();
@@ -87,10 +110,9 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
         !wrong.body.contains("12345"),
         "a refusal says nothing of the body"
     );
-    let tampered = signed(&success, SECRET);
     let tampered = UrlRequest {
         body: Some(completed("999", "Success", 10)),
-        ..tampered
+        ..signed(&success, SECRET)
     };
     let tampered = handle(&stack.host, tampered).await.unwrap();
     assert_eq!(tampered.status_code, 401, "{tampered:?}");
@@ -124,16 +146,6 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
     for event in &put {
         assert_eq!(event["source"], "retl");
         assert_eq!(event["detail"]["stack"], stack.name());
-        // The stack's rule hands each event to the trigger function, which starts the run.
-        let request: TriggerRequest = serde_json::from_value(event.clone()).expect("a trigger");
-        let started = retl_fn_trigger::handle(&stack.host, request)
-            .await
-            .expect("started");
-        match &started.started[..] {
-            [TriggerOutcome::Started { run_id, .. }] => {
-                assert_eq!(stack.run(run_id).await.trigger, "event");
-            }
-            other => panic!("expected a started run, got {other:?}"),
-        }
     }
+    start_each(&stack, &put).await;
 }
