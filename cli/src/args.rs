@@ -168,7 +168,8 @@ pub struct Decision {
     /// Why.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Who decides (default: $USER, then $LOGNAME).
+    /// Who decides, locally (default: $USER, then $LOGNAME). With --aws the approver is your
+    /// AWS identity, as Systems Manager authenticates it, and this is not used.
     #[arg(long, env = "USER")]
     pub by: Option<String>,
 }

@@ -49,9 +49,10 @@ pub fn exit_for_error(e: &anyhow::Error) -> Exit {
         Some(
             EngineError::Config(_)
             | EngineError::Invalid(_)
-            | EngineError::NotAwaitingApproval { .. },
+            | EngineError::NotAwaitingApproval { .. }
+            | EngineError::ApprovalUnverified { .. },
         ) => Exit::Usage,
-        Some(EngineError::StalePlan { .. }) => Exit::Safety,
+        Some(EngineError::StalePlan { .. } | EngineError::NotApproved { .. }) => Exit::Safety,
         _ => Exit::Failed,
     }
 }

@@ -22,6 +22,10 @@ Environment:
                                  never). Enforced requests are checked on the resources AWS
                                  checks (infra/local/moto_iam.py), not moto's "*".
 
+Systems Manager Automation (StartAutomationExecution, GetAutomationExecution,
+SendAutomationSignal, StopAutomationExecution), which moto lacks, runs the runbooks moto stores
+(infra/local/ssm_automation.py); their Lambda steps go to the same endpoint.
+
 How it works: every Lambda call made by moto's ASL interpreter (both the optimised integration
 `arn:aws:states:::lambda:invoke[.waitForTaskToken]` and plain function-ARN Task resources) goes
 through `moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils
@@ -52,6 +56,7 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import moto_iam  # noqa: E402  (infra/local/moto_iam.py, next to this file)
+import ssm_automation  # noqa: E402  (infra/local/ssm_automation.py)
 
 import moto.server
 from moto.core.config import default_user_config
@@ -223,8 +228,12 @@ def install() -> None:
     if os.environ.get("MOTO_BRIDGE_EXECUTE_SFN", "1") == "1":
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
-    # 4. IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT) on the resources AWS checks.
+    # 5. IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT) on the resources AWS checks.
     moto_iam.install()
+
+    # 6. Systems Manager Automation executions of the stored runbooks; their
+    #    aws:invokeLambdaFunction steps reach the same Lambda endpoint as the state machine's.
+    ssm_automation.install(BridgeLambdaClient(region="us-east-1").invoke)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,9 @@ EventBridge the resources AWS uses (the Service Authorization Reference's resour
 - Secrets Manager: the secret's ARN (its random suffix included).
 - Step Functions: `stateMachineArn` or `executionArn`; SendTask* on "*" (no resource type).
 - EventBridge PutEvents: each entry's event bus.
+- Systems Manager: StartAutomationExecution the runbook's automation-definition
+  (`automation-definition/NAME:VERSION`, `$DEFAULT` when none is given); the other
+  Automation operations the execution (`automation-execution/ID`).
 - S3 DeleteObjects: s3:DeleteObject on each key (moto checks it on the bucket's ARN, which a
   policy granting `bucket/*` does not match, while AWS checks each object).
 
@@ -106,6 +109,19 @@ def _events_checks(h: Any, action: str) -> list[tuple[str, str]]:
     return [(action, arn(b)) for b in sorted(buses)] or [(action, "*")]
 
 
+def _ssm_checks(h: Any, action: str) -> list[tuple[str, str]]:
+    body = _json_body(h)
+    arn = f"arn:aws:ssm:{h.region}:{h.current_account}"
+    if action == "StartAutomationExecution":
+        version = body.get("DocumentVersion") or "$DEFAULT"
+        return [(action, f"{arn}:automation-definition/{body.get('DocumentName')}:{version}")]
+    if "AutomationExecutionId" in body:
+        return [(action, f"{arn}:automation-execution/{body['AutomationExecutionId']}")]
+    if "Name" in body:
+        return [(action, f"{arn}:document/{body['Name']}")]
+    return [(action, "*")]
+
+
 def _authorize(checks_of: Any) -> Any:
     def authorize(self: Any, resource: str = "*") -> None:
         if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
@@ -163,6 +179,7 @@ def install() -> None:
     from moto.events.responses import EventsHandler
     from moto.secretsmanager.responses import SecretsManagerResponse
     from moto.sns.responses import SNSResponse
+    from moto.ssm.responses import SimpleSystemManagerResponse
     from moto.stepfunctions.responses import StepFunctionResponse
 
     for cls, checks in (
@@ -171,5 +188,6 @@ def install() -> None:
         (SecretsManagerResponse, _secrets_checks),
         (StepFunctionResponse, _sfn_checks),
         (EventsHandler, _events_checks),
+        (SimpleSystemManagerResponse, _ssm_checks),
     ):
         cls._authenticate_and_authorize_normal_action = _authorize(checks)

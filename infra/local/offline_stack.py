@@ -3,17 +3,25 @@
 
 Usage:
     python offline_stack.py TEMPLATE --endpoint URL [--stack NAME] [--without Function=action ...]
-                            [--no-enforce]
+                            [--param Name=Value ...] [--no-enforce]
+                            [--only LogicalId,... [--user NAME ...]]
 
 From the template translated and resolved by sam_offline.py it creates, with moto's
 unauthenticated start-up requests: every IAM role with its inline and managed policies, the
-DynamoDB tables (their key schemas), the artifacts bucket, the KMS key and the topic encrypted
-with it, the schedule group, the event bus, the state machine (its role and definition), and an `admin` user
+DynamoDB tables (their key schemas), the artifacts bucket, the KMS key and the topics encrypted
+with it, the schedule group, the event bus, the Systems Manager documents (the approval runbook,
+its Content as the template resolves it), the state machine (its role and definition), and an
+`admin` user
 allowed everything (for the test's own setup and assertions). It assumes each Lambda
 function's role (the trust policy names lambda.amazonaws.com, so this happens before IAM is
 enforced), then sets moto's INITIAL_NO_AUTH_ACTION_COUNT to 0: from then on every request is
 checked against the caller's policies (infra/local/moto_iam.py gives moto the resources AWS
 checks).
+
+--param sets a template parameter (e.g. Approvers=arn:...). --only creates just the named
+resources (e.g. the approval runbook, its topic and the tokens table, for a stack whose other
+resources a test makes itself): no roles' credentials, IAM left off; --user creates an IAM
+user with an access key besides (an approver who signs in), printed under "users".
 
 --without Function=action (e.g. TriggerFunction=dynamodb:BatchWriteItem) removes the action
 from every statement of that function role's inline policies first, to show that the
@@ -103,6 +111,10 @@ def create(resources: dict[str, Any], session: boto3.Session, endpoint: str) -> 
         attrs = {"KmsMasterKeyId": keys.get(p["KmsMasterKeyId"], p["KmsMasterKeyId"])} \
             if "KmsMasterKeyId" in p else {}
         sns.create_topic(Name=p["TopicName"], Attributes=attrs)
+    for _, r in by_type("AWS::SSM::Document"):
+        p = r["Properties"]
+        c("ssm").create_document(Name=p["Name"], Content=json.dumps(p["Content"]),
+                                 DocumentType=p["DocumentType"], DocumentFormat="JSON")
     for _, r in by_type("AWS::Scheduler::ScheduleGroup"):
         c("scheduler").create_schedule_group(Name=r["Properties"]["Name"])
     for _, r in by_type("AWS::Events::EventBus"):
@@ -153,17 +165,37 @@ def main() -> None:
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--stack", default="retl")
     ap.add_argument("--without", action="append", default=[], help="Function=action")
+    ap.add_argument("--param", action="append", default=[], help="Name=Value")
+    ap.add_argument("--only", help="comma-separated logical ids: create just these")
+    ap.add_argument("--user", action="append", default=[], help="with --only: an IAM user")
     ap.add_argument("--no-enforce", action="store_true",
                     help="leave IAM off (the caller turns it on with POST /moto-api/reset-auth 0 "
                          "after its own setup)")
     args = ap.parse_args()
     cfn = sam_offline.translate(args.template, REGION)
-    resources = sam_offline.Resolver(cfn, args.stack, ACCOUNT, REGION, {}).resolved()["Resources"]
+    params = dict(p.split("=", 1) for p in args.param)
+    resources = sam_offline.Resolver(cfn, args.stack, ACCOUNT, REGION, params).resolved()["Resources"]
     for item in args.without:
         function, action = item.split("=", 1)
         remove_action(resources, function, action)
     session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test",
                             region_name=REGION)
+    if args.only:
+        wanted = args.only.split(",")
+        missing = [w for w in wanted if w not in resources]
+        if missing:
+            sys.exit(f"--only: the template declares no {missing}")
+        create({k: resources[k] for k in wanted}, session, args.endpoint)
+        iam = session.client("iam", endpoint_url=args.endpoint)
+        users = {}
+        for name in args.user:
+            arn = iam.create_user(UserName=name)["User"]["Arn"]
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            users[name] = {"arn": arn, "access_key_id": key["AccessKeyId"],
+                           "secret_access_key": key["SecretAccessKey"]}
+        json.dump({"resources": {k: resources[k].get("PhysicalName") for k in wanted},
+                   "users": users}, sys.stdout)
+        return
     create(resources, session, args.endpoint)
     out = credentials(resources, session, args.endpoint)
     if args.no_enforce:

@@ -93,6 +93,8 @@ class Resolver:
                 self.params[name] = spec["Default"]
             else:
                 raise SystemExit(f"parameter {name} has no default: pass --param {name}=VALUE")
+            if spec.get("Type") == "CommaDelimitedList" and isinstance(self.params[name], str):
+                self.params[name] = [v.strip() for v in self.params[name].split(",")]
         self.resources = template.get("Resources", {})
 
     def condition(self, name: str) -> bool:
@@ -114,6 +116,7 @@ class Resolver:
             "AWS::CloudWatch::Alarm": "AlarmName",
             "AWS::KMS::Alias": "AliasName",
             "AWS::SQS::Queue": "QueueName",
+            "AWS::SSM::Document": "Name",
             "AWS::Events::EventBus": "Name",
             "AWS::EventSchemas::Registry": "RegistryName",
         }.get(kind)

@@ -77,6 +77,7 @@ fn sync() -> SyncDef {
         mode: SyncMode::Upsert,
         delete_scope: Default::default(),
         safety: SafetyConfig::default(),
+        alerts: Default::default(),
         schedule: None,
         triggers: vec![],
         shards: 1,

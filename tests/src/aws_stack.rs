@@ -1,12 +1,15 @@
 //! A whole retl stack on the local AWS emulator: moto (with Step Functions executing the real
-//! state machine definition from `infra/`), the buckets, tables and topic the template
-//! creates, and the real function binaries served by [`LambdaService`].
+//! state machine definition from `infra/`, and Systems Manager Automation running the approval
+//! runbook of template.yaml), the buckets, tables and topics the template creates, and the real
+//! function binaries served by [`LambdaService`]. The approvers are the CLI's identity
+//! ([`DEFAULT_CALLER`]) and the IAM user `jane`; `mallory` is a user who is no approver.
 
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use retl_shared::aws_host::{AwsHost, StackNames};
 
+use crate::approvals::{create_approval_resources, user_arn, Approver, DEFAULT_CALLER};
 use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
 use crate::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
 
@@ -39,6 +42,8 @@ pub struct AwsStack {
     pub names: StackNames,
     /// The host, as the functions and the CLI build it.
     pub host: AwsHost,
+    /// IAM users who sign in: `jane` (an approver) and `mallory` (not one).
+    pub users: std::collections::BTreeMap<String, Approver>,
 }
 
 /// The state machine definition with the template's substitutions filled in.
@@ -64,6 +69,40 @@ pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String 
     text
 }
 
+/// The stack's tables, bucket, topic, schedule group and event bus.
+async fn create_stores(
+    sdk: &aws_config::SdkConfig,
+    clients: &retl_shared::adapters::aws::AwsClients,
+    names: &StackNames,
+    stack: &str,
+) {
+    create_bucket(clients, &names.bucket).await;
+    create_keyset_table(clients, &names.keyset_table).await;
+    create_runs_table(clients, &names.runs_table).await;
+    create_runs_table(clients, &names.config_table).await;
+    let topic = clients
+        .sns
+        .create_topic()
+        .name(format!("{stack}-alerts"))
+        .send()
+        .await
+        .expect("create the alerts topic");
+    assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
+    aws_sdk_scheduler::Client::new(sdk)
+        .create_schedule_group()
+        .name(stack)
+        .send()
+        .await
+        .expect("create the schedule group");
+    retl_shared::aws_host::AwsHost::new(sdk, names.clone())
+        .events
+        .create_event_bus()
+        .name(&names.event_bus)
+        .send()
+        .await
+        .expect("create the stack's event bus");
+}
+
 impl AwsStack {
     /// Creates the stack `stack` on a fresh moto and starts its functions.
     pub async fn start(stack: &str) -> AwsStack {
@@ -87,30 +126,7 @@ impl AwsStack {
         let sdk = moto.sdk_config().await;
         let names = StackNames::derive(stack, ACCOUNT, REGION);
         let clients = retl_shared::adapters::aws::AwsClients::new(&sdk);
-        create_bucket(&clients, &names.bucket).await;
-        create_keyset_table(&clients, &names.keyset_table).await;
-        create_runs_table(&clients, &names.runs_table).await;
-        create_runs_table(&clients, &names.config_table).await;
-        let topic = clients
-            .sns
-            .create_topic()
-            .name(format!("{stack}-alerts"))
-            .send()
-            .await
-            .expect("create the alerts topic");
-        assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
-        aws_sdk_scheduler::Client::new(&sdk)
-            .create_schedule_group()
-            .name(stack)
-            .send()
-            .await
-            .expect("create the schedule group");
-        aws_sdk_eventbridge::Client::new(&sdk)
-            .create_event_bus()
-            .name(&names.event_bus)
-            .send()
-            .await
-            .expect("create the stack's event bus");
+        create_stores(&sdk, &clients, &names, stack).await;
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         let created = sfn
             .create_state_machine()
@@ -121,6 +137,14 @@ impl AwsStack {
             .await
             .expect("moto accepts the state machine definition");
         assert_eq!(created.state_machine_arn(), names.state_machine_arn);
+        let jane = user_arn("jane");
+        let users = create_approval_resources(
+            &moto.endpoint,
+            stack,
+            &[DEFAULT_CALLER, &jane],
+            &["jane", "mallory"],
+        )
+        .await;
         let env = vec![
             ("RETL_STACK", stack.to_string()),
             ("RETL_BUCKET", names.bucket.clone()),
@@ -129,9 +153,14 @@ impl AwsStack {
             ("RETL_CONFIG_TABLE", names.config_table.clone()),
             ("RETL_TOPIC_ARN", names.topic_arn.clone()),
             ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
+            ("RETL_EVENT_BUS", names.event_bus.clone()),
             ("RETL_SECRET_PREFIX", names.secret_prefix.clone()),
             ("RETL_APPLY_CONCURRENCY", "2".to_string()),
-            ("RETL_EVENT_BUS", names.event_bus.clone()),
+            (
+                "RETL_APPROVAL_FUNCTION_ARN",
+                names.approval_function_arn.clone(),
+            ),
+            ("RETL_SCHEDULER_ROLE_ARN", names.scheduler_role_arn.clone()),
             ("RUST_LOG", "info".to_string()),
         ]
         .into_iter()
@@ -146,6 +175,7 @@ impl AwsStack {
             sdk,
             names,
             host,
+            users,
         }
     }
 

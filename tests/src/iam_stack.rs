@@ -13,6 +13,7 @@ use aws_sdk_s3::config::Credentials;
 use retl_shared::aws_host::{AwsHost, StackNames};
 use serde::Deserialize;
 
+use crate::approvals::user_arn;
 use crate::aws_stack::{ACCOUNT, REGION};
 use crate::moto::{python, repo_root, Moto};
 
@@ -88,7 +89,9 @@ impl IamStack {
                 "--stack",
                 stack,
                 "--no-enforce",
-            ]);
+            ])
+            // The approvers of runs stopped for approval: the admin user.
+            .args(["--param", &format!("Approvers={}", user_arn("admin"))]);
         for w in without {
             cmd.args(["--without", w]);
         }

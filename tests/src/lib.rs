@@ -1,6 +1,7 @@
 //! The test harness: temporary projects, the `retl` binary, a PostgreSQL schema per test, and
 //! HTTP servers standing in for destinations. A missing service fails the test loudly.
 
+pub mod approvals;
 pub mod aws_stack;
 pub mod campaign;
 pub mod contracts;

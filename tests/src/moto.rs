@@ -212,3 +212,65 @@ pub async fn create_keyset_table(clients: &AwsClients, table: &str) {
 pub async fn create_runs_table(clients: &AwsClients, table: &str) {
     create_table(clients, table, "pk", "sk").await;
 }
+
+/// An SQS queue named `queue` subscribed to the topic `topic_arn`, so what SNS publishes can
+/// be read back ([`sns_envelopes`]); its client and URL.
+pub async fn subscribe_queue(
+    sdk: &SdkConfig,
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    queue: &str,
+) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let created = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .expect("create the queue");
+    let queue_url = created.queue_url().expect("a queue URL").to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("the queue's attributes");
+    let queue_arn = attrs.attributes().expect("attributes")
+        [&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("subscribe the queue to the topic");
+    (sqs, queue_url)
+}
+
+/// The SNS envelopes (`Subject`, `Message`, `MessageAttributes`) that reached the queue,
+/// waiting up to 10 s for `at_least`.
+pub async fn sns_envelopes(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    at_least: usize,
+) -> Vec<serde_json::Value> {
+    let mut envelopes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while envelopes.len() < at_least && Instant::now() < deadline {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive from the queue");
+        for m in got.messages() {
+            let body = m.body().expect("a message body");
+            envelopes.push(serde_json::from_str(body).expect("an SNS envelope"));
+        }
+    }
+    envelopes
+}

@@ -10,7 +10,7 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -25,15 +25,18 @@ use retl_shared::adapters::aws::{
 use retl_shared::config::load_project;
 use retl_shared::engine::{keyset_id, run_local, Engine, LocalRunOptions, NoProgress};
 use retl_shared::ports::{
-    Counts, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notification, Notifier,
-    ObjectStore, RunRecord, RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
+    KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notifier, ObjectStore, RunRecord,
+    RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
 };
 use retl_shared::record::shard_of;
 use retl_tests::contracts::notifier::{self, NotifierBackend};
 use retl_tests::contracts::secrets::{self, SecretsBackend};
 use retl_tests::contracts::{keyset, object_store, runs};
 use retl_tests::fixtures::{people, people_sync, set_model};
-use retl_tests::moto::{create_bucket, create_keyset_table, create_runs_table, sdk_config, Moto};
+use retl_tests::moto::{
+    create_bucket, create_keyset_table, create_runs_table, sdk_config, sns_envelopes,
+    subscribe_queue, Moto,
+};
 use retl_tests::{Pg, Project};
 use serde_json::{json, Value};
 
@@ -329,7 +332,6 @@ async fn secrets_manager_unwraps_and_caches() {
 
 /// A topic with an SQS queue subscribed to it: what SNS published can be read back.
 async fn topic_with_queue(moto: &Moto, c: &AwsClients) -> (String, aws_sdk_sqs::Client, String) {
-    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
     let topic = c
         .sns
         .create_topic()
@@ -338,51 +340,9 @@ async fn topic_with_queue(moto: &Moto, c: &AwsClients) -> (String, aws_sdk_sqs::
         .await
         .unwrap();
     let topic = topic.topic_arn().unwrap().to_string();
-    let queue = sqs
-        .create_queue()
-        .queue_name("alerts")
-        .send()
-        .await
-        .unwrap();
-    let queue_url = queue.queue_url().unwrap().to_string();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    c.sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let sdk = moto.sdk_config().await;
+    let (sqs, queue_url) = subscribe_queue(&sdk, &c.sns, &topic, "alerts").await;
     (topic, sqs, queue_url)
-}
-
-/// The SNS envelopes that reached the queue, waiting up to 10 s for `at_least`.
-async fn envelopes(sqs: &aws_sdk_sqs::Client, queue_url: &str, at_least: usize) -> Vec<Value> {
-    let mut envelopes: Vec<Value> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while envelopes.len() < at_least && Instant::now() < deadline {
-        let got = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages() {
-            envelopes.push(serde_json::from_str(m.body().unwrap()).unwrap());
-        }
-    }
-    envelopes
 }
 
 struct Sns {
@@ -397,7 +357,7 @@ impl NotifierBackend for Sns {
         self.notifier.clone()
     }
     async fn delivered(&self, at_least: usize) -> Vec<String> {
-        envelopes(&self.sqs, &self.queue_url, at_least)
+        sns_envelopes(&self.sqs, &self.queue_url, at_least)
             .await
             .iter()
             .map(|e| format!("{} {}", e["Subject"], e["Message"]))
@@ -425,11 +385,11 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
     let c = moto.clients().await;
     let (topic, sqs, queue_url) = topic_with_queue(&moto, &c).await;
     let notifier = SnsNotifier::new(c.sns.clone(), &topic);
-    let (problem, approval) = (notifier::problem(), notifier::approval());
+    let (problem, approval) = (notifier::alert(), notifier::approval());
     notifier.notify(&problem).await.unwrap();
     notifier.notify(&approval).await.unwrap();
 
-    let mut envelopes = envelopes(&sqs, &queue_url, 2).await;
+    let mut envelopes = sns_envelopes(&sqs, &queue_url, 2).await;
     envelopes.sort_by_key(|e| e["Subject"].as_str().map(str::to_string));
     let summary: Vec<(Value, Value, Value)> = envelopes
         .iter()
@@ -451,8 +411,8 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
                 serde_json::to_value(&approval).unwrap(),
             ),
             (
-                json!("retl: run run-1 of sync people ended failed"),
-                json!("run_problem"),
+                json!("retl: alert for sync people (run run-1): failure"),
+                json!("alert"),
                 serde_json::to_value(&problem).unwrap(),
             ),
         ]
@@ -690,13 +650,7 @@ async fn sdk_failures_map_to_store_and_secret_errors() {
         aws_sdk_sns::Client::new(&config),
         "arn:aws:sns:us-east-1:1:t",
     );
-    let problem = Notification::RunProblem {
-        run_id: "r".into(),
-        sync: "s".into(),
-        status: "failed".into(),
-        error: None,
-        counts: Counts::default(),
-    };
+    let problem = notifier::alert();
     assert!(
         sns.notify(&problem).await.is_err(),
         "a failed publish is reported"

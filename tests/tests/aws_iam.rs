@@ -17,6 +17,7 @@ use retl_shared::aws_host::{deploy, emit_run_completed, emit_triggers, AwsHost, 
 use retl_shared::config::load_project;
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
+use retl_tests::approvals::decided;
 use retl_tests::iam_stack::IamStack;
 use retl_tests::Pg;
 use serde_json::json;
@@ -178,8 +179,11 @@ async fn apply_and_finalize(
     Ok(done.map_err(|e| failed("finalize", e))?.status)
 }
 
-/// The approval function stores the (stand-in) task token, then takes the approval and sends
-/// it to Step Functions (moto runs no execution here, so any token is taken).
+/// The approval function keeps the (stand-in) task token and starts the approval runbook;
+/// the admin (the stack's approver) approves in Systems Manager; the function takes that
+/// decision and sends it to Step Functions (moto runs no execution here, so any token is
+/// taken). The runbook's own hand-over to the function fails here (no Lambda service runs),
+/// so the test hands it over with the function's role.
 async fn approve(w: &World, sync: &str, run_id: &str) -> Result<(), Failed> {
     let host = w.stack.function("approval");
     let request = ApprovalRequest::Request {
@@ -190,10 +194,21 @@ async fn approve(w: &World, sync: &str, run_id: &str) -> Result<(), Failed> {
     retl_fn_approval::handle(host, request)
         .await
         .map_err(|e| failed("approval request", e))?;
-    let decision: ApprovalRequest = serde_json::from_value(
-        json!({"run_id": run_id, "decision": "approve", "reason": "checked", "by": "iam test"}),
-    )
-    .expect("an approver's payload");
+    let run = w.stack.admin.runs().get_run(run_id).await.expect("the run");
+    let execution = run
+        .approval
+        .and_then(|a| a.automation_execution_id)
+        .expect("the approvers are asked");
+    let admin = &w.stack.admin.automation;
+    admin
+        .signal(&execution, true, Some("checked"))
+        .await
+        .map_err(|e| failed("the approver's signal", e))?;
+    decided(admin, &execution).await;
+    let decision = ApprovalRequest::Decided {
+        run_id: run_id.into(),
+        automation_execution_id: execution,
+    };
     retl_fn_approval::handle(host, decision)
         .await
         .map_err(|e| failed("approval decision", e))?;
@@ -210,10 +225,17 @@ async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
         .get_run(run_id)
         .await
         .map_err(|e| failed("read run", e))?;
+    let alert = Notification::Alert {
+        sync: run.sync.clone(),
+        run_id: Some(run.run_id.clone()),
+        status: Some(run.status.as_str().to_string()),
+        error_name: None,
+        fired: Vec::new(),
+    };
     for function in ["approval", "finalize"] {
         let host: &AwsHost = w.stack.function(function);
         let notifier = SnsNotifier::new(host.clients.sns.clone(), host.names.topic_arn.clone());
-        let sent = notifier.notify(&Notification::problem(&run)).await;
+        let sent = notifier.notify(&alert).await;
         sent.map_err(|e| failed(&format!("{function} publishes on the topic"), e))?;
     }
     let finalize = w.stack.function("finalize");

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use retl_shared::ports::RunStore;
+use retl_tests::approvals::DEFAULT_CALLER;
 use retl_tests::aws_stack::AwsStack;
 use retl_tests::{Pg, Project};
 use serde_json::{json, Value};
@@ -216,55 +217,131 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     );
     assert_eq!(p.run(&["deploy"]).await.code, 0);
 
-    // Approval given from the Lambda console's test event.
+    // Approval given in the console: the request is an automation execution of the stack's
+    // runbook, showing the records to be deleted with their values; the task token is kept
+    // where only the approval function reads it.
     let (code, v) = run_and_wait(&p, "approve_me").await;
     assert_eq!(code, 3, "{v}");
     assert_eq!(v["status"], "awaiting_approval", "{v}");
     assert_eq!(v["deletes"], 3, "{v}");
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let run = stack.host.runs().get_run(&run_id).await.unwrap();
+    let request = run
+        .approval
+        .clone()
+        .expect("the approval request is recorded");
+    let automation_id = request
+        .automation_execution_id
+        .expect("the approvers are asked");
+    let stored = serde_json::to_string(&run).unwrap();
+    let token = stack.host.approval_tokens().get(&run_id).await.unwrap();
+    let token = token
+        .expect("the token is in the approval-tokens table")
+        .token;
     assert!(
-        run.approval.as_ref().unwrap().task_token.is_some(),
-        "the task token is stored"
+        !stored.contains(&token),
+        "the run record carries no task token"
     );
-    let approval = format!("{}-approval", stack.names.stack);
-    let answer = stack
-        .lambdas
-        .invoke(
-            &approval,
-            &json!({"run_id": run_id, "decision": "approve", "reason": "expected churn"}),
-        )
+    let asking = stack.host.automation.get(&automation_id).await.unwrap();
+    assert_eq!(
+        asking.document_name,
+        format!("{}-approve-deletes", stack.names.stack)
+    );
+    assert_eq!(asking.automation_execution_status, "Waiting", "{asking:?}");
+    let message = &asking.parameters["Message"][0];
+    println!("the approvers read:\n{message}");
+    for shown in [
+        "retl: run ",
+        "of sync `approve_me` waits for approval before it writes.",
+        "Planned: 3 deletes, 0 creates, 0 updates, 1 unchanged (4 records in the destination).",
+        "- 2: id=2, name=\"old 2\"",
+        "- 4: id=4, name=\"old 4\"",
+        "Full preview (3 records): https://console.aws.amazon.com/s3/object/",
+    ] {
+        assert!(message.contains(shown), "{shown} missing from:\n{message}");
+    }
+
+    // A reminder is scheduled before the request expires (24 h: at 18 h); when it fires,
+    // the approvers are told again.
+    let reminder = stack
+        .host
+        .scheduler
+        .get_schedule()
+        .group_name(&stack.names.stack)
+        .name(format!("remind-{run_id}"))
+        .send()
         .await
-        .expect("the decision is taken");
-    assert_eq!(answer["decision"], "approve");
+        .expect("the reminder is scheduled");
+    let target = reminder.target().expect("the reminder's target");
+    assert_eq!(target.arn(), stack.names.approval_function_arn);
+    let approval = format!("{}-approval", stack.names.stack);
+    let input: Value = serde_json::from_str(target.input().unwrap_or("null")).unwrap();
+    let reminded = stack.lambdas.invoke(&approval, &input).await;
+    assert_eq!(reminded.expect("the reminder runs")["reminded"], true);
+
+    // Someone who is not an approver cannot decide; a decision claimed for another
+    // execution is refused.
+    let mallory = retl_shared::aws_host::Automation::new(&stack.users["mallory"].sdk);
+    let refused = mallory.signal(&automation_id, true, Some("let me")).await;
+    assert!(refused.unwrap_err().contains("is not an approver"));
+    let forged = json!({"action": "decided", "run_id": run_id, "automation_execution_id": "1b2c3d4e-0000-0000-0000-000000000000"});
+    let forged = stack.lambdas.invoke(&approval, &forged).await.unwrap_err();
+    assert_eq!(forged["errorType"], "Retl.ApprovalUnverified", "{forged}");
+
+    // jane approves in the console (Approve/Deny, a comment): the runbook hands the decision
+    // to the approval function, which records her authenticated ARN, and the run applies.
+    let jane = &stack.users["jane"];
+    let console = retl_shared::aws_host::Automation::new(&jane.sdk);
+    console
+        .signal(&automation_id, true, Some("expected churn"))
+        .await
+        .expect("jane is an approver");
     let (status, _) = stack.execution_end(&run_id).await;
-    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(status, "SUCCEEDED", "{}", stack.history(&run_id).await);
     assert_eq!(pg.count("SELECT count(*) FROM approve_me_dest").await, 1);
     let (_, shown) = p.run_json(&["--aws", "runs", "show", &run_id]).await;
     assert_eq!(shown["status"], "succeeded", "{shown}");
-    assert_eq!(shown["approval"]["decided_by"], "lambda-console", "{shown}");
+    assert_eq!(shown["approval"]["decided_by"], json!(jane.arn), "{shown}");
+    assert_eq!(shown["approval"]["note"], "expected churn", "{shown}");
+    let done = stack.host.automation.get(&automation_id).await.unwrap();
+    assert_eq!(done.automation_execution_status, "Success", "{done:?}");
+    assert!(stack
+        .host
+        .approval_tokens()
+        .get(&run_id)
+        .await
+        .unwrap()
+        .is_none());
 
-    // Approval refused with the CLI: the run ends without writes.
+    // Approval refused with the CLI, as the caller's own AWS identity: the run ends without
+    // writes.
     let (_, v) = run_and_wait(&p, "reject_me").await;
     let run_id = v["run_id"].as_str().unwrap().to_string();
     let out = p
-        .run(&["--aws", "reject", &run_id, "--reason", "looks wrong"])
+        .run(&[
+            "--aws",
+            "reject",
+            &run_id,
+            "--reason",
+            "looks wrong",
+            "--by",
+            "typed-name",
+        ])
         .await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("as {DEFAULT_CALLER}")),
+        "{}",
+        out.stdout
+    );
     let (status, _) = stack.execution_end(&run_id).await;
     assert_eq!(status, "SUCCEEDED", "{}", stack.history(&run_id).await);
     assert_eq!(pg.count("SELECT count(*) FROM reject_me_dest").await, 4);
-    assert_eq!(
-        stack
-            .host
-            .runs()
-            .get_run(&run_id)
-            .await
-            .unwrap()
-            .status
-            .as_str(),
-        "rejected"
-    );
+    let rejected = stack.host.runs().get_run(&run_id).await.unwrap();
+    assert_eq!(rejected.status.as_str(), "rejected");
+    let decision = rejected.approval.unwrap();
+    assert_eq!(decision.decided_by.as_deref(), Some(DEFAULT_CALLER));
+    assert_eq!(decision.note.as_deref(), Some("looks wrong"));
 
     // Nobody answers: the wait times out and the run expires.
     let (_, v) = run_and_wait(&p, "expire_me").await;

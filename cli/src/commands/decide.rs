@@ -2,6 +2,7 @@
 
 use anyhow::anyhow;
 use retl_shared::engine::EngineError;
+use retl_shared::ports::RunStatus;
 
 use super::{print_run, show_progress};
 use crate::args::{Cli, Decision};
@@ -49,13 +50,25 @@ pub async fn decide(cli: &Cli, d: &Decision, approve: bool) -> anyhow::Result<Ex
         .decide(&def, &d.run, approve, &by, d.reason.as_deref())
         .await?;
     if cli.aws && !cli.json {
-        out::line(&if approve {
-            format!(
-                "Approved run {}: the execution resumes and applies its plan.",
+        let by = run
+            .approval
+            .as_ref()
+            .and_then(|a| a.decided_by.clone())
+            .unwrap_or_default();
+        out::line(&match (approve, run.status) {
+            (_, RunStatus::AwaitingApproval) => format!(
+                "Your decision on run {} is recorded in Systems Manager; the run still waits \
+                 (more approvals are needed, or the decision is on its way).",
                 run.run_id
-            )
-        } else {
-            format!("Rejected run {}: it ended without writing.", run.run_id)
+            ),
+            (true, _) => format!(
+                "Approved run {} as {by}: the execution resumes and applies its plan.",
+                run.run_id
+            ),
+            (false, _) => format!(
+                "Rejected run {} as {by}: it ended without writing.",
+                run.run_id
+            ),
         });
         return Ok(Exit::Ok);
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use retl_shared::aws_host::{decide, start_execution, AwsHost, StackNames};
+use retl_shared::aws_host::{signal_decision, start_execution, AwsHost, StackNames};
 use retl_shared::config::SyncDef;
 use retl_shared::engine::{Engine, EngineError};
 use retl_shared::ports::{RunRecord, RunStatus, RunStore};
@@ -16,6 +16,8 @@ use super::{Host, RunRequest};
 pub struct StackHost {
     /// The stack's clients and names.
     pub aws: AwsHost,
+    /// Who the credentials are (STS GetCallerIdentity): the approver of `retl approve`.
+    pub caller: String,
     stack: String,
 }
 
@@ -44,6 +46,7 @@ impl StackHost {
             .ok_or_else(|| anyhow!("STS did not return an account id"))?;
         Ok(StackHost {
             aws: AwsHost::new(&sdk, StackNames::derive(stack, account, &region)),
+            caller: identity.arn().unwrap_or_default().to_string(),
             stack: stack.to_string(),
         })
     }
@@ -103,14 +106,18 @@ impl Host for StackHost {
             .map_err(EngineError::from)?)
     }
 
+    /// The decision is the caller's, as AWS authenticates it (`by` is not used): it is sent
+    /// to the run's approval request in Systems Manager, which refuses anyone who is not one
+    /// of the stack's approvers.
     async fn decide(
         &self,
         _sync: &SyncDef,
         run_id: &str,
         approve: bool,
-        by: &str,
+        _by: &str,
         note: Option<&str>,
     ) -> anyhow::Result<RunRecord> {
-        Ok(decide(&self.aws, run_id, approve, by, note).await?)
+        tracing::info!(run_id, caller = %self.caller, approve, "deciding");
+        Ok(signal_decision(&self.aws, run_id, approve, note).await?)
     }
 }

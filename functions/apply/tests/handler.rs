@@ -43,10 +43,33 @@ async fn a_unit_is_delivered_and_a_retried_attempt_sends_nothing_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_unit_the_plan_does_not_have_is_corrupt_data() {
+async fn a_unit_the_plan_does_not_have_or_an_unapproved_plan_writes_nothing() {
     let stack = TestStack::start("fn_apply_missing").await;
     stack.tables("people", &[1], &[]).await;
-    stack.deploy(&[("people", "upsert", "")]).await;
+    stack.tables("purge", &[1], &[1, 2, 3, 4]).await;
+    stack
+        .deploy(&[("people", "upsert", ""), ("purge", "mirror", "")])
+        .await;
+
+    // A plan that needs approval is not applied without one, whoever invokes apply.
+    let run_id = stack.start_run("purge").await;
+    let summary = stack.plan("purge", &run_id).await;
+    assert_eq!(summary.decision, Decision::NeedsApproval, "{summary:?}");
+    let request = ApplyRequest {
+        run_id,
+        sync: "purge".into(),
+        unit: 0,
+        retry: 0,
+    };
+    let err = handle(&stack.host, 1, request).await.unwrap_err();
+    assert_eq!(err.error_type, "Retl.NotApproved", "{}", err.error_message);
+    assert!(
+        err.error_message.contains("no approval request"),
+        "{}",
+        err.error_message
+    );
+    assert_eq!(stack.pg.count("SELECT count(*) FROM purge_dest").await, 4);
+
     let run_id = stack.start_run("people").await;
     let summary = stack.plan("people", &run_id).await;
     let request = ApplyRequest {

@@ -1,23 +1,20 @@
-//! Lambda `approval`: stores the task token of a run the state machine stopped for approval
-//! and notifies approvers; takes an approver's decision and resumes the execution
-//! (SendTaskSuccess) or ends it (SendTaskFailure `Retl.Rejected`, or `Retl.StalePlan`). See
-//! [`ApprovalRequest`] for the payloads.
+//! Lambda `approval`: asks the approvers of a run the state machine stopped for approval (the
+//! stack's Systems Manager runbook, the task token kept where only this function reads it),
+//! reminds them before the request expires, and takes the decision they made in Systems
+//! Manager, resuming the execution (SendTaskSuccess) or ending it (SendTaskFailure
+//! `Retl.Rejected`, or `Retl.StalePlan`). See [`ApprovalRequest`] for the payloads.
 
 mod request;
 
+use retl_lambda::diagnostic;
 use retl_lambda::lambda_runtime::Diagnostic;
-use retl_lambda::{diagnostic, load};
-use retl_shared::aws_host::{decide, AwsHost};
-use retl_shared::engine::steps::step_request_approval;
+use retl_shared::aws_host::{remind, request_approval, take_decision, AwsHost};
 use retl_shared::ports::RunStatus;
 use serde::{Deserialize, Serialize};
 
 pub use request::{ApprovalRequest, Verdict};
 
-/// Who decided when the payload does not say: a test event in the Lambda console.
-pub const CONSOLE_APPROVER: &str = "lambda-console";
-
-/// Where the run stands after the request or the decision.
+/// Where the run stands after the request, the decision or the reminder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalResponse {
     /// The run.
@@ -25,6 +22,12 @@ pub struct ApprovalResponse {
     /// The decision taken, for a decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Verdict>,
+    /// Who took it: the principals Systems Manager authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// Whether the approvers were reminded, for a reminder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded: Option<bool>,
     /// The run's status now.
     pub status: RunStatus,
 }
@@ -40,30 +43,45 @@ pub async fn handle(
             sync,
             task_token,
         } => {
-            let (deployed, engine) = load(host, &sync).await?;
-            step_request_approval(&engine, &deployed.def, &run_id, Some(&task_token))
+            let run = request_approval(host, &sync, &run_id, &task_token)
                 .await
                 .map_err(diagnostic)?;
             Ok(ApprovalResponse {
                 run_id,
                 decision: None,
-                status: RunStatus::AwaitingApproval,
+                decided_by: None,
+                reminded: None,
+                status: run.status,
             })
         }
-        ApprovalRequest::Decide {
+        ApprovalRequest::Decided {
             run_id,
-            verdict,
-            reason,
-            by,
+            automation_execution_id,
         } => {
-            let by = by.unwrap_or_else(|| CONSOLE_APPROVER.into());
-            let approve = verdict == Verdict::Approve;
-            let run = decide(host, &run_id, approve, &by, reason.as_deref())
+            let run = take_decision(host, &run_id, &automation_execution_id)
                 .await
                 .map_err(diagnostic)?;
+            let approval = run.approval.clone().unwrap_or_default();
+            let decision = match approval.decision.as_deref() {
+                Some("approve") => Some(Verdict::Approve),
+                Some("reject") => Some(Verdict::Reject),
+                _ => None,
+            };
             Ok(ApprovalResponse {
                 run_id,
-                decision: Some(verdict),
+                decision,
+                decided_by: approval.decided_by,
+                reminded: None,
+                status: run.status,
+            })
+        }
+        ApprovalRequest::Remind { run_id } => {
+            let (run, reminded) = remind(host, &run_id).await.map_err(diagnostic)?;
+            Ok(ApprovalResponse {
+                run_id,
+                decision: None,
+                decided_by: None,
+                reminded: Some(reminded),
                 status: run.status,
             })
         }

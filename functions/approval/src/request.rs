@@ -1,8 +1,10 @@
 //! The approval function's payloads:
 //! 1. from the state machine (`.waitForTaskToken`):
 //!    `{"action": "request", "run_id", "sync", "task_token"}`;
-//! 2. from an approver (Lambda console test event, or `retl approve RUN --aws`):
-//!    `{"run_id": "...", "decision": "approve" | "reject", "reason": "...", "by": "..."}`.
+//! 2. from the approval runbook's last step, once the approvers decided:
+//!    `{"action": "decided", "run_id", "automation_execution_id"}` (the decision and who took
+//!    it are read from Systems Manager, never from the payload);
+//! 3. from the reminder schedule: `{"action": "remind", "run_id"}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +20,9 @@ pub enum Verdict {
 
 /// What the approval function is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "Wire")]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ApprovalRequest {
-    /// Store the execution's task token on the run and notify approvers.
+    /// Keep the execution's task token and ask the approvers.
     Request {
         /// The run stopped for approval.
         run_id: String,
@@ -29,66 +31,18 @@ pub enum ApprovalRequest {
         /// The token the execution waits on.
         task_token: String,
     },
-    /// Record a person's decision and resume (or end) the execution.
-    Decide {
+    /// The approvers decided in the automation execution: take their decision.
+    Decided {
         /// The run waiting for approval.
         run_id: String,
-        /// The decision.
-        verdict: Verdict,
-        /// Why, as the approver put it.
-        reason: Option<String>,
-        /// Who decided; the Lambda console when absent.
-        by: Option<String>,
+        /// The automation execution that asked them.
+        automation_execution_id: String,
     },
-}
-
-#[derive(Deserialize)]
-struct Wire {
-    action: Option<String>,
-    run_id: String,
-    sync: Option<String>,
-    task_token: Option<String>,
-    decision: Option<String>,
-    reason: Option<String>,
-    by: Option<String>,
-}
-
-impl TryFrom<Wire> for ApprovalRequest {
-    type Error = String;
-
-    fn try_from(wire: Wire) -> Result<Self, String> {
-        match wire.action.as_deref() {
-            Some("request") => Ok(ApprovalRequest::Request {
-                run_id: wire.run_id,
-                sync: wire.sync.ok_or("an approval request needs `sync`")?,
-                task_token: wire
-                    .task_token
-                    .ok_or("an approval request needs `task_token`")?,
-            }),
-            Some(other) => Err(format!("unknown action `{other}`; expected `request`")),
-            None => {
-                let verdict = match wire.decision.as_deref() {
-                    Some("approve") => Verdict::Approve,
-                    Some("reject") => Verdict::Reject,
-                    Some(other) => {
-                        return Err(format!(
-                            "decision must be \"approve\" or \"reject\", not \"{other}\""
-                        ))
-                    }
-                    None => return Err(
-                        "expected {\"run_id\": \"...\", \"decision\": \"approve\" | \"reject\"}"
-                            .into(),
-                    ),
-                };
-                Ok(ApprovalRequest::Decide {
-                    run_id: wire.run_id,
-                    verdict,
-                    reason: wire.reason,
-                    by: wire.by,
-                })
-            }
-        }
-    }
+    /// Remind the approvers if the run still waits.
+    Remind {
+        /// The run.
+        run_id: String,
+    },
 }
 
 #[cfg(test)]
@@ -98,7 +52,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_state_machine_request_and_a_console_decision_parse() {
+    fn the_state_machine_runbook_and_reminder_payloads_parse() {
         let request = json!({"action": "request", "run_id": "r1", "sync": "s", "task_token": "t"});
         assert_eq!(
             parse::<ApprovalRequest>(request).unwrap(),
@@ -108,35 +62,40 @@ mod tests {
                 task_token: "t".into()
             }
         );
-        let decision = json!({"run_id": "r1", "decision": "reject", "reason": "looks wrong"});
+        let decided =
+            json!({"action": "decided", "run_id": "r1", "automation_execution_id": "e-1"});
         assert_eq!(
-            parse::<ApprovalRequest>(decision).unwrap(),
-            ApprovalRequest::Decide {
+            parse::<ApprovalRequest>(decided).unwrap(),
+            ApprovalRequest::Decided {
                 run_id: "r1".into(),
-                verdict: Verdict::Reject,
-                reason: Some("looks wrong".into()),
-                by: None
+                automation_execution_id: "e-1".into()
+            }
+        );
+        let remind = json!({"action": "remind", "run_id": "r1"});
+        assert_eq!(
+            parse::<ApprovalRequest>(remind).unwrap(),
+            ApprovalRequest::Remind {
+                run_id: "r1".into()
             }
         );
     }
 
     #[test]
-    fn payloads_it_cannot_act_on_are_bad_requests_saying_why() {
+    fn a_typed_decision_is_no_payload_the_function_takes() {
         for (payload, says) in [
-            (json!({"run_id": "r1", "decision": "yes"}), "not \"yes\""),
             (
-                json!({"run_id": "r1"}),
-                "\"decision\": \"approve\" | \"reject\"",
+                json!({"run_id": "r1", "decision": "approve", "by": "jane"}),
+                "action",
             ),
             (
-                json!({"action": "cancel", "run_id": "r1"}),
-                "unknown action `cancel`",
+                json!({"action": "decided", "run_id": "r1", "by": "jane"}),
+                "by",
             ),
+            (json!({"action": "cancel", "run_id": "r1"}), "cancel"),
             (
                 json!({"action": "request", "run_id": "r1", "sync": "s"}),
-                "`task_token`",
+                "task_token",
             ),
-            (json!({"decision": "approve"}), "missing field `run_id`"),
         ] {
             let err = parse::<ApprovalRequest>(payload.clone()).unwrap_err();
             assert_eq!(err.error_type, "Retl.BadRequest", "{payload}");

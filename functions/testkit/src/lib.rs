@@ -1,5 +1,5 @@
 //! What the Lambda functions' handler tests stand on: a stack on moto with the buckets, tables,
-//! topic and schedule group the template creates, syncs deployed by `retl deploy`'s own code,
+//! topics, schedule group and approval runbook the template creates, syncs deployed by `retl deploy`'s own code,
 //! a PostgreSQL schema as warehouse and destination, and a state machine standing in for the
 //! sync one. No Lambda service runs: each test calls its handler in-process, as the Lambda
 //! runtime would with the payload the real state machine sends.

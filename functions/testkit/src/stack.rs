@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use retl_shared::aws_host::{deploy, AwsHost, StackNames};
 use retl_shared::config::load_project;
+use retl_tests::approvals::{create_approval_resources, DEFAULT_CALLER};
 use retl_tests::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
 use retl_tests::Pg;
 use serde_json::json;
@@ -80,6 +81,10 @@ impl TestStack {
         assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
         let group = host.scheduler.create_schedule_group().name(&stack);
         group.send().await.expect("create the schedule group");
+        // The approval runbook of template.yaml, its topic and the tokens table; the tests'
+        // own identity approves. (No Lambda service runs here: the runbook's last step fails
+        // to reach the approval function, so a test hands the decision to it itself.)
+        create_approval_resources(&moto.endpoint, &stack, &[DEFAULT_CALLER], &[]).await;
         let bus = host.events.create_event_bus().name(&names.event_bus);
         bus.send().await.expect("create the stack's event bus");
         let sqs = aws_sdk_sqs::Client::new(&sdk);

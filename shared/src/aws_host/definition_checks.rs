@@ -59,6 +59,18 @@ pub(super) fn walk_states(asl: &Value, f: &mut dyn FnMut(&str, &Value)) {
 }
 
 /// The synchronous Lambda tasks (`arn:aws:states:::lambda:invoke`), by state name.
+/// Every Lambda task, the approval wait (`.waitForTaskToken`) included.
+pub(super) fn every_lambda_task(asl: &Value) -> BTreeMap<String, Value> {
+    let mut tasks = BTreeMap::new();
+    walk_states(asl, &mut |name, state| {
+        let resource = state["Resource"].as_str().unwrap_or_default();
+        if resource.starts_with("arn:aws:states:::lambda:invoke") {
+            tasks.insert(name.to_string(), state.clone());
+        }
+    });
+    tasks
+}
+
 pub(super) fn lambda_tasks(asl: &Value) -> BTreeMap<String, Value> {
     let mut tasks = BTreeMap::new();
     walk_states(asl, &mut |name, state| {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use super::automation::Automation;
 use super::config_table::{ConfigTable, DeployedSync};
 use super::names::StackNames;
 use crate::adapters::aws::{
@@ -27,8 +28,10 @@ pub struct AwsHost {
     pub sfn: aws_sdk_sfn::Client,
     /// EventBridge (run-completed events, upstream trigger rules).
     pub events: aws_sdk_eventbridge::Client,
-    /// EventBridge Scheduler (one schedule per sync).
+    /// EventBridge Scheduler (one schedule per sync, approval reminders).
     pub scheduler: aws_sdk_scheduler::Client,
+    /// Systems Manager Automation (approval requests).
+    pub automation: Automation,
     /// Deployed sync definitions.
     pub config: ConfigTable,
     secrets: Arc<SecretsManagerSecrets>,
@@ -47,6 +50,7 @@ impl AwsHost {
             sfn: aws_sdk_sfn::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             scheduler: aws_sdk_scheduler::Client::new(sdk),
+            automation: Automation::new(sdk),
             clients,
             secrets,
             names,

@@ -1,8 +1,12 @@
 //! The AWS host around the engine: resource names of a deployed stack, sync definitions in
 //! the config table, an [`Engine`](crate::engine::Engine) wired to the AWS adapters, starting
-//! executions, deploying schedules and triggers, and run-completion events and metrics.
+//! executions, deploying schedules and triggers, approvals in Systems Manager Automation, and
+//! run-completion events and metrics.
 
 mod approval;
+mod approval_decision;
+mod approval_tokens;
+mod automation;
 mod config_table;
 #[cfg(test)]
 mod definition_checks;
@@ -11,15 +15,20 @@ pub mod event_schemas;
 mod events;
 mod host;
 mod names;
+mod reminder;
 pub mod retry_policy;
 mod trigger;
 
-pub use approval::decide;
+pub use approval::{remind, request_approval, signal_decision, take_decision};
+pub use approval_decision::{read_decision, AutomationDecision};
+pub use approval_tokens::{ApprovalTokens, WaitingToken};
+pub use automation::{Automation, AutomationExecution, StepExecution};
 pub use config_table::{ConfigTable, DeployedSync};
 pub use deploy::{deploy, DeployReport};
 pub use events::{emit_run_completed, emit_triggers, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
+pub use reminder::{reminder_name, reminder_time};
 pub use trigger::{
     start_dependents, start_execution, start_sync, syncs_for_dbt_job, TriggerOutcome,
 };

@@ -29,6 +29,12 @@ pub struct StackNames {
     pub scheduler_role_arn: String,
     /// Secrets Manager prefix of connection secrets.
     pub secret_prefix: String,
+    /// The approval-tokens table (the approval function's alone).
+    pub approval_tokens_table: String,
+    /// The Systems Manager Automation runbook that asks the approvers.
+    pub approval_runbook: String,
+    /// The approval function (the reminders' target).
+    pub approval_function_arn: String,
     /// The stack's own EventBridge bus: `retl.trigger`, `retl.run.completed` and the rules of
     /// sync triggers, so two stacks in one account never start each other's syncs.
     pub event_bus: String,
@@ -51,6 +57,9 @@ impl StackNames {
             schedule_group: stack.to_string(),
             scheduler_role_arn: format!("arn:aws:iam::{account}:role/{stack}-scheduler"),
             secret_prefix: "retl/".to_string(),
+            approval_tokens_table: format!("{stack}-approval-tokens"),
+            approval_runbook: format!("{stack}-approve-deletes"),
+            approval_function_arn: arn("lambda", &format!("function:{stack}-approval")),
             event_bus: format!("{stack}-events"),
         }
     }
@@ -71,6 +80,11 @@ impl StackNames {
             schedule_group: stack.clone(),
             scheduler_role_arn: std::env::var("RETL_SCHEDULER_ROLE_ARN").unwrap_or_default(),
             secret_prefix: std::env::var("RETL_SECRET_PREFIX").unwrap_or_else(|_| "retl/".into()),
+            approval_tokens_table: std::env::var("RETL_APPROVAL_TOKENS_TABLE")
+                .unwrap_or_else(|_| format!("{stack}-approval-tokens")),
+            approval_runbook: std::env::var("RETL_APPROVAL_RUNBOOK")
+                .unwrap_or_else(|_| format!("{stack}-approve-deletes")),
+            approval_function_arn: std::env::var("RETL_APPROVAL_FUNCTION_ARN").unwrap_or_default(),
             event_bus: var("RETL_EVENT_BUS")?,
             stack,
         })

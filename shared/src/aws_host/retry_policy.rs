@@ -1,7 +1,9 @@
 //! How the state machine retries a Lambda step, as data: which errors are retried, how often,
 //! and which never are. Every `arn:aws:states:::lambda:invoke` task of
-//! `infra/statemachine/sync.asl.json` carries exactly [`lambda_task_retry`] (a test checks
-//! it), so the lists live here, beside the engine's [`RETRYABLE`], and not in the JSON.
+//! `infra/statemachine/sync.asl.json`, the approval wait (`.waitForTaskToken`) among them,
+//! carries exactly [`lambda_task_retry`] (a test checks it), so the lists live here, beside the
+//! engine's [`RETRYABLE`], and not in the JSON. (The wait's `States.Timeout`, an expired
+//! request, is never retried: it is caught and ends the run `expired`.)
 
 use serde_json::{json, Value};
 
@@ -68,18 +70,20 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::aws_host::definition_checks::{definition, lambda_tasks, walk_states};
+    use crate::aws_host::definition_checks::{definition, every_lambda_task, walk_states};
     use crate::config::ConfigError;
     use crate::engine::EngineError;
     use crate::ports::StoreError;
 
-    /// Every Lambda task of the state machine retries exactly as [`lambda_task_retry`] says.
+    /// Every Lambda task of the state machine, the approval wait included, retries exactly as
+    /// [`lambda_task_retry`] says.
     #[test]
     fn every_lambda_task_retries_by_the_one_policy() {
         let asl = definition();
         let expected = lambda_task_retry();
-        let tasks = lambda_tasks(&asl);
-        assert!(tasks.len() >= 9, "every step is a Lambda task: {tasks:?}");
+        let tasks = every_lambda_task(&asl);
+        assert!(tasks.len() >= 10, "every step is a Lambda task: {tasks:?}");
+        assert!(tasks.contains_key("WaitForApproval"), "{tasks:?}");
         for (name, task) in tasks {
             assert_eq!(
                 task["Retry"], expected,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::alerts::{resolve as resolve_alerts, AlertRules};
 use super::diagnostics::{did_you_mean, Diagnostic};
 use super::model::{ConnectionConfig, DeleteScope, ProjectFile, SafetyConfig, SyncConfig};
 use super::schedule::validate_schedule;
@@ -57,6 +58,7 @@ impl<'a> SyncChecker<'a> {
         self.destination(sync);
         let (primary_key, key_fields) = self.mapping_and_key(sync);
         let safety = self.safety(sync);
+        let alerts = self.alerts(sync);
         self.schedule_and_triggers(sync, sync_names);
         let shards = self.shards(sync);
         Some(SyncDef {
@@ -78,6 +80,7 @@ impl<'a> SyncChecker<'a> {
             mode: sync.mode.value,
             delete_scope: sync.delete_scope,
             safety,
+            alerts,
             schedule: sync.schedule.as_ref().map(|s| s.value.clone()),
             triggers: sync.triggers.iter().map(|t| t.value.clone()).collect(),
             shards,
@@ -344,6 +347,15 @@ impl<'a> SyncChecker<'a> {
             safety.approval_timeout_hours = h.value;
         }
         safety
+    }
+
+    /// The alert rules, each problem at its own value.
+    fn alerts(&mut self, sync: &SyncConfig) -> AlertRules {
+        let (rules, problems) = resolve_alerts(&sync.alerts);
+        for (span, problem) in problems {
+            self.push_problem(span, problem);
+        }
+        rules
     }
 
     fn schedule_and_triggers(&mut self, sync: &SyncConfig, sync_names: &BTreeSet<&str>) {

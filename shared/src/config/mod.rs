@@ -1,5 +1,6 @@
 //! Project and sync configuration: loading, validation with positioned errors, JSON Schema.
 
+mod alerts;
 mod check_sync;
 mod diagnostics;
 mod load;
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use alerts::{
+    AlertRules, AlertsInput, RowCountChange, RowCountChangeInput, DEFAULT_ROW_COUNT_RUNS,
+};
 pub use diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 pub use load::{find_project_dir, load_project};
 pub use model::{
@@ -100,6 +104,9 @@ pub struct SyncDef {
     pub delete_scope: DeleteScope,
     /// Safety rules.
     pub safety: SafetyConfig,
+    /// Alert rules (left out when they are the default: alert on failure only).
+    #[serde(default, skip_serializing_if = "AlertRules::is_default")]
+    pub alerts: AlertRules,
     /// Schedule expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_saphyr::Spanned;
 
+pub use super::alerts::AlertsInput;
 pub use crate::connectors::ConnectionConfig;
 
 /// `retl.yaml`: connections, where local state lives, and optionally syncs inline.
@@ -149,6 +150,10 @@ pub struct SyncConfig {
     /// Safety rules enforced before any write.
     #[serde(default)]
     pub safety: SafetyInput,
+    /// Alert rules: failures, rejected records, row-count changes, no success for a while,
+    /// long runs; and a Slack-compatible webhook to post them to.
+    #[serde(default)]
+    pub alerts: AlertsInput,
     /// EventBridge schedule expression: `cron(...)` or `rate(...)`. Used by the AWS bundle.
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -94,6 +94,11 @@ impl<'a> RunKeys<'a> {
         format!("{}deletes-preview.jsonl", self.plan_prefix())
     }
 
+    /// The approval request's text (what the approvers read).
+    pub fn approval_message(&self) -> String {
+        format!("{}approval-message.txt", self.plan_prefix())
+    }
+
     /// Every apply object of the run.
     pub fn apply_prefix(&self) -> String {
         self.prefix("apply")

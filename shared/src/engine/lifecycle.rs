@@ -3,8 +3,9 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 
+use super::keys::RunKeys;
 use super::plan::PlanManifest;
-use super::preview::write_deletion_preview;
+use super::preview::write_approval_request;
 use super::{new_run_id, Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::{
@@ -174,7 +175,8 @@ pub async fn keep_lock(engine: &Engine, sync: &str, run_id: &str) -> Result<(), 
     })
 }
 
-/// Ends a run: records its final state, releases the lock, and alerts on trouble.
+/// Ends a run: records its final state, releases the lock, and evaluates the sync's alert
+/// rules (`engine/alerts/`).
 pub async fn finish_run(
     engine: &Engine,
     run: &mut RunRecord,
@@ -196,14 +198,7 @@ pub async fn finish_run(
     engine.runs.put_sync_state(&state).await?;
     engine.runs.unlock(&run.sync, &run.run_id).await?;
     tracing::info!(run_id = %run.run_id, sync = %run.sync, status = status.as_str(), "run ended");
-    if matches!(
-        status,
-        RunStatus::Failed | RunStatus::PartiallyFailed | RunStatus::Aborted | RunStatus::Expired
-    ) {
-        if let Err(e) = engine.notifier.notify(&Notification::problem(run)).await {
-            tracing::warn!(error = %e, "could not send the run alert");
-        }
-    }
+    super::alerts::after_run(engine, run).await;
     Ok(())
 }
 
@@ -313,24 +308,35 @@ pub async fn reject(
     Ok(run)
 }
 
-/// Stops a planned run for approval: writes the deletion preview, records the request (with
-/// the Step Functions task token on AWS), keeps the lock, and notifies the approvers.
+/// Stops a planned run for approval: records the request, keeps the lock, and notifies the
+/// approvers with the request's text, which summarising the plan wrote (written now for a
+/// plan summarised without it). Returns that text.
 pub async fn request_approval(
     engine: &Engine,
     run: &mut RunRecord,
     sync: &SyncDef,
     manifest: &PlanManifest,
     reason: &str,
-    task_token: Option<String>,
-) -> Result<(), EngineError> {
-    let preview = write_deletion_preview(engine, sync, manifest).await?;
+) -> Result<String, EngineError> {
+    let keys = RunKeys::new(&run.run_id);
+    let message = match engine.objects.get(&keys.approval_message()).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(StoreError::NotFound(_)) => {
+            write_approval_request(engine, sync, manifest, reason).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let now = Utc::now();
     let hours = sync.safety.approval_timeout_hours;
+    let automation_execution_id = run
+        .approval
+        .as_ref()
+        .and_then(|a| a.automation_execution_id.clone());
     run.approval = Some(Approval {
         reason: reason.to_string(),
         requested_at: Some(now),
         expires_at: Some(now + ChronoDuration::seconds((hours * 3600.0) as i64)),
-        task_token,
+        automation_execution_id,
         ..Approval::default()
     });
     run.status = RunStatus::AwaitingApproval;
@@ -342,10 +348,35 @@ pub async fn request_approval(
         counts: run.planned.clone(),
         reason: reason.to_string(),
         sample: manifest.delete_sample.clone(),
-        preview,
+        preview: engine.objects.location(&keys.deletion_preview()),
+        message: message.clone(),
     };
     if let Err(e) = engine.notifier.notify(&note).await {
         tracing::warn!(error = %e, "could not send the approval request");
     }
-    Ok(())
+    Ok(message)
+}
+
+/// Whether `run` holds a valid approval: decided `approve`, by someone named, after it was
+/// requested. Apply checks it before writing anything of a plan that needed approval.
+pub fn approval_holds(run: &RunRecord) -> Result<(), EngineError> {
+    let reason = match &run.approval {
+        None => "the run records no approval request".to_string(),
+        Some(a) => match (a.decision.as_deref(), a.decided_by.as_deref(), a.decided_at) {
+            (Some("approve"), Some(by), Some(at))
+                if !by.trim().is_empty() && a.requested_at.is_some_and(|r| at >= r) =>
+            {
+                return Ok(())
+            }
+            (Some("approve"), ..) => {
+                "its approval names no approver, or predates the request".to_string()
+            }
+            (Some(other), ..) => format!("it was decided `{other}`"),
+            (None, ..) => "nobody approved it".to_string(),
+        },
+    };
+    Err(EngineError::NotApproved {
+        run_id: run.run_id.clone(),
+        reason,
+    })
 }

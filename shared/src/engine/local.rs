@@ -97,7 +97,7 @@ async fn drive(
             Ok(run)
         }
         Decision::NeedsApproval => {
-            step_request_approval(engine, sync, run_id, None).await?;
+            step_request_approval(engine, sync, run_id).await?;
             Ok(engine.runs.get_run(run_id).await?)
         }
         Decision::Proceed => apply_all(engine, sync, run_id, summary.units).await,

@@ -1,7 +1,9 @@
 //! The sync engine: the steps of a run (start, extract, plan, approve, apply, finish), written
 //! once against the ports and driven either in one process (`retl`) or one Lambda per step.
 
+pub mod alerts;
 mod apply;
+mod approval_message;
 mod connections;
 mod extract;
 pub mod keys;
@@ -24,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use apply::{apply_files, apply_units, finish_apply, ApplyOutcome};
+pub use approval_message::{approval_message, ApprovalSubject, MESSAGE_LIMIT};
 pub use connections::{OpenedConnections, OpenedDestination};
 pub use extract::{extract, ExtractOptions};
 pub use lifecycle::{
@@ -165,6 +168,22 @@ pub enum EngineError {
         /// Message.
         message: String,
     },
+    /// Apply was asked to write a plan that needed approval and holds none.
+    #[error("run {run_id} writes nothing: its plan needs an approval and {reason}; approve it with `retl approve {run_id}` (or in the console), or start a new run")]
+    NotApproved {
+        /// The run.
+        run_id: String,
+        /// What the run record holds instead of a valid approval.
+        reason: String,
+    },
+    /// A decision could not be traced to the approvers AWS authenticated for this run.
+    #[error("the decision on run {run_id} is not taken: {reason}; decide from the run's own request (Systems Manager > Automation > Executions, or `retl approve {run_id} --aws`)")]
+    ApprovalUnverified {
+        /// The run.
+        run_id: String,
+        /// What did not match.
+        reason: String,
+    },
     /// Stored run data is unreadable.
     #[error("corrupt run data: {0}")]
     Corrupt(String),
@@ -196,6 +215,8 @@ impl EngineError {
             EngineError::Paused(_) => "Retl.Paused",
             EngineError::StalePlan { .. } => "Retl.StalePlan",
             EngineError::NotAwaitingApproval { .. } => "Retl.NotAwaitingApproval",
+            EngineError::NotApproved { .. } => "Retl.NotApproved",
+            EngineError::ApprovalUnverified { .. } => "Retl.ApprovalUnverified",
             EngineError::DeliveryFatal { .. } => "Retl.DestinationFatal",
             EngineError::Corrupt(_) => "Retl.CorruptData",
             EngineError::KeySetMismatch { .. } => "Retl.KeySetMismatch",

@@ -6,6 +6,7 @@ use futures::StreamExt;
 use hashbrown::HashMap;
 use serde::Serialize;
 
+use super::approval_message::{approval_message, ApprovalSubject};
 use super::keys::RunKeys;
 use super::plan::{read_plan_ops, OpKind, PlanManifest};
 use super::{Engine, EngineError};
@@ -146,11 +147,13 @@ pub async fn deletion_preview(
     Ok(DeletionPreview { total, entries })
 }
 
-/// Writes the deletion preview next to the plan; returns its location.
-pub async fn write_deletion_preview(
+/// Writes the deletion preview next to the plan (its first 10,000 records, with values), and
+/// the approval request's text built from it; returns that text.
+pub async fn write_approval_request(
     engine: &Engine,
     sync: &SyncDef,
     manifest: &PlanManifest,
+    reason: &str,
 ) -> Result<String, EngineError> {
     let preview = deletion_preview(engine, sync, manifest, 10_000).await?;
     let mut buf = Vec::new();
@@ -158,7 +161,22 @@ pub async fn write_deletion_preview(
         serde_json::to_writer(&mut buf, e).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         buf.push(b'\n');
     }
-    let key = RunKeys::new(&manifest.run_id).deletion_preview();
+    let keys = RunKeys::new(&manifest.run_id);
+    let key = keys.deletion_preview();
     engine.objects.put(&key, Bytes::from(buf)).await?;
-    Ok(engine.objects.location(&key))
+    let message = approval_message(&ApprovalSubject {
+        sync: &sync.name,
+        run_id: &manifest.run_id,
+        reason,
+        counts: &manifest.counts,
+        existing: manifest.existing,
+        preview: &preview,
+        full_preview: &engine.objects.link(&key),
+    });
+    let message_key = keys.approval_message();
+    engine
+        .objects
+        .put(&message_key, Bytes::from(message.clone()))
+        .await?;
+    Ok(message)
 }

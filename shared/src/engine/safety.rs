@@ -89,6 +89,7 @@ mod tests {
                 max_deletes: max,
                 ..SafetyConfig::default()
             },
+            alerts: Default::default(),
             schedule: None,
             triggers: vec![],
             shards: 4,

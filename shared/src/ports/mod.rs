@@ -14,7 +14,7 @@ pub use destination::{
     SendError, WriteOp,
 };
 pub use keyset::{KeyChange, KeyEntry, KeyOrigin, KeySetCounts, KeySetStore, KeyState};
-pub use notifier::{Notification, Notifier};
+pub use notifier::{AlertRule, FiredRule, Notification, Notifier};
 pub use object_store::ObjectStore;
 pub use runs::{
     Approval, ConfigVersion, Counts, LockInfo, LockOutcome, RunRecord, RunStatus, RunStore,

@@ -19,4 +19,9 @@ pub trait ObjectStore: Send + Sync {
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError>;
     /// Where a key lives, for messages (a path or an s3:// URL).
     fn location(&self, key: &str) -> String;
+    /// Where a person opens the object (S3: the console page of the object, behind the
+    /// console's sign-in); [`ObjectStore::location`] where there is no such page.
+    fn link(&self, key: &str) -> String {
+        self.location(key)
+    }
 }

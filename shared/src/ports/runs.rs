@@ -102,9 +102,10 @@ pub struct Approval {
     pub requested_at: Option<DateTime<Utc>>,
     /// When the request expires.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Step Functions task token (AWS only).
+    /// The Systems Manager Automation execution that asks the approvers (AWS only). The
+    /// execution's task token is never here: only the approval function can read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_token: Option<String>,
+    pub automation_execution_id: Option<String>,
     /// `approve` or `reject`, once decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,

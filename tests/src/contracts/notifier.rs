@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retl_shared::ports::{Counts, Notification, Notifier};
+use retl_shared::ports::{AlertRule, Counts, FiredRule, Notification, Notifier};
+use serde_json::json;
 
 /// A notifier backend under test: the port, and what reached the audience.
 #[async_trait]
@@ -16,14 +17,18 @@ pub trait NotifierBackend: Sync {
     async fn delivered(&self, at_least: usize) -> Vec<String>;
 }
 
-/// A failed run.
-pub fn problem() -> Notification {
-    Notification::RunProblem {
-        run_id: "run-1".into(),
+/// An alert: a failed run's `failure` rule fired.
+pub fn alert() -> Notification {
+    Notification::Alert {
+        run_id: Some("run-1".into()),
         sync: "people".into(),
-        status: "failed".into(),
-        error: Some("boom".into()),
-        counts: Counts::default(),
+        status: Some("failed".into()),
+        error_name: Some("Retl.SourceUnavailable".into()),
+        fired: vec![FiredRule {
+            rule: AlertRule::Failure,
+            summary: "the run failed (Retl.SourceUnavailable)".into(),
+            figures: [("status".to_string(), json!("failed"))].into(),
+        }],
     }
 }
 
@@ -39,20 +44,21 @@ pub fn approval() -> Notification {
         reason: "9 deletes".into(),
         sample: vec!["7".into()],
         preview: "runs/run-2/preview.json".into(),
+        message: "retl: run run-2 of sync `people` waits for approval before it writes.\n".into(),
     }
 }
 
-/// Both kinds are delivered, once each: the problem with its run, status and error; the
-/// approval request with its run, reason and where the deletion preview is.
+/// Both kinds are delivered, once each: the alert with its sync, run, rule and what it found;
+/// the approval request with its run, reason and where the deletion preview is.
 pub async fn delivers_every_kind_once(b: &dyn NotifierBackend) {
     let n = b.notifier();
-    n.notify(&problem()).await.unwrap();
+    n.notify(&alert()).await.unwrap();
     n.notify(&approval()).await.unwrap();
     let mut got = b.delivered(2).await;
     got.sort_by_key(|t| !t.contains("run-1"));
     assert_eq!(got.len(), 2, "{got:#?}");
-    for part in ["run-1", "people", "failed", "boom"] {
-        assert!(got[0].contains(part), "the problem says {part}: {}", got[0]);
+    for part in ["run-1", "people", "failure", "Retl.SourceUnavailable"] {
+        assert!(got[0].contains(part), "the alert says {part}: {}", got[0]);
     }
     for part in ["run-2", "9 deletes", "runs/run-2/preview.json"] {
         assert!(

@@ -299,4 +299,20 @@ impl ObjectStore for S3ObjectStore {
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.full_key(key))
     }
+
+    fn link(&self, key: &str) -> String {
+        let region = self
+            .client
+            .config()
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("region", &region)
+            .append_pair("prefix", &self.full_key(key))
+            .finish();
+        format!(
+            "https://console.aws.amazon.com/s3/object/{}?{query}",
+            self.bucket
+        )
+    }
 }

@@ -11,7 +11,7 @@ const MAX_SUBJECT_CHARS: usize = 99;
 
 /// A [`Notifier`] that publishes each notification to one SNS topic: the message is the
 /// notification as JSON, the `Subject` a one-line summary for e-mail subscribers, and the
-/// message attribute `kind` (`approval_needed`, `run_problem`) lets subscriptions filter.
+/// message attribute `kind` (`approval_needed`, `alert`) lets subscriptions filter.
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
@@ -31,7 +31,7 @@ impl SnsNotifier {
 fn kind(n: &Notification) -> &'static str {
     match n {
         Notification::ApprovalNeeded { .. } => "approval_needed",
-        Notification::RunProblem { .. } => "run_problem",
+        Notification::Alert { .. } => "alert",
     }
 }
 
@@ -41,12 +41,19 @@ fn subject(n: &Notification) -> String {
         Notification::ApprovalNeeded { sync, run_id, .. } => {
             format!("retl: approval needed for sync {sync} (run {run_id})")
         }
-        Notification::RunProblem {
+        Notification::Alert {
             sync,
             run_id,
-            status,
+            fired,
             ..
-        } => format!("retl: run {run_id} of sync {sync} ended {status}"),
+        } => {
+            let rules: Vec<&str> = fired.iter().map(|f| f.rule.as_str()).collect();
+            let run = run_id
+                .as_deref()
+                .map(|r| format!(" (run {r})"))
+                .unwrap_or_default();
+            format!("retl: alert for sync {sync}{run}: {}", rules.join(", "))
+        }
     };
     let clean: Vec<char> = text
         .chars()
@@ -91,21 +98,20 @@ impl Notifier for SnsNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Counts;
 
     #[test]
     fn subjects_are_short_printable_ascii() {
-        let n = Notification::RunProblem {
-            run_id: "r1".into(),
+        let n = Notification::Alert {
+            run_id: Some("r1".into()),
             sync: format!("ünïcode\n{}", "x".repeat(200)),
-            status: "failed".into(),
-            error: None,
-            counts: Counts::default(),
+            status: Some("failed".into()),
+            error_name: None,
+            fired: Vec::new(),
         };
         let s = subject(&n);
         assert_eq!(s.chars().count(), MAX_SUBJECT_CHARS);
-        assert!(s.starts_with("retl: run r1 of sync ?n?code?xxx"), "{s}");
+        assert!(s.starts_with("retl: alert for sync ?n?code?xxx"), "{s}");
         assert!(s.ends_with("..."));
-        assert_eq!(kind(&n), "run_problem");
+        assert_eq!(kind(&n), "alert");
     }
 }

@@ -4,8 +4,9 @@ use async_trait::async_trait;
 
 use crate::ports::{Notification, Notifier};
 
-/// Prints notifications to stderr, appends them to a buffer ([`TerminalNotifier::into_buffer`]),
-/// or leaves them to a caller that shows every run itself ([`TerminalNotifier::shown_by_caller`]).
+/// Prints notifications to stderr (an alert as one line per rule that fired), appends them to a
+/// buffer ([`TerminalNotifier::into_buffer`]), or leaves approval requests to a caller that
+/// shows every run itself ([`TerminalNotifier::shown_by_caller`]).
 #[derive(Debug, Default, Clone)]
 pub struct TerminalNotifier {
     buffer: Option<Arc<Mutex<Vec<String>>>>,
@@ -14,8 +15,8 @@ pub struct TerminalNotifier {
 
 impl TerminalNotifier {
     /// A notifier for a host that prints every run it starts or decides (the CLI: its run
-    /// summary gives the approval commands, the reason and the error), so a notification
-    /// would say the same thing twice.
+    /// summary gives the approval commands and the reason), so an approval request would say
+    /// the same thing twice. Alerts are still printed.
     pub fn shown_by_caller() -> Self {
         TerminalNotifier {
             buffer: None,
@@ -38,33 +39,21 @@ fn text(n: &Notification) -> String {
     match n {
         Notification::ApprovalNeeded {
             run_id,
-            reason,
+            message,
             preview,
             ..
         } => format!(
-            "approval needed for run {run_id}: {reason}\n  deletion preview: {preview}\n  \
+            "{message}  deletion preview: {preview}\n  \
              approve with `retl approve {run_id}` or reject with `retl reject {run_id}`"
         ),
-        Notification::RunProblem {
-            run_id,
-            sync,
-            status,
-            error,
-            ..
-        } => format!(
-            "alert: run {run_id} of {sync} ended {status}{}",
-            error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ),
+        Notification::Alert { .. } => n.alert_lines().join("\n"),
     }
 }
 
 #[async_trait]
 impl Notifier for TerminalNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), String> {
-        if self.quiet {
+        if self.quiet && matches!(n, Notification::ApprovalNeeded { .. }) {
             return Ok(());
         }
         let text = text(n);

@@ -106,6 +106,7 @@ mod tests {
             mode: SyncMode::Upsert,
             delete_scope: Default::default(),
             safety: SafetyConfig::default(),
+            alerts: Default::default(),
             schedule: None,
             triggers: vec![],
             shards: 4,

@@ -263,6 +263,7 @@ mod tests {
             mode,
             delete_scope: Default::default(),
             safety: Default::default(),
+            alerts: Default::default(),
             schedule: None,
             triggers: Vec::new(),
             shards: 16,

@@ -170,6 +170,7 @@ mod tests {
             mode: SyncMode::Mirror,
             delete_scope: Default::default(),
             safety: SafetyConfig::default(),
+            alerts: Default::default(),
             schedule: None,
             triggers: vec![],
             shards: 4,

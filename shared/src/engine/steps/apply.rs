@@ -6,7 +6,9 @@ use super::{put_json, running};
 use crate::config::SyncDef;
 use crate::engine::apply::{apply_files, apply_units};
 use crate::engine::keys::RunKeys;
+use crate::engine::lifecycle::approval_holds;
 use crate::engine::plan::read_manifest;
+use crate::engine::safety::SafetyVerdict;
 use crate::engine::{Engine, EngineError};
 use crate::ports::Counts;
 
@@ -32,6 +34,9 @@ pub async fn step_apply_unit(
 ) -> Result<ApplyStep, EngineError> {
     let run = running(engine, run_id).await?;
     let manifest = read_manifest(engine, &run).await?;
+    if matches!(manifest.verdict, SafetyVerdict::NeedsApproval { .. }) {
+        approval_holds(&run)?;
+    }
     let units = apply_units(&manifest);
     let files = units
         .get(unit)

@@ -1,5 +1,5 @@
-//! The approval steps: the request (with the state machine's task token on AWS, none
-//! locally) and a person's decision.
+//! The approval steps: the request and a person's decision. (On AWS the state machine's task
+//! token stays with the approval function, never on the run.)
 
 use super::running;
 use crate::config::SyncDef;
@@ -9,29 +9,20 @@ use crate::engine::safety::SafetyVerdict;
 use crate::engine::{Engine, EngineError};
 use crate::ports::RunRecord;
 
-/// Records the approval request (with the execution's task token on AWS) and notifies the
-/// approvers; the run keeps its lock while it waits.
+/// Records the approval request and notifies the approvers; the run keeps its lock while it
+/// waits. Returns what the approvers read (written when the plan was summarised).
 pub async fn step_request_approval(
     engine: &Engine,
     sync: &SyncDef,
     run_id: &str,
-    task_token: Option<&str>,
-) -> Result<(), EngineError> {
+) -> Result<String, EngineError> {
     let mut run = running(engine, run_id).await?;
     let manifest = read_manifest(engine, &run).await?;
     let reason = match &manifest.verdict {
         SafetyVerdict::NeedsApproval { reason } => reason.clone(),
         other => format!("unexpected approval request for verdict {other:?}"),
     };
-    request_approval(
-        engine,
-        &mut run,
-        sync,
-        &manifest,
-        &reason,
-        task_token.map(str::to_string),
-    )
-    .await
+    request_approval(engine, &mut run, sync, &manifest, &reason).await
 }
 
 /// Why an approval did not lead to applying.
@@ -64,13 +55,11 @@ impl Refusal {
     }
 }
 
-/// A person's decision, with the task token to resume the state machine with.
+/// A person's decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionTaken {
     /// The run after the decision.
     pub run: RunRecord,
-    /// The token the execution waits on (AWS).
-    pub task_token: Option<String>,
     /// Why the wait ends without applying (rejected, stale), or none to continue to apply.
     pub failure: Option<Refusal>,
 }
@@ -84,26 +73,18 @@ pub async fn step_decide(
     by: &str,
     note: Option<&str>,
 ) -> Result<DecisionTaken, EngineError> {
-    let before = engine.runs.get_run(run_id).await?;
-    let task_token = before.approval.as_ref().and_then(|a| a.task_token.clone());
     if !approve_it {
         let run = reject(engine, run_id, by, note).await?;
         let why = run.error.clone().unwrap_or_default();
         return Ok(DecisionTaken {
             run,
-            task_token,
             failure: Some(Refusal::Rejected(why)),
         });
     }
     match approve(engine, sync, run_id, by, note).await {
-        Ok(run) => Ok(DecisionTaken {
-            run,
-            task_token,
-            failure: None,
-        }),
+        Ok(run) => Ok(DecisionTaken { run, failure: None }),
         Err(EngineError::StalePlan { reason, .. }) => Ok(DecisionTaken {
             run: engine.runs.get_run(run_id).await?,
-            task_token,
             failure: Some(Refusal::Stale(reason)),
         }),
         Err(e) => Err(e),

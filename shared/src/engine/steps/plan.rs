@@ -9,6 +9,7 @@ use crate::engine::apply::apply_units;
 use crate::engine::keys::RunKeys;
 use crate::engine::parts::ExtractManifest;
 use crate::engine::plan::{plan_shard, summarize_plan, PlanContext, ShardPlan};
+use crate::engine::preview::write_approval_request;
 use crate::engine::safety::SafetyVerdict;
 use crate::engine::{Engine, EngineError};
 use crate::ports::{Counts, StoreError};
@@ -127,6 +128,11 @@ pub async fn step_summarize(
     put_json(engine, &units_key, &list).await?;
     for part in &extracted.parts {
         engine.objects.delete_prefix(&part.key).await?;
+    }
+    if let SafetyVerdict::NeedsApproval { reason } = &manifest.verdict {
+        // Here, not in the approval step: a large delete's preview takes as long as it takes
+        // within the plan function's 15 minutes, and the approvers' text is ready when asked.
+        write_approval_request(engine, sync, &manifest, reason).await?;
     }
     let (decision, reason) = match &manifest.verdict {
         SafetyVerdict::Proceed => (Decision::Proceed, None),

@@ -108,6 +108,7 @@ fn sync() -> SyncDef {
         mode: SyncMode::Upsert,
         delete_scope: Default::default(),
         safety: Default::default(),
+        alerts: Default::default(),
         schedule: None,
         triggers: Vec::new(),
         shards: 1,
