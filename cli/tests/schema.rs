@@ -68,9 +68,22 @@ fn event_schemas_name_their_event_and_version() {
         let (code, out) = retl(&["schema", "--event", name]);
         assert_eq!(code, 0, "{out}");
         let v: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
-        assert_eq!(v["properties"]["detail-type"]["const"], name, "{v}");
-        assert_eq!(v["properties"]["source"]["const"], "retl", "{v}");
-        assert_eq!(v["$id"], format!("urn:retl:event:{name}:v1"), "{v}");
+        // Draft 4 (what the EventBridge schema registry takes): `enum`, not `const`; `id`.
+        assert_eq!(
+            v["$schema"], "http://json-schema.org/draft-04/schema#",
+            "{v}"
+        );
+        assert_eq!(
+            v["properties"]["detail-type"]["enum"],
+            serde_json::json!([name]),
+            "{v}"
+        );
+        assert_eq!(
+            v["properties"]["source"]["enum"],
+            serde_json::json!(["retl"]),
+            "{v}"
+        );
+        assert_eq!(v["id"], format!("urn:retl:event:{name}:v1"), "{v}");
     }
     let (code, _) = retl(&["schema", "--event", "retl.other"]);
     assert_eq!(code, 2, "an unknown event is a usage error");

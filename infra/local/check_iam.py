@@ -82,6 +82,8 @@ USERS: dict[str, Any] = {
                                             "put_item": [], "delete_item": []},
     "shared/src/aws_host/trigger.rs": ["trigger"],
     "shared/src/aws_host/approval.rs": ["approval"],
+    "shared/src/aws_host/approval_tokens.rs": ["approval"],
+    "shared/src/aws_host/reminder.rs": ["approval"],
     "shared/src/aws_host/events.rs": ["finalize", "dbt_webhook"],
     "shared/src/aws_host/deploy.rs": [],
 }
@@ -104,6 +106,8 @@ def resources(r: sam_offline.Resolver) -> dict[str, Any]:
         "shared/src/aws_host/config_table.rs": r.get_att("ConfigTable", "Arn"),
         "shared/src/aws_host/trigger.rs": r.ref("SyncStateMachine"),
         "shared/src/aws_host/approval.rs": "*",
+        "shared/src/aws_host/approval_tokens.rs": r.get_att("ApprovalTokensTable", "Arn"),
+        "shared/src/aws_host/reminder.rs": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{STACK}/remind-RUN",
         "shared/src/aws_host/events.rs": r.get_att("EventBus", "Arn"),
         "shared/src/aws_host/deploy.rs": "*",
     }

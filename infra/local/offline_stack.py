@@ -63,6 +63,9 @@ def remove_action(resources: dict[str, Any], function: str, action: str) -> None
             if action in actions:
                 st["Action"] = [a for a in actions if a != action]
                 removed += 1
+        # A statement left with no action is no statement (IAM refuses an empty one).
+        policy["PolicyDocument"]["Statement"] = [
+            st for st in policy["PolicyDocument"]["Statement"] if st["Action"]]
     if not removed:
         sys.exit(f"--without {function}={action}: the role {logical} grants no such action")
 

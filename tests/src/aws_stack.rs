@@ -18,14 +18,16 @@ pub const ACCOUNT: &str = "123456789012";
 /// The test region.
 pub const REGION: &str = "us-east-1";
 
-/// The functions of the bundle, with the processes each gets (its concurrency).
-const FUNCTIONS: [(&str, usize); 6] = [
+/// The functions of the bundle (by RETL_FUNCTION), with the processes each gets (its
+/// concurrency).
+const FUNCTIONS: [(&str, usize); 7] = [
     ("trigger", 4),
     ("extract", 1),
     ("plan", 2),
     ("approval", 1),
     ("apply", 2),
     ("finalize", 1),
+    ("dbt_webhook", 1),
 ];
 
 /// A running stack.
@@ -102,7 +104,8 @@ impl AwsStack {
         let specs = FUNCTIONS
             .iter()
             .map(|(f, n)| FunctionSpec {
-                name: format!("{stack}-{f}"),
+                // As template.yaml names them: `<stack>-dbt-webhook` for `dbt_webhook`.
+                name: format!("{stack}-{}", f.replace('_', "-")),
                 binary: binary_dir().join("retl-functions"),
                 env: vec![("RETL_FUNCTION".to_string(), f.to_string())],
                 instances: *n,

@@ -1,9 +1,11 @@
 //! template.yaml's IAM, proven offline: the stack is created from the template itself (SAM
 //! translated by aws-sam-translator, roles and policies as declared), moto enforces IAM, and
 //! every function's handler runs with credentials of that function's own role through a whole
-//! run (trigger, extract, plan, summarize, apply, finalize) and an approval. Removing one
-//! action a function needs from its policy makes that function's call fail with AccessDenied.
+//! run (trigger, extract, plan, summarize, apply, finalize), an approval and a dbt Cloud
+//! webhook delivery. Removing one action a function needs from its policy makes that
+//! function's call fail with AccessDenied.
 
+use hmac::{Hmac, Mac};
 use retl_fn_apply::ApplyRequest;
 use retl_fn_approval::ApprovalRequest;
 use retl_fn_extract::ExtractRequest;
@@ -11,7 +13,7 @@ use retl_fn_finalize::FinalizeRequest;
 use retl_fn_plan::{PlanRequest, PlanResponse};
 use retl_fn_trigger::{TriggerKind, TriggerRequest};
 use retl_shared::adapters::aws::SnsNotifier;
-use retl_shared::aws_host::{deploy, emit_run_completed, AwsHost, TriggerOutcome};
+use retl_shared::aws_host::{deploy, emit_run_completed, emit_triggers, AwsHost, TriggerOutcome};
 use retl_shared::config::load_project;
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
@@ -27,9 +29,12 @@ struct World {
     _project: tempfile::TempDir,
 }
 
+/// The dbt Cloud webhook's secret key in the IAM tests.
+const DBT_SECRET: &str = "iam-test-webhook-key";
+
 /// Creates the stack from template.yaml (minus `without`), deploys, as an administrator,
-/// `people` (upsert: 3 new rows) and `purge` (mirror: 3 of 4 existing rows would be deleted,
-/// so it stops for approval), then turns IAM enforcement on.
+/// `people` (upsert: 3 new rows; triggered by dbt Cloud job 42) and `purge` (mirror: 3 of 4
+/// existing rows would be deleted, so it stops for approval), then turns IAM enforcement on.
 async fn world(name: &str, without: &[&str]) -> World {
     let stack = IamStack::start(&name.replace('_', "-"), without).await;
     let pg = Pg::new(name).await;
@@ -66,6 +71,10 @@ async fn world(name: &str, without: &[&str]) -> World {
         .send()
         .await
         .expect("store PG_URL");
+    let secret = stack.admin.clients.secrets.create_secret();
+    let secret = secret.name(format!("retl/{}", retl_fn_dbt_webhook::SECRET_NAME));
+    let stored = secret.secret_string(DBT_SECRET).send().await;
+    stored.expect("store the dbt Cloud webhook's secret");
     let project = tempfile::tempdir().expect("a project folder");
     let dir = project.path();
     std::fs::create_dir_all(dir.join("syncs")).expect("syncs folder");
@@ -74,11 +83,14 @@ async fn world(name: &str, without: &[&str]) -> World {
         "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL }\n",
     )
     .expect("write retl.yaml");
-    for (sync, mode) in [("people", "upsert"), ("purge", "mirror")] {
+    for (sync, mode, extra) in [
+        ("people", "upsert", "triggers: [{ dbt_cloud_job: 42 }]\n"),
+        ("purge", "mirror", ""),
+    ] {
         let text = format!(
             "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
              primary_key: id\ndestination: {{ connection: app_db, object: {dest} }}\n\
-             mapping: {{ id: id, name: name }}\nmode: {mode}\n",
+             mapping: {{ id: id, name: name }}\nmode: {mode}\n{extra}",
             model = pg.table(&format!("{sync}_model")),
             dest = pg.table(&format!("{sync}_dest")),
         );
@@ -232,6 +244,18 @@ async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
         .map_err(|e| failed("finalize puts the run-completed event", e))
 }
 
+/// A signed, successful run of dbt Cloud job 42, as the webhook's function URL receives it.
+fn dbt_delivery() -> retl_fn_dbt_webhook::UrlRequest {
+    let body = json!({"eventType": "job.run.completed",
+                      "data": {"jobId": "42", "runId": "7", "runStatus": "Success", "runStatusCode": 10}})
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(DBT_SECRET.as_bytes()).expect("a key");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    serde_json::from_value(json!({"headers": {"authorization": signature}, "body": body}))
+        .expect("a function URL request")
+}
+
 fn assert_denied(result: Result<impl std::fmt::Debug, Failed>, step: &str, action: &str) {
     let error = match result {
         Ok(v) => panic!("{step} succeeded without {action}: {v:?}"),
@@ -259,7 +283,15 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
     assert_eq!(w.stack.resource("ConfigTable"), names.config_table);
     assert_eq!(
         w.stack.function_names(),
-        ["apply", "approval", "extract", "finalize", "plan", "trigger"]
+        [
+            "apply",
+            "approval",
+            "dbt_webhook",
+            "extract",
+            "finalize",
+            "plan",
+            "trigger"
+        ]
     );
 
     let run_id = trigger(&w, "people")
@@ -279,6 +311,14 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
     side_channels(&w, &run_id)
         .await
         .expect("topic and event bus");
+    // The webhook reads its secret and the deployed syncs, and puts the trigger on the bus.
+    let answer = retl_fn_dbt_webhook::handle(w.stack.function("dbt_webhook"), dbt_delivery()).await;
+    let answer = answer.expect("the webhook answers");
+    assert_eq!(answer.status_code, 200, "{answer:?}");
+    assert_eq!(
+        answer.body,
+        json!({"job": 42, "triggered": ["people"]}).to_string()
+    );
 
     let run_id = trigger(&w, "purge")
         .await
@@ -330,5 +370,23 @@ async fn the_approval_is_denied_without_send_task_success() {
         approve(&w, "purge", &run_id).await,
         "approval decision",
         "states:SendTaskSuccess",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dbt_webhook_is_denied_without_put_events_on_the_bus() {
+    let w = world("iam_no_events", &["DbtWebhookFunction=events:PutEvents"]).await;
+    let host = w.stack.function("dbt_webhook");
+    let answer = retl_fn_dbt_webhook::handle(host, dbt_delivery()).await;
+    assert_eq!(
+        answer.expect("answered").status_code,
+        500,
+        "the bus refused it"
+    );
+    let put = emit_triggers(&host.events, &host.names, &["people".to_string()]).await;
+    assert_denied(
+        put.map_err(|e| failed("dbt_webhook puts the trigger", e)),
+        "dbt_webhook puts the trigger",
+        "events:PutEvents",
     );
 }

@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use retl_shared::ports::RunStore;
 use retl_tests::approvals::DEFAULT_CALLER;
 use retl_tests::aws_stack::AwsStack;
 use retl_tests::{Pg, Project};
 use serde_json::{json, Value};
+use sha2::Sha256;
 
 /// A project whose syncs read `<sync>_model` and write `<sync>_dest` in the test schema.
 fn project(stack: &AwsStack, pg: &Pg, syncs: &[(&str, &str, &str)]) -> Project {
@@ -73,7 +75,11 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
         &pg,
         &[
             ("people", "upsert", "schedule: \"rate(1 hour)\"\n"),
-            ("follower", "upsert", "triggers: [{ after_sync: people }]\n"),
+            (
+                "follower",
+                "upsert",
+                "triggers: [{ after_sync: people }, { dbt_cloud_job: 7 }]\n",
+            ),
         ],
     );
     let out = p.run(&["deploy", "-m", "first deploy"]).await;
@@ -128,6 +134,31 @@ async fn runs_deploy_trigger_and_complete_through_the_state_machine() {
     let (status, _) = stack.execution_end(&follower_run).await;
     assert_eq!(status, "SUCCEEDED");
     assert_eq!(pg.count("SELECT count(*) FROM follower_dest").await, 1);
+
+    // dbt Cloud's webhook (the binary's dbt_webhook handler, as its function URL calls it):
+    // a signed, successful run of job 7 puts a retl.trigger for `follower` on the stack's bus.
+    stack
+        .put_secret("DBT_CLOUD_WEBHOOK_SECRET", "e2e-key")
+        .await;
+    let body = json!({"eventType": "job.run.completed",
+                      "data": {"jobId": "7", "runId": "1", "runStatus": "Success", "runStatusCode": 10}})
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"e2e-key").expect("a key");
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let webhook = format!("{}-dbt-webhook", stack.names.stack);
+    let delivery =
+        json!({"headers": {"authorization": signature}, "body": body, "isBase64Encoded": false});
+    let answer = stack.lambdas.invoke(&webhook, &delivery).await;
+    let answer = answer.expect("the webhook answers");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(
+        answer["body"],
+        json!({"job": 7, "triggered": ["follower"]}).to_string()
+    );
+    let unsigned = json!({"headers": {}, "body": body});
+    let answer = stack.lambdas.invoke(&webhook, &unsigned).await;
+    assert_eq!(answer.expect("the webhook answers")["statusCode"], 401);
 
     // Run history, versions and the lock are all in DynamoDB.
     let (_, runs) = p.run_json(&["--aws", "runs", "people"]).await;

@@ -1,7 +1,11 @@
 //! The dbt Cloud webhook against a deployed stack on moto: a signed, successful
 //! `job.run.completed` puts one `retl.trigger` per sync listing the job on the stack's bus
 //! (and the trigger function starts them from those events); a missing or wrong signature is
-//! a 401 that puts nothing; other statuses and events start nothing.
+//! a 401 that puts nothing; other statuses and events start nothing; no log line holds the
+//! body, the signature or the secret.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use retl_fn_dbt_webhook::{handle, UrlRequest, UrlResponse, SECRET_NAME};
@@ -13,12 +17,53 @@ use sha2::Sha256;
 
 const SECRET: &str = "dbt-webhook-secret-key";
 
+/// In every body the webhook receives: it must never reach a log line.
+const PLANTED: &str = "planted-job-name-5e2b";
+
+/// What the handler logs (at trace, the dependencies capped as the functions' log setup caps
+/// them), in memory, for the current thread (the test's own: a tokio test runs its body there).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let mut filter = tracing_subscriber::EnvFilter::new("trace");
+        for quiet in retl_shared::logging::QUIET_DEPENDENCIES {
+            filter = filter.add_directive(quiet.parse().expect("a directive"));
+        }
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("the log buffer")).into_owned()
+    }
+}
+
 fn completed(job: &str, status: &str, code: i64) -> String {
     json!({
         "accountId": 1, "webhooksID": "wsu_12345abcde", "eventId": "wev_1",
         "timestamp": "2026-01-31T21:15:20Z", "eventType": "job.run.completed",
         "webhookName": "retl",
-        "data": {"jobId": job, "jobName": "Daily build", "runId": "4242", "environmentId": "1",
+        "data": {"jobId": job, "jobName": PLANTED, "runId": "4242", "environmentId": "1",
                  "runStatus": status, "runStatusCode": code, "runStatusMessage": "None"}
     })
     .to_string()
@@ -46,34 +91,9 @@ fn body(r: &UrlResponse) -> Value {
     serde_json::from_str(&r.body).expect("a JSON body")
 }
 
-/// A missing, wrong or stale signature (the body changed after signing) is a 401 that says
-/// nothing of the body.
-async fn refused_without_the_right_signature(stack: &TestStack, success: &str) {
-    let missing = handle(&stack.host, request(success, None)).await.unwrap();
-    assert_eq!(missing.status_code, 401, "{missing:?}");
-    assert!(body(&missing)["error"]
-        .as_str()
-        .unwrap()
-        .contains("no signature"));
-    let wrong = handle(&stack.host, signed(success, "another key"))
-        .await
-        .unwrap();
-    assert_eq!(wrong.status_code, 401, "{wrong:?}");
-    assert!(
-        !wrong.body.contains("12345"),
-        "a refusal says nothing of the body"
-    );
-    let tampered = signed(success, SECRET);
-    let tampered = UrlRequest {
-        body: Some(completed("999", "Success", 10)),
-        ..tampered
-    };
-    let tampered = handle(&stack.host, tampered).await.unwrap();
-    assert_eq!(tampered.status_code, 401, "{tampered:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
+/// A stack with `people` and `orders` listing dbt Cloud job 12345 and `other` job 999, and a
+/// queue receiving the `retl.trigger` events of its bus.
+async fn stack_with_dbt_jobs() -> (TestStack, String) {
     let stack = TestStack::start("fn_dbt_webhook").await;
     for sync in ["people", "orders", "other"] {
         stack.tables(sync, &[1], &[]).await;
@@ -90,6 +110,30 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
         ])
         .await;
     let events = stack.capture_events("retl.trigger").await;
+    (stack, events)
+}
+
+/// Hands each event to the trigger function, as the stack's rule does: each starts its run.
+async fn start_each(stack: &TestStack, events: &[Value]) {
+    for event in events {
+        let request: TriggerRequest = serde_json::from_value(event.clone()).expect("a trigger");
+        let started = retl_fn_trigger::handle(&stack.host, request)
+            .await
+            .expect("started");
+        match &started.started[..] {
+            [TriggerOutcome::Started { run_id, .. }] => {
+                assert_eq!(stack.run(run_id).await.trigger, "event");
+            }
+            other => panic!("expected a started run, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
+    let (stack, events) = stack_with_dbt_jobs().await;
+    let logs = Captured::default();
+    let _logging = logs.install();
     let success = completed("12345", "Success", 10);
 
     let unreadable = handle(&stack.host, signed(&success, SECRET)).await.unwrap();
@@ -99,7 +143,13 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
     );
     stack.put_secret(SECRET_NAME, SECRET).await;
 
-    refused_without_the_right_signature(&stack, &success).await;
+    refuses_unsigned_and_missigned(&stack, &success).await;
+
+    let not_json = format!("{{\"eventType\": \"{PLANTED}");
+    let answer = handle(&stack.host, signed(&not_json, SECRET))
+        .await
+        .unwrap();
+    assert_eq!(answer.status_code, 400, "{answer:?}");
 
     let errored = completed("12345", "Errored", 20);
     let answer = handle(&stack.host, signed(&errored, SECRET)).await.unwrap();
@@ -130,16 +180,50 @@ async fn a_signed_successful_job_run_triggers_the_syncs_that_list_the_job() {
     for event in &put {
         assert_eq!(event["source"], "retl");
         assert_eq!(event["detail"]["stack"], stack.name());
-        // The stack's rule hands each event to the trigger function, which starts the run.
-        let request: TriggerRequest = serde_json::from_value(event.clone()).expect("a trigger");
-        let started = retl_fn_trigger::handle(&stack.host, request)
-            .await
-            .expect("started");
-        match &started.started[..] {
-            [TriggerOutcome::Started { run_id, .. }] => {
-                assert_eq!(stack.run(run_id).await.trigger, "event");
-            }
-            other => panic!("expected a started run, got {other:?}"),
-        }
     }
+    start_each(&stack, &put).await;
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("dbt Cloud webhook request refused"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("dbt Cloud job run triggered syncs"),
+        "{logged}"
+    );
+    let signature = signed(&success, SECRET)
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    for secret in [PLANTED, SECRET, signature.as_str()] {
+        assert!(
+            !logged.contains(secret),
+            "a log line holds `{secret}`: {logged}"
+        );
+    }
+}
+
+/// No signature, another key's, and a body other than the one signed: each a 401.
+async fn refuses_unsigned_and_missigned(stack: &TestStack, success: &str) {
+    let missing = handle(&stack.host, request(success, None)).await.unwrap();
+    assert_eq!(missing.status_code, 401, "{missing:?}");
+    assert!(body(&missing)["error"]
+        .as_str()
+        .unwrap()
+        .contains("no signature"));
+    let wrong = handle(&stack.host, signed(success, "another key"))
+        .await
+        .unwrap();
+    assert_eq!(wrong.status_code, 401, "{wrong:?}");
+    assert!(
+        !wrong.body.contains("12345"),
+        "a refusal says nothing of the body"
+    );
+    let tampered = UrlRequest {
+        body: Some(completed("999", "Success", 10)),
+        ..signed(success, SECRET)
+    };
+    let tampered = handle(&stack.host, tampered).await.unwrap();
+    assert_eq!(tampered.status_code, 401, "{tampered:?}");
 }

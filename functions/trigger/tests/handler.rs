@@ -106,9 +106,9 @@ async fn a_sync_that_is_not_deployed_is_a_not_found_error() {
     );
 }
 
-/// Two stacks in one account, both with `upstream` and `follower` (after_sync: upstream): a
-/// run completed in A goes to A's bus only and starts A's follower; B's trigger, even handed
-/// A's event, starts nothing.
+/// Two stacks in one account, both with `upstream` and `follower` (after_sync: upstream, and
+/// an event pattern): each rule is on its stack's bus, a run completed in A goes to A's bus
+/// only and starts A's follower, and B's trigger, even handed A's event, starts nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_completed_in_one_stack_starts_no_sync_of_another() {
     let a = TestStack::start("fn_trigger_two_a").await;
@@ -116,11 +116,29 @@ async fn a_run_completed_in_one_stack_starts_no_sync_of_another() {
     for stack in [&a, &b] {
         stack.tables("upstream", &[1], &[]).await;
         stack.tables("follower", &[7], &[]).await;
-        let follows = "triggers: [{ after_sync: upstream }]\n";
+        let follows =
+            "triggers: [{ after_sync: upstream }, { event_pattern: { source: [dbt] } }]\n";
         stack
             .deploy(&[("upstream", "upsert", ""), ("follower", "upsert", follows)])
             .await;
     }
+    // `retl deploy` put each stack's event_pattern rule on that stack's bus.
+    for stack in [&a, &b] {
+        let rules = stack.host.events.list_rules();
+        let rules = rules
+            .event_bus_name(&stack.host.names.event_bus)
+            .send()
+            .await;
+        let names: Vec<_> = rules
+            .expect("list rules")
+            .rules()
+            .iter()
+            .filter_map(|r| r.name().map(str::to_string))
+            .collect();
+        assert_eq!(names, [format!("{}-trigger-follower-0", stack.name())]);
+    }
+    let on_default = a.host.events.list_rules().send().await.expect("list rules");
+    assert!(on_default.rules().is_empty(), "{on_default:?}");
     let on_a = a.capture_events("retl.run.completed").await;
     let on_b = b.capture_events("retl.run.completed").await;
     let mut run = RunRecord::new("r-of-a".into(), "upstream", "manual", 1);

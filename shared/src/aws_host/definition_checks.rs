@@ -115,6 +115,11 @@ struct Properties {
     retention_in_days: Option<Value>,
     dimensions: Option<Vec<Dimension>>,
     alarm_actions: Option<Vec<String>>,
+    schema_name: Option<String>,
+    #[serde(rename = "Type")]
+    schema_type: Option<String>,
+    /// A schema's Content is its text; an SSM document's is a mapping.
+    content: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -167,7 +172,44 @@ fn every_function_logs_to_a_declared_group_with_retention() {
             .and_then(|p| p.retention_in_days.as_ref());
         assert!(retention.is_some(), "{group} has no RetentionInDays");
     }
-    assert_eq!(functions, 6);
+    assert_eq!(functions, 7);
+}
+
+/// The schema registry holds the published schemas themselves: each event's
+/// `AWS::EventSchemas::Schema` is named `<event>.v<version>`, is draft 4 (a type the registry
+/// takes), and its Content is `docs/events/<event>.v<version>.schema.json` as committed (which
+/// `retl schema --event` regenerates; cli/tests/schema.rs checks that).
+#[test]
+fn the_schema_registry_holds_the_published_event_schemas() {
+    use super::event_schemas::{event_schema, event_schema_file, EVENTS, EVENT_SCHEMA_VERSION};
+    let t = template();
+    let schemas: BTreeMap<&str, &Properties> = t
+        .of_kind("AWS::EventSchemas::Schema")
+        .map(|(_, p)| (p.schema_name.as_deref().expect("a SchemaName"), p))
+        .collect();
+    assert_eq!(schemas.len(), EVENTS.len(), "{:?}", schemas.keys());
+    for event in EVENTS {
+        let name = format!("{event}.v{EVENT_SCHEMA_VERSION}");
+        let schema = schemas
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("template.yaml registers no schema {name}"));
+        assert_eq!(
+            schema.schema_type.as_deref(),
+            Some("JSONSchemaDraft4"),
+            "{name}"
+        );
+        let file = event_schema_file(event);
+        let content = schema.content.as_ref().and_then(Value::as_str);
+        let content = content.expect("a Content string");
+        assert_eq!(
+            content.trim(),
+            repo_file(&file).trim(),
+            "the Content of schema {name} in template.yaml is not {file}: copy the file into it \
+             (indented under `Content: |`)"
+        );
+        let parsed: Value = serde_json::from_str(content).expect("the Content is JSON");
+        assert_eq!(Some(parsed), event_schema(event), "{name}");
+    }
 }
 
 /// The trigger function, invoked asynchronously by schedules and rules, keeps what it failed

@@ -275,6 +275,7 @@ pub struct TriggerConfig {
     /// A dbt Cloud job id: a successful run of that job (`job.run.completed`, through the
     /// stack's dbt Cloud webhook) starts a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub dbt_cloud_job: Option<u64>,
 }
 
