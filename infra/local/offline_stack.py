@@ -57,11 +57,15 @@ def remove_action(resources: dict[str, Any], function: str, action: str) -> None
     logical = next(k for k, r in resources.items() if r.get("PhysicalName") == role)
     removed = 0
     for policy in resources[logical]["Properties"].get("Policies", []):
+        kept = []
         for st in policy["PolicyDocument"]["Statement"]:
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             if action in actions:
                 st["Action"] = [a for a in actions if a != action]
                 removed += 1
+            if st["Action"]:  # a statement of that action alone goes with it
+                kept.append(st)
+        policy["PolicyDocument"]["Statement"] = kept
     if not removed:
         sys.exit(f"--without {function}={action}: the role {logical} grants no such action")
 
