@@ -4,8 +4,9 @@
 Usage: python check_iam.py [REPO]   (run by infra/scripts/check-infra.sh)
 
 Finds the SDK operations called in shared/src/adapters/aws/ and shared/src/aws_host/ (a
-zero-argument `.operation()` that starts a builder chain ending in `.send()`, or any name of
-OPERATIONS written as `.name()`), maps each to the IAM actions AWS authorizes it as
+zero-argument `.operation()` that starts a builder chain ending in `.send()`, any name of
+OPERATIONS written as `.name()`, or a JSON-protocol target such as "AmazonSSM.GetAutomationExecution"
+of the requests retl signs itself), maps each to the IAM actions AWS authorizes it as
 (OPERATIONS), and checks, in the template translated by aws-sam-translator and resolved
 (sam_offline.py), that the role of every function that runs the file (USERS) has an Allow
 statement for each action on the resource the code uses (RESOURCES). An operation missing from
@@ -58,8 +59,14 @@ OPERATIONS: dict[str, list[str]] = {
     "send_task_failure": ["states:SendTaskFailure"],
     "send_task_heartbeat": ["states:SendTaskHeartbeat"],
     "put_events": ["events:PutEvents"],
-    # `retl deploy --aws` (the operator's credentials, not a function's).
-    "create_schedule": ["scheduler:CreateSchedule"],
+    # Systems Manager Automation (shared/src/aws_host/automation.rs signs these itself).
+    # Starting the runbook passes its automation role to Systems Manager.
+    "start_automation_execution": ["ssm:StartAutomationExecution", "iam:PassRole"],
+    "get_automation_execution": ["ssm:GetAutomationExecution"],
+    "send_automation_signal": ["ssm:SendAutomationSignal"],
+    # `retl deploy --aws` (the operator's credentials, not a function's), and the approval
+    # reminders (the approval function): the schedule's role is passed to Scheduler.
+    "create_schedule": ["scheduler:CreateSchedule", "iam:PassRole"],
     "update_schedule": ["scheduler:UpdateSchedule"],
     "delete_schedule": ["scheduler:DeleteSchedule"],
     "list_rules": ["events:ListRules"],
@@ -83,6 +90,10 @@ USERS: dict[str, Any] = {
     "shared/src/aws_host/trigger.rs": ["trigger"],
     "shared/src/aws_host/approval.rs": ["approval"],
     "shared/src/aws_host/approval_tokens.rs": ["approval"],
+    # SendAutomationSignal: `retl approve --aws`, with an approver's own credentials.
+    "shared/src/aws_host/automation.rs": {"start_automation_execution": ["approval"],
+                                          "get_automation_execution": ["approval"],
+                                          "send_automation_signal": []},
     "shared/src/aws_host/reminder.rs": ["approval"],
     "shared/src/aws_host/events.rs": ["finalize", "dbt_webhook"],
     "shared/src/aws_host/deploy.rs": [],
@@ -93,7 +104,8 @@ CALLED_THROUGH = {"shared/src/adapters/aws/dynamo_batch.rs": "batch_write("}
 
 def resources(r: sam_offline.Resolver) -> dict[str, Any]:
     """File -> the ARN its operations act on (an object key under the bucket for S3), or
-    function -> ARN where functions use different ones."""
+    {function: ARN} where functions use different ones, or {operation: ARN} where a file's
+    operations act on several."""
     secret = lambda name: (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"  # noqa: E731
                            f"{r.params['SecretPrefix']}{name}-AbCdEf")
     sec = {f: secret("PG_URL") for f in EVERY} | {"dbt_webhook": secret("DBT_CLOUD_WEBHOOK_SECRET")}
@@ -107,13 +119,30 @@ def resources(r: sam_offline.Resolver) -> dict[str, Any]:
         "shared/src/aws_host/trigger.rs": r.ref("SyncStateMachine"),
         "shared/src/aws_host/approval.rs": "*",
         "shared/src/aws_host/approval_tokens.rs": r.get_att("ApprovalTokensTable", "Arn"),
-        "shared/src/aws_host/reminder.rs": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{STACK}/remind-RUN",
+        "shared/src/aws_host/automation.rs": {
+            "start_automation_execution": f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/"
+                                          f"{r.ref('ApprovalRunbook')}:$DEFAULT",
+            "get_automation_execution": f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-execution/"
+                                        "0123abcd-0000-0000-0000-000000000000",
+            "send_automation_signal": "*",
+        },
+        "shared/src/aws_host/reminder.rs":
+            f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{STACK}/remind-01jrun",
         "shared/src/aws_host/events.rs": r.get_att("EventBus", "Arn"),
         "shared/src/aws_host/deploy.rs": "*",
     }
 
 
-def resource_for(action: str, file_resource: str, r: sam_offline.Resolver) -> str:
+# The role each operation passes (iam:PassRole), by the role's logical id.
+PASSED_ROLES = {"start_automation_execution": "ApprovalAutomationRole",
+                "create_schedule": "SchedulerRole"}
+
+
+def resource_for(action: str, op: str, file_resource: Any, r: sam_offline.Resolver) -> str:
+    if action == "iam:PassRole":
+        return r.get_att(PASSED_ROLES[op], "Arn")
+    if isinstance(file_resource, dict):
+        file_resource = file_resource[op]
     if action == "s3:ListBucket":
         return file_resource.split("/", 1)[0]
     if action.startswith("kms:"):
@@ -149,6 +178,8 @@ def chain_start(text: str, send: int) -> tuple[str, bool] | None:
 
 def operations(text: str) -> set[str]:
     ops = {name for name in OPERATIONS if re.search(rf"\.{name}\(\)", text)}
+    for m in re.finditer(r'"Amazon\w+\.(\w+)"', text):
+        ops.add(re.sub(r"(?<!^)(?=[A-Z])", "_", m.group(1)).lower())
     for m in re.finditer(r"\.send\(\)", text):
         start = chain_start(text, m.start())
         if start and start[1] and start[0] not in ops:
@@ -221,11 +252,11 @@ def main() -> None:
                                if re.search(rf"TransactWriteItem::builder\(\)\s*\.{kind}\(", text)]
                 for function in users:
                     file_resource = file_resources[path]
-                    if isinstance(file_resource, dict):
+                    if isinstance(file_resource, dict) and function in file_resource:
                         file_resource = file_resource[function]
                     for action in actions:
                         checked += 1
-                        res = resource_for(action, file_resource, r)
+                        res = resource_for(action, op, file_resource, r)
                         if not allowed(roles[function], action, res):
                             problems.append(f"{function} calls {op} ({path}) but its role in "
                                             f"template.yaml does not allow {action} on {res}")

@@ -14,6 +14,7 @@ EventBridge the resources AWS uses (the Service Authorization Reference's resour
 - Secrets Manager: the secret's ARN (its random suffix included).
 - Step Functions: `stateMachineArn` or `executionArn`; SendTask* on "*" (no resource type).
 - EventBridge PutEvents: each entry's event bus.
+- EventBridge Scheduler: the schedule (`schedule/GROUP/NAME`) or the schedule group.
 - Systems Manager: StartAutomationExecution the runbook's automation-definition
   (`automation-definition/NAME:VERSION`, `$DEFAULT` when none is given); the other
   Automation operations the execution (`automation-execution/ID`).
@@ -22,7 +23,9 @@ EventBridge the resources AWS uses (the Service Authorization Reference's resour
 
 Signatures of form-encoded requests (SNS's query protocol) are not checked: moto recomputes
 them from the parameters re-encoded by botocore, which differs from the Rust SDK's encoding of
-the same parameters (a message with spaces or quotes fails as SignatureDoesNotMatch). The
+the same parameters (a message with spaces or quotes fails as SignatureDoesNotMatch). Nor are
+EventBridge Scheduler's: moto recomputes them wrongly for its REST paths (every Rust SDK call
+fails as SignatureDoesNotMatch). The
 caller's identity still comes from its access key; authorization is what is under test.
 
 With enforcement off (the default, INITIAL_NO_AUTH_ACTION_COUNT = infinity) nothing changes.
@@ -122,6 +125,21 @@ def _ssm_checks(h: Any, action: str) -> list[tuple[str, str]]:
     return [(action, "*")]
 
 
+def _scheduler_checks(h: Any, action: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    parsed = urlparse(h.uri)
+    parts = [unquote(p) for p in parsed.path.strip("/").split("/")]
+    arn = f"arn:aws:scheduler:{h.region}:{h.current_account}"
+    if len(parts) == 2 and parts[0] == "schedules":
+        group = _json_body(h).get("GroupName") or \
+            parse_qs(parsed.query).get("groupName", ["default"])[0]
+        return [(action, f"{arn}:schedule/{group}/{parts[1]}")]
+    if len(parts) == 2 and parts[0] == "schedule-groups":
+        return [(action, f"{arn}:schedule-group/{parts[1]}")]
+    return [(action, "*")]
+
+
 def _authorize(checks_of: Any) -> Any:
     def authorize(self: Any, resource: str = "*") -> None:
         if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
@@ -160,6 +178,8 @@ def _signature_unless_form(original: Any) -> Any:
     def check_signature(self: Any) -> None:
         if not self._body and isinstance(self._data, dict) and self._data:
             return
+        if self._service == "scheduler":
+            return
         original(self)
 
     return check_signature
@@ -177,6 +197,7 @@ def install() -> None:
     )
     from moto.dynamodb.responses import DynamoHandler
     from moto.events.responses import EventsHandler
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
     from moto.secretsmanager.responses import SecretsManagerResponse
     from moto.sns.responses import SNSResponse
     from moto.ssm.responses import SimpleSystemManagerResponse
@@ -189,5 +210,6 @@ def install() -> None:
         (StepFunctionResponse, _sfn_checks),
         (EventsHandler, _events_checks),
         (SimpleSystemManagerResponse, _ssm_checks),
+        (EventBridgeSchedulerResponse, _scheduler_checks),
     ):
         cls._authenticate_and_authorize_normal_action = _authorize(checks)

@@ -140,8 +140,23 @@ impl AwsStack {
             &["jane", "mallory"],
         )
         .await;
-        let env = vec![
-            ("RETL_STACK", stack.to_string()),
+        lambdas
+            .launch(Self::function_env(&names, &moto.endpoint))
+            .await;
+        AwsStack {
+            moto,
+            lambdas,
+            sdk,
+            names,
+            host,
+            users,
+        }
+    }
+
+    /// The environment the template gives every function (`RETL_*`), pointing at moto.
+    fn function_env(names: &StackNames, endpoint: &str) -> Vec<(String, String)> {
+        vec![
+            ("RETL_STACK", names.stack.clone()),
             ("RETL_BUCKET", names.bucket.clone()),
             ("RETL_KEYSET_TABLE", names.keyset_table.clone()),
             ("RETL_RUNS_TABLE", names.runs_table.clone()),
@@ -159,18 +174,9 @@ impl AwsStack {
             ("RUST_LOG", "info".to_string()),
         ]
         .into_iter()
-        .chain(Self::aws_env_for(&moto.endpoint))
+        .chain(Self::aws_env_for(endpoint))
         .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        lambdas.launch(env).await;
-        AwsStack {
-            moto,
-            lambdas,
-            sdk,
-            names,
-            host,
-            users,
-        }
+        .collect()
     }
 
     fn aws_env_for(endpoint: &str) -> Vec<(&'static str, String)> {

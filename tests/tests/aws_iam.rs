@@ -13,7 +13,9 @@ use retl_fn_finalize::FinalizeRequest;
 use retl_fn_plan::{PlanRequest, PlanResponse};
 use retl_fn_trigger::{TriggerKind, TriggerRequest};
 use retl_shared::adapters::aws::SnsNotifier;
-use retl_shared::aws_host::{deploy, emit_run_completed, emit_triggers, AwsHost, TriggerOutcome};
+use retl_shared::aws_host::{
+    deploy, emit_run_completed, emit_triggers, reminder_name, AwsHost, TriggerOutcome,
+};
 use retl_shared::config::load_project;
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
@@ -194,6 +196,14 @@ async fn approve(w: &World, sync: &str, run_id: &str) -> Result<(), Failed> {
     retl_fn_approval::handle(host, request)
         .await
         .map_err(|e| failed("approval request", e))?;
+    let reminder = w.stack.admin.scheduler.get_schedule();
+    let reminder = reminder
+        .group_name(&w.stack.names.stack)
+        .name(reminder_name(run_id));
+    reminder
+        .send()
+        .await
+        .map_err(|e| failed("approval request schedules the reminder", e))?;
     let run = w.stack.admin.runs().get_run(run_id).await.expect("the run");
     let execution = run
         .approval
@@ -354,6 +364,27 @@ async fn extract_is_denied_without_s3_put_object() {
         .await
         .expect("the trigger keeps its grants");
     assert_denied(plan(&w, "people", &run_id).await, "extract", "s3:PutObject");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_request_is_denied_without_start_automation_execution() {
+    let w = world(
+        "iam_no_ssm",
+        &["ApprovalFunction=ssm:StartAutomationExecution"],
+    )
+    .await;
+    let run_id = trigger(&w, "purge")
+        .await
+        .expect("the trigger keeps its grants");
+    let summary = plan(&w, "purge", &run_id)
+        .await
+        .expect("extract and plan keep their grants");
+    assert_eq!(summary.decision, Decision::NeedsApproval, "{summary:?}");
+    assert_denied(
+        approve(&w, "purge", &run_id).await,
+        "approval request",
+        "ssm:StartAutomationExecution",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

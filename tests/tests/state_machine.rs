@@ -253,7 +253,7 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     for shown in [
         "retl: run ",
         "of sync `approve_me` waits for approval before it writes.",
-        "Planned: 3 deletes, 0 creates, 0 updates, 1 unchanged (4 records in the destination).",
+        "Planned: 3 deletes, 0 creates, 1 updates, 0 unchanged (4 records in the destination).",
         "- 2: id=2, name=\"old 2\"",
         "- 4: id=4, name=\"old 4\"",
         "Full preview (3 records): https://console.aws.amazon.com/s3/object/",

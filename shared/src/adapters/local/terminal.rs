@@ -39,11 +39,12 @@ fn text(n: &Notification) -> String {
     match n {
         Notification::ApprovalNeeded {
             run_id,
+            reason,
             message,
             preview,
             ..
         } => format!(
-            "{message}  deletion preview: {preview}\n  \
+            "approval needed for run {run_id}: {reason}\n{message}  deletion preview: {preview}\n  \
              approve with `retl approve {run_id}` or reject with `retl reject {run_id}`"
         ),
         Notification::Alert { .. } => n.alert_lines().join("\n"),
