@@ -7,15 +7,16 @@
 use retl_fn_apply::ApplyRequest;
 use retl_fn_approval::ApprovalRequest;
 use retl_fn_extract::ExtractRequest;
-use retl_fn_finalize::FinalizeRequest;
+use retl_fn_finalize::{FinalizeEvent, FinalizeOutput, FinalizeRequest};
 use retl_fn_plan::{PlanRequest, PlanResponse};
 use retl_fn_trigger::{TriggerKind, TriggerRequest};
 use retl_shared::adapters::aws::SnsNotifier;
-use retl_shared::aws_host::{deploy, emit_run_completed, AwsHost, TriggerOutcome};
+use retl_shared::aws_host::{deploy, emit_run_completed, AlertCheck, AwsHost, TriggerOutcome};
 use retl_shared::config::load_project;
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
 use retl_tests::iam_stack::IamStack;
+use retl_tests::moto::{sns_envelopes, subscribe_queue};
 use retl_tests::Pg;
 use serde_json::json;
 
@@ -73,11 +74,16 @@ async fn world(name: &str, without: &[&str]) -> World {
         "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL }\n",
     )
     .expect("write retl.yaml");
-    for (sync, mode) in [("people", "upsert"), ("purge", "mirror")] {
+    // `purge` never delivers before the periodic check: its no_success rule (under a second)
+    // fires there.
+    for (sync, mode, extra) in [
+        ("people", "upsert", ""),
+        ("purge", "mirror", "alerts: { no_success_for_hours: 0.0001 }\n"),
+    ] {
         let text = format!(
             "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
              primary_key: id\ndestination: {{ connection: app_db, object: {dest} }}\n\
-             mapping: {{ id: id, name: name }}\nmode: {mode}\n",
+             mapping: {{ id: id, name: name }}\nmode: {mode}\n{extra}",
             model = pg.table(&format!("{sync}_model")),
             dest = pg.table(&format!("{sync}_dest")),
         );
@@ -197,16 +203,35 @@ async fn side_channels(w: &World, run_id: &str) -> Result<(), Failed> {
         .get_run(run_id)
         .await
         .map_err(|e| failed("read run", e))?;
+    let alert = Notification::Alert {
+        sync: run.sync.clone(),
+        run_id: Some(run.run_id.clone()),
+        status: Some(run.status.as_str().to_string()),
+        error_name: None,
+        fired: Vec::new(),
+    };
     for function in ["approval", "finalize"] {
         let host: &AwsHost = w.stack.function(function);
         let notifier = SnsNotifier::new(host.clients.sns.clone(), host.names.topic_arn.clone());
-        let sent = notifier.notify(&Notification::problem(&run)).await;
+        let sent = notifier.notify(&alert).await;
         sent.map_err(|e| failed(&format!("{function} publishes on the topic"), e))?;
     }
     let finalize = w.stack.function("finalize");
     emit_run_completed(&finalize.events, &finalize.names.stack, &run)
         .await
         .map_err(|e| failed("finalize puts the run-completed event", e))
+}
+
+/// The schedule's periodic alert check, with the finalize function's role: every deployed
+/// sync's runs read, and the `no_success` alert of `purge` published.
+async fn alert_check(w: &World) -> Result<AlertCheck, Failed> {
+    let event: FinalizeEvent =
+        serde_json::from_value(json!({"action": "check_alerts", "every_minutes": 15}))
+            .expect("the schedule's payload");
+    match retl_fn_finalize::handle_event(w.stack.function("finalize"), event).await {
+        Ok(FinalizeOutput::Checked(check)) => Ok(check),
+        other => Err(failed("alert check", other)),
+    }
 }
 
 fn assert_denied(result: Result<impl std::fmt::Debug, Failed>, step: &str, action: &str) {
@@ -256,6 +281,28 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
     side_channels(&w, &run_id)
         .await
         .expect("topic and event bus");
+    let admin = &w.stack.admin;
+    let (sqs, queue) = subscribe_queue(
+        &w.stack.admin_sdk,
+        &admin.clients.sns,
+        &admin.names.topic_arn,
+        "alerts",
+    )
+    .await;
+    let check = alert_check(&w).await.expect("the periodic alert check");
+    let purge = check.syncs.iter().find(|h| h.sync == "purge");
+    assert!(purge.is_some_and(|h| h.stale && h.alerted), "{check:?}");
+    let published: Vec<serde_json::Value> = sns_envelopes(&sqs, &queue, 1)
+        .await
+        .iter()
+        .map(|e| serde_json::from_str(e["Message"].as_str().unwrap_or("{}")).unwrap_or_default())
+        .collect();
+    assert!(
+        published
+            .iter()
+            .any(|m| m["kind"] == "alert" && m["sync"] == "purge" && m["fired"][0]["rule"] == "no_success"),
+        "the finalize role published the alert: {published:?}"
+    );
 
     let run_id = trigger(&w, "purge")
         .await
