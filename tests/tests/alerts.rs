@@ -24,7 +24,11 @@ async fn rejections_over_the_threshold_are_printed_and_posted_without_record_val
     p.env("TEAM_SLACK_URL", &slack.url);
 
     let out = p.run(&["run", "people", "--json"]).await;
-    assert_eq!(out.code, 1, "partially failed: {}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "partially failed: {}{}",
+        out.stdout, out.stderr
+    );
     let run = out.json();
     assert_eq!(run["rejected"], 2, "{run}");
     let run_id = run["run_id"].as_str().expect("a run id");
@@ -36,7 +40,12 @@ async fn rejections_over_the_threshold_are_printed_and_posted_without_record_val
         .lines()
         .filter(|l| l.starts_with("alert:"))
         .collect();
-    assert_eq!(alerts, [line.as_str()], "one line, the rule that fired:\n{}", out.stderr);
+    assert_eq!(
+        alerts,
+        [line.as_str()],
+        "one line, the rule that fired:\n{}",
+        out.stderr
+    );
 
     let posts = slack.received();
     assert_eq!(
@@ -48,7 +57,10 @@ async fn rejections_over_the_threshold_are_printed_and_posted_without_record_val
     assert_eq!(body["text"], line.as_str(), "{body}");
     let sent = body.to_string();
     for private in ["private-value-", "TEAM_SLACK_URL", slack.url.as_str()] {
-        assert!(!sent.contains(private), "the post carries {private}: {sent}");
+        assert!(
+            !sent.contains(private),
+            "the post carries {private}: {sent}"
+        );
     }
 
     // A clean run sets off nothing: no line, no post.

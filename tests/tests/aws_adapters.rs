@@ -10,7 +10,7 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -25,8 +25,8 @@ use retl_shared::adapters::aws::{
 use retl_shared::config::load_project;
 use retl_shared::engine::{keyset_id, run_local, Engine, LocalRunOptions, NoProgress};
 use retl_shared::ports::{
-    Counts, KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notification, Notifier,
-    ObjectStore, RunRecord, RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
+    KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, Notifier, ObjectStore, RunRecord,
+    RunStatus, RunStore, SecretError, Secrets, StoreError, SyncState,
 };
 use retl_shared::record::shard_of;
 use retl_tests::contracts::notifier::{self, NotifierBackend};
@@ -385,8 +385,8 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
     let c = moto.clients().await;
     let (topic, sqs, queue_url) = topic_with_queue(&moto, &c).await;
     let notifier = SnsNotifier::new(c.sns.clone(), &topic);
-    let (problem, approval) = (notifier::alert(), notifier::approval());
-    notifier.notify(&problem).await.unwrap();
+    let (alert, approval) = (notifier::alert(), notifier::approval());
+    notifier.notify(&alert).await.unwrap();
     notifier.notify(&approval).await.unwrap();
 
     let mut envelopes = sns_envelopes(&sqs, &queue_url, 2).await;
@@ -406,14 +406,14 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
         summary,
         [
             (
+                json!("retl: alert for sync people (run run-1): failure"),
+                json!("alert"),
+                serde_json::to_value(&alert).unwrap(),
+            ),
+            (
                 json!("retl: approval needed for sync people (run run-2)"),
                 json!("approval_needed"),
                 serde_json::to_value(&approval).unwrap(),
-            ),
-            (
-                json!("retl: alert for sync people (run run-1): failure"),
-                json!("alert"),
-                serde_json::to_value(&problem).unwrap(),
             ),
         ]
     );
@@ -650,9 +650,9 @@ async fn sdk_failures_map_to_store_and_secret_errors() {
         aws_sdk_sns::Client::new(&config),
         "arn:aws:sns:us-east-1:1:t",
     );
-    let problem = notifier::alert();
+    let alert = notifier::alert();
     assert!(
-        sns.notify(&problem).await.is_err(),
+        sns.notify(&alert).await.is_err(),
         "a failed publish is reported"
     );
 

@@ -78,7 +78,11 @@ async fn world(name: &str, without: &[&str]) -> World {
     // fires there.
     for (sync, mode, extra) in [
         ("people", "upsert", ""),
-        ("purge", "mirror", "alerts: { no_success_for_hours: 0.0001 }\n"),
+        (
+            "purge",
+            "mirror",
+            "alerts: { no_success_for_hours: 0.0001 }\n",
+        ),
     ] {
         let text = format!(
             "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
@@ -298,9 +302,9 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
         .map(|e| serde_json::from_str(e["Message"].as_str().unwrap_or("{}")).unwrap_or_default())
         .collect();
     assert!(
-        published
-            .iter()
-            .any(|m| m["kind"] == "alert" && m["sync"] == "purge" && m["fired"][0]["rule"] == "no_success"),
+        published.iter().any(|m| m["kind"] == "alert"
+            && m["sync"] == "purge"
+            && m["fired"][0]["rule"] == "no_success"),
         "the finalize role published the alert: {published:?}"
     );
 

@@ -263,12 +263,27 @@ fn alert_rules_out_of_range_are_reported_at_their_values() {
     let (code, out) = validate(&project(&sync));
     assert_eq!(code, 2, "{out}");
     for (at, says) in [
-        ("syncs/people.yaml:8:22", "alerts.rejected_over_pct is 150; it must be at most 100"),
-        ("syncs/people.yaml:9:45", "alerts.row_count_change.runs is 0; it must be between 1 and 100"),
-        ("syncs/people.yaml:10:25", "alerts.no_success_for_hours is -1; it must be a number above 0"),
-        ("syncs/people.yaml:11:26", "alerts.slack_webhook_url_env `not a name` is not a variable or secret name"),
+        (
+            "syncs/people.yaml:8:22",
+            "alerts.rejected_over_pct is 150; it must be at most 100",
+        ),
+        (
+            "syncs/people.yaml:9:43",
+            "alerts.row_count_change.runs is 0; it must be between 1 and 100",
+        ),
+        (
+            "syncs/people.yaml:10:25",
+            "alerts.no_success_for_hours is -1; it must be a number above 0",
+        ),
+        (
+            "syncs/people.yaml:11:26",
+            "alerts.slack_webhook_url_env `not a name` is not a variable or secret name",
+        ),
     ] {
-        assert!(out.contains(&format!("{at}: {says}")), "{at} {says}:\n{out}");
+        assert!(
+            out.contains(&format!("{at}: {says}")),
+            "{at} {says}:\n{out}"
+        );
     }
     let (code, out) = validate(&project(&format!("{GOOD}alerts: {{ on_falure: true }}\n")));
     assert_eq!(code, 2, "{out}");

@@ -322,7 +322,8 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     assert_eq!(posted.len(), 1, "{posted:?}");
     let text = posted[0].body["text"].as_str().unwrap_or_default();
     assert!(
-        text.starts_with("alert: sync empty run ") && text.contains(": failure: the run was aborted by a safety rule (Retl.SafetyAbort)"),
+        text.starts_with("alert: sync empty run ")
+            && text.contains(": failure: the run was aborted by a safety rule (Retl.SafetyAbort)"),
         "{text}"
     );
 }

@@ -85,7 +85,8 @@ mod tests {
         assert!(matches!(run, FinalizeEvent::Finalize(r) if r.run_id == "r1"));
         let bad = parse::<FinalizeEvent>(json!({"action": "check_everything"})).unwrap_err();
         assert!(
-            bad.error_message.contains("unknown variant `check_everything`"),
+            bad.error_message
+                .contains("unknown variant `check_everything`"),
             "{}",
             bad.error_message
         );

@@ -74,7 +74,9 @@ pub async fn handle_event(
     event: FinalizeEvent,
 ) -> Result<FinalizeOutput, Diagnostic> {
     match event {
-        FinalizeEvent::Finalize(request) => handle(host, request).await.map(FinalizeOutput::Finalized),
+        FinalizeEvent::Finalize(request) => {
+            handle(host, request).await.map(FinalizeOutput::Finalized)
+        }
         FinalizeEvent::Check(request) => check_alerts(host, request.every_minutes)
             .await
             .map(FinalizeOutput::Checked)

@@ -32,8 +32,14 @@ pub async fn check_alerts(host: &AwsHost, every_minutes: f64) -> Result<AlertChe
         let deployed_at = DateTime::parse_from_rfc3339(&deployed.deployed_at)
             .ok()
             .map(|t| t.with_timezone(&Utc));
-        let health = check_sync(&engine, &deployed.def, deployed_at, every_minutes / 60.0, now)
-            .await?;
+        let health = check_sync(
+            &engine,
+            &deployed.def,
+            deployed_at,
+            every_minutes / 60.0,
+            now,
+        )
+        .await?;
         syncs.push(health);
     }
     for line in health_metrics_lines(&host.names.stack, &syncs) {

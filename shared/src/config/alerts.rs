@@ -131,21 +131,39 @@ fn out_of_range(field: &str, value: f64, max: Option<f64>, hint: &str) -> Option
     Some(Problem::new(problem).hint(hint.to_string()))
 }
 
+/// `value` of `field`, with a problem recorded when it is out of range.
+fn number<'a>(
+    problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
+    field: &str,
+    value: &'a Spanned<f64>,
+    max: Option<f64>,
+    hint: &str,
+) -> f64 {
+    if let Some(p) = out_of_range(field, value.value, max, hint) {
+        problems.push((value, p));
+    }
+    value.value
+}
+
+/// The webhook secret's name as written, trimmed, and a problem if it cannot name one.
+fn secret_name(text: &str) -> (String, Option<Problem>) {
+    let name = text.trim();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'));
+    let problem = (!valid).then(|| {
+        Problem::new(format!(
+            "alerts.slack_webhook_url_env `{text}` is not a variable or secret name"
+        ))
+        .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL")
+    });
+    (name.to_string(), problem)
+}
+
 /// The rules of `input`, and each problem at the value it is about.
 pub(super) fn resolve(input: &AlertsInput) -> (AlertRules, Vec<(&dyn SpanLike, Problem)>) {
     let mut problems: Vec<(&dyn SpanLike, Problem)> = Vec::new();
-    fn number<'a>(
-        problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
-        field: &str,
-        value: &'a Spanned<f64>,
-        max: Option<f64>,
-        hint: &str,
-    ) -> f64 {
-        if let Some(p) = out_of_range(field, value.value, max, hint) {
-            problems.push((value, p));
-        }
-        value.value
-    }
     let rejected_over_pct = input.rejected_over_pct.as_ref().map(|p| {
         number(
             &mut problems,
@@ -192,20 +210,11 @@ pub(super) fn resolve(input: &AlertsInput) -> (AlertRules, Vec<(&dyn SpanLike, P
         RowCountChange { over_pct, runs }
     });
     let slack_webhook_url_env = input.slack_webhook_url_env.as_ref().map(|e| {
-        let name = e.value.trim();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'));
-        if !valid {
-            let p = Problem::new(format!(
-                "alerts.slack_webhook_url_env `{}` is not a variable or secret name",
-                e.value
-            ))
-            .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL");
+        let (name, problem) = secret_name(&e.value);
+        if let Some(p) = problem {
             problems.push((e, p));
         }
-        name.to_string()
+        name
     });
     let rules = AlertRules {
         on_failure: input.on_failure.unwrap_or(true),

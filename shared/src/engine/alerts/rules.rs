@@ -53,12 +53,7 @@ pub fn evaluate_run(
     if let Some(hours) = rules.no_success_for_hours {
         if !delivered(run.status) {
             let since = oldest_start(&earlier).unwrap_or(run.created_at);
-            out.extend(no_success(
-                hours,
-                last_delivery(&earlier),
-                since,
-                now,
-            ));
+            out.extend(no_success(hours, last_delivery(&earlier), since, now));
         }
     }
     if let Some(minutes) = rules.runtime_over_minutes {
@@ -79,10 +74,7 @@ fn failure(run: &RunRecord) -> Option<FiredRule> {
         .as_deref()
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
-    let summary = format!(
-        "{what}{name}; see `retl runs show {}`",
-        run.run_id
-    );
+    let summary = format!("{what}{name}; see `retl runs show {}`", run.run_id);
     Some(fired(
         AlertRule::Failure,
         summary,

@@ -53,7 +53,11 @@ fn failure_fires_on_failed_aborted_and_expired_runs_only() {
         assert_eq!(fired.len(), usize::from(fires), "{status:?}: {fired:?}");
         if let Some(f) = fired.first() {
             assert_eq!(f.rule, AlertRule::Failure);
-            assert!(f.summary.contains("Retl.SourceUnavailable"), "{}", f.summary);
+            assert!(
+                f.summary.contains("Retl.SourceUnavailable"),
+                "{}",
+                f.summary
+            );
             assert!(
                 !f.summary.contains("password"),
                 "the error message is never carried: {}",
@@ -84,12 +88,19 @@ fn rejected_records_fire_above_the_share_of_rows_read() {
     assert_eq!(fired[0].figures["rejected"], 11);
     assert_eq!(fired[0].figures["records"], 100);
     assert_eq!(fired[0].figures["rejected_pct"], 11.0);
-    assert!(fired[0].summary.starts_with("11 of 100 rows rejected (11%"), "{}", fired[0].summary);
+    assert!(
+        fired[0].summary.starts_with("11 of 100 rows rejected (11%"),
+        "{}",
+        fired[0].summary
+    );
     // No rows listed (a run that only deleted): what it sent and refused is the base.
     let mut deletes = run("r", RunStatus::PartiallyFailed, 0, 1, 0);
     deletes.counts.deletes = 1;
     deletes.counts.rejected = 1;
-    assert_eq!(names(&evaluate_run(&r, &deletes, &[], t0())), [AlertRule::RejectedRecords]);
+    assert_eq!(
+        names(&evaluate_run(&r, &deletes, &[], t0())),
+        [AlertRule::RejectedRecords]
+    );
 }
 
 #[test]
@@ -115,15 +126,25 @@ fn row_counts_are_compared_with_the_median_of_the_last_delivered_runs() {
     assert_eq!(names(&fired), [AlertRule::RowCountChange]);
     assert_eq!(fired[0].figures["median_rows"], 100.0);
     assert_eq!(fired[0].figures["change_pct"], -60.0);
-    assert!(fired[0].summary.contains("60% below the median 100"), "{}", fired[0].summary);
+    assert!(
+        fired[0].summary.contains("60% below the median 100"),
+        "{}",
+        fired[0].summary
+    );
     let mut close = halved.clone();
     close.counts.rows = 150;
-    assert!(evaluate_run(&r, &close, &history, t0()).is_empty(), "+50% is allowed");
+    assert!(
+        evaluate_run(&r, &close, &history, t0()).is_empty(),
+        "+50% is allowed"
+    );
     // Too few delivered runs yet: the rule waits.
     assert!(evaluate_run(&r, halved, &history[..4], t0()).is_empty());
     // An empty model that aborted is a change too.
     let empty = run("now", RunStatus::Aborted, 0, 1, 0);
-    assert_eq!(names(&evaluate_run(&r, &empty, &history, t0())), [AlertRule::RowCountChange]);
+    assert_eq!(
+        names(&evaluate_run(&r, &empty, &history, t0())),
+        [AlertRule::RowCountChange]
+    );
 }
 
 #[test]
@@ -149,7 +170,13 @@ fn no_success_fires_when_a_run_ends_without_delivering_long_after_the_last_deliv
     // Never delivered: counted from the oldest run.
     let never = [run("f", RunStatus::Failed, 48, 1, 0)];
     let fired = evaluate_run(&r, &failed, &never, t0());
-    assert!(fired[0].summary.starts_with("no run has ever delivered, 48 hours"), "{}", fired[0].summary);
+    assert!(
+        fired[0]
+            .summary
+            .starts_with("no run has ever delivered, 48 hours"),
+        "{}",
+        fired[0].summary
+    );
 }
 
 #[test]
