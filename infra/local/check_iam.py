@@ -83,8 +83,12 @@ USERS: dict[str, Any] = {
     "shared/src/adapters/aws/dynamo_runs.rs": EVERY,
     "shared/src/adapters/aws/dynamo_keyset.rs": ["extract", "plan", "apply", "finalize"],
     "shared/src/adapters/aws/s3.rs": STEPS,
-    "shared/src/adapters/aws/secrets.rs": ["extract", "plan", "approval", "apply", "dbt_webhook"],
-    "shared/src/adapters/aws/sns.rs": ["approval", "finalize"],
+    # trigger and finalize: the secret of a sync's alerts.slack_webhook_url_env, read when a
+    # run ends there (engine/alerts/).
+    "shared/src/adapters/aws/secrets.rs": EVERY + ["dbt_webhook"],
+    # Alerts of runs ending in the trigger (a failed start, an expired approval), approval
+    # requests and decisions, finalize.
+    "shared/src/adapters/aws/sns.rs": ["trigger", "approval", "finalize"],
     "shared/src/aws_host/config_table.rs": {"get_item": EVERY, "query": EVERY + ["dbt_webhook"],
                                             "put_item": [], "delete_item": []},
     "shared/src/aws_host/trigger.rs": ["trigger"],

@@ -385,8 +385,8 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
     let c = moto.clients().await;
     let (topic, sqs, queue_url) = topic_with_queue(&moto, &c).await;
     let notifier = SnsNotifier::new(c.sns.clone(), &topic);
-    let (problem, approval) = (notifier::alert(), notifier::approval());
-    notifier.notify(&problem).await.unwrap();
+    let (alert, approval) = (notifier::alert(), notifier::approval());
+    notifier.notify(&alert).await.unwrap();
     notifier.notify(&approval).await.unwrap();
 
     let mut envelopes = sns_envelopes(&sqs, &queue_url, 2).await;
@@ -406,14 +406,14 @@ async fn sns_publishes_notifications_with_subject_and_kind() {
         summary,
         [
             (
+                json!("retl: alert for sync people (run run-1): failure"),
+                json!("alert"),
+                serde_json::to_value(&alert).unwrap(),
+            ),
+            (
                 json!("retl: approval needed for sync people (run run-2)"),
                 json!("approval_needed"),
                 serde_json::to_value(&approval).unwrap(),
-            ),
-            (
-                json!("retl: alert for sync people (run run-1): failure"),
-                json!("alert"),
-                serde_json::to_value(&problem).unwrap(),
             ),
         ]
     );
@@ -650,9 +650,9 @@ async fn sdk_failures_map_to_store_and_secret_errors() {
         aws_sdk_sns::Client::new(&config),
         "arn:aws:sns:us-east-1:1:t",
     );
-    let problem = notifier::alert();
+    let alert = notifier::alert();
     assert!(
-        sns.notify(&problem).await.is_err(),
+        sns.notify(&alert).await.is_err(),
         "a failed publish is reported"
     );
 

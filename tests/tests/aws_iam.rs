@@ -9,18 +9,19 @@ use hmac::{Hmac, Mac};
 use retl_fn_apply::ApplyRequest;
 use retl_fn_approval::ApprovalRequest;
 use retl_fn_extract::ExtractRequest;
-use retl_fn_finalize::FinalizeRequest;
+use retl_fn_finalize::{FinalizeEvent, FinalizeOutput, FinalizeRequest};
 use retl_fn_plan::{PlanRequest, PlanResponse};
 use retl_fn_trigger::{TriggerKind, TriggerRequest};
 use retl_shared::adapters::aws::SnsNotifier;
 use retl_shared::aws_host::{
-    deploy, emit_run_completed, emit_triggers, reminder_name, AwsHost, TriggerOutcome,
+    deploy, emit_run_completed, emit_triggers, reminder_name, AlertCheck, AwsHost, TriggerOutcome,
 };
 use retl_shared::config::load_project;
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
 use retl_tests::approvals::decided;
 use retl_tests::iam_stack::IamStack;
+use retl_tests::moto::{sns_envelopes, subscribe_queue};
 use retl_tests::Pg;
 use serde_json::json;
 
@@ -85,9 +86,15 @@ async fn world(name: &str, without: &[&str]) -> World {
         "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL }\n",
     )
     .expect("write retl.yaml");
+    // `purge` never delivers before the periodic check: its no_success rule (under a second)
+    // fires there.
     for (sync, mode, extra) in [
         ("people", "upsert", "triggers: [{ dbt_cloud_job: 42 }]\n"),
-        ("purge", "mirror", ""),
+        (
+            "purge",
+            "mirror",
+            "alerts: { no_success_for_hours: 0.0001 }\n",
+        ),
     ] {
         let text = format!(
             "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
@@ -266,6 +273,45 @@ fn dbt_delivery() -> retl_fn_dbt_webhook::UrlRequest {
         .expect("a function URL request")
 }
 
+/// The schedule's periodic alert check, with the finalize function's role: every deployed
+/// sync's runs read, and the `no_success` alert of `purge` published.
+async fn alert_check(w: &World) -> Result<AlertCheck, Failed> {
+    let event: FinalizeEvent =
+        serde_json::from_value(json!({"action": "check_alerts", "every_minutes": 15}))
+            .expect("the schedule's payload");
+    match retl_fn_finalize::handle_event(w.stack.function("finalize"), event).await {
+        Ok(FinalizeOutput::Checked(check)) => Ok(check),
+        other => Err(failed("alert check", other)),
+    }
+}
+
+/// The periodic check, with finalize's role, finds `purge` stale and publishes its
+/// `no_success` alert on the topic.
+async fn periodic_check_publishes_the_stale_alert(w: &World) {
+    let admin = &w.stack.admin;
+    let (sqs, queue) = subscribe_queue(
+        &w.stack.admin_sdk,
+        &admin.clients.sns,
+        &admin.names.topic_arn,
+        "alerts",
+    )
+    .await;
+    let check = alert_check(w).await.expect("the periodic alert check");
+    let purge = check.syncs.iter().find(|h| h.sync == "purge");
+    assert!(purge.is_some_and(|h| h.stale && h.alerted), "{check:?}");
+    let published: Vec<serde_json::Value> = sns_envelopes(&sqs, &queue, 1)
+        .await
+        .iter()
+        .map(|e| serde_json::from_str(e["Message"].as_str().unwrap_or("{}")).unwrap_or_default())
+        .collect();
+    assert!(
+        published.iter().any(|m| m["kind"] == "alert"
+            && m["sync"] == "purge"
+            && m["fired"][0]["rule"] == "no_success"),
+        "the finalize role published the alert: {published:?}"
+    );
+}
+
 fn assert_denied(result: Result<impl std::fmt::Debug, Failed>, step: &str, action: &str) {
     let error = match result {
         Ok(v) => panic!("{step} succeeded without {action}: {v:?}"),
@@ -329,6 +375,7 @@ async fn every_function_runs_with_its_own_role_from_template_yaml() {
         answer.body,
         json!({"job": 42, "triggered": ["people"]}).to_string()
     );
+    periodic_check_publishes_the_stale_alert(&w).await;
 
     let run_id = trigger(&w, "purge")
         .await

@@ -254,3 +254,44 @@ fn a_syntax_error_gives_its_position_once() {
         "the position is given once, as file:line:column: {out}"
     );
 }
+
+#[test]
+fn alert_rules_out_of_range_are_reported_at_their_values() {
+    let sync = format!(
+        "{GOOD}alerts:\n  rejected_over_pct: 150\n  row_count_change: {{ over_pct: 20, runs: 0 }}\n  no_success_for_hours: -1\n  slack_webhook_url_env: \"not a name\"\n"
+    );
+    let (code, out) = validate(&project(&sync));
+    assert_eq!(code, 2, "{out}");
+    for (at, says) in [
+        (
+            "syncs/people.yaml:8:22",
+            "alerts.rejected_over_pct is 150; it must be at most 100",
+        ),
+        (
+            "syncs/people.yaml:9:43",
+            "alerts.row_count_change.runs is 0; it must be between 1 and 100",
+        ),
+        (
+            "syncs/people.yaml:10:25",
+            "alerts.no_success_for_hours is -1; it must be a number above 0",
+        ),
+        (
+            "syncs/people.yaml:11:26",
+            "alerts.slack_webhook_url_env `not a name` is not a variable or secret name",
+        ),
+    ] {
+        assert!(
+            out.contains(&format!("{at}: {says}")),
+            "{at} {says}:\n{out}"
+        );
+    }
+    let (code, out) = validate(&project(&format!("{GOOD}alerts: {{ on_falure: true }}\n")));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown field `on_falure`"), "{out}");
+    assert!(out.contains("did you mean `on_failure`?"), "{out}");
+    let valid = format!(
+        "{GOOD}alerts: {{ rejected_over_pct: 5, row_count_change: {{ over_pct: 50 }}, no_success_for_hours: 24, runtime_over_minutes: 30, slack_webhook_url_env: SLACK_WEBHOOK_URL }}\n"
+    );
+    let (code, out) = validate(&project(&valid));
+    assert_eq!(code, 0, "{out}");
+}

@@ -11,6 +11,8 @@ use hmac::{Hmac, Mac};
 use retl_shared::ports::RunStore;
 use retl_tests::approvals::DEFAULT_CALLER;
 use retl_tests::aws_stack::AwsStack;
+use retl_tests::http::WebhookReceiver;
+use retl_tests::moto::{sns_envelopes, subscribe_queue};
 use retl_tests::{Pg, Project};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -201,6 +203,17 @@ async fn approvals_rejections_timeouts_and_empty_models() {
     tables(&pg, "reject_me", &[1], &[1, 2, 3, 4]).await;
     tables(&pg, "expire_me", &[1], &[1, 2, 3, 4]).await;
     tables(&pg, "empty", &[], &[1, 2]).await;
+    // Alerts reach the stack's topic (read back through a subscribed queue) and, for `empty`,
+    // a Slack-compatible webhook whose URL is the secret `retl/TEAM_SLACK_URL`.
+    let (sqs, queue) = subscribe_queue(
+        &stack.sdk,
+        &stack.host.clients.sns,
+        &stack.names.topic_arn,
+        "alerts",
+    )
+    .await;
+    let slack = WebhookReceiver::start().await;
+    stack.put_secret("TEAM_SLACK_URL", &slack.url).await;
     let p = project(
         &stack,
         &pg,
@@ -212,7 +225,11 @@ async fn approvals_rejections_timeouts_and_empty_models() {
                 "mirror",
                 "safety: { approval_timeout_hours: 0.0003 }\n",
             ),
-            ("empty", "mirror", ""),
+            (
+                "empty",
+                "mirror",
+                "alerts: { slack_webhook_url_env: TEAM_SLACK_URL }\n",
+            ),
         ],
     );
     assert_eq!(p.run(&["deploy"]).await.code, 0);
@@ -384,6 +401,39 @@ async fn approvals_rejections_timeouts_and_empty_models() {
         ("FAILED", Some("Retl.SafetyAbort"))
     );
     assert_eq!(pg.count("SELECT count(*) FROM empty_dest").await, 2);
+
+    // The expired and the aborted run alerted (rule `failure`, on by default); the approved
+    // and the rejected ones did not.
+    let alerts: Vec<Value> = sns_envelopes(&sqs, &queue, 5)
+        .await
+        .iter()
+        .filter(|e| e["MessageAttributes"]["kind"]["Value"] == "alert")
+        .map(|e| serde_json::from_str(e["Message"].as_str().unwrap_or("{}")).unwrap_or_default())
+        .collect();
+    let mut seen: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            assert_eq!(a["fired"][0]["rule"], "failure", "{a}");
+            (a["sync"].to_string(), a["status"].to_string())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("\"empty\"".to_string(), "\"aborted\"".to_string()),
+            ("\"expire_me\"".to_string(), "\"expired\"".to_string())
+        ],
+        "{alerts:?}"
+    );
+    let posted = slack.received();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let text = posted[0].body["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("alert: sync empty run ")
+            && text.contains(": failure: the run was aborted by a safety rule (Retl.SafetyAbort)"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let parallel = retl_fn_apply::concurrency(value.as_deref());
             serve(|r| retl_fn_apply::handle(host, parallel, r)).await
         }
-        Function::Finalize => serve(|r| retl_fn_finalize::handle(host, r)).await,
+        Function::Finalize => serve(|r| retl_fn_finalize::handle_event(host, r)).await,
         Function::DbtWebhook => serve(|r| retl_fn_dbt_webhook::handle(host, r)).await,
     }
 }

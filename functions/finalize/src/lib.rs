@@ -1,17 +1,21 @@
 //! Lambda `finalize`: records the run's end state and counts exactly once, releases the lock,
-//! alerts on failure (SNS), prints the run's metrics (CloudWatch embedded metric format) and
-//! publishes `retl.run.completed` on EventBridge.
+//! evaluates the sync's alert rules (SNS, and the sync's webhook), prints the run's metrics
+//! (CloudWatch embedded metric format) and publishes `retl.run.completed` on EventBridge.
+//! Invoked by a schedule with `{"action": "check_alerts"}`, it checks every deployed sync
+//! instead ([`check_alerts`]).
 
 mod catch;
+mod event;
 
 use retl_lambda::lambda_runtime::Diagnostic;
 use retl_lambda::{diagnostic, load};
-use retl_shared::aws_host::{emit_run_completed, metrics_line, AwsHost};
+use retl_shared::aws_host::{check_alerts, emit_run_completed, metrics_line, AwsHost};
 use retl_shared::engine::steps::{step_finalize, Ending};
 use retl_shared::ports::RunStatus;
 use serde::{Deserialize, Serialize};
 
 pub use catch::{StepError, UNNAMED_ERROR};
+pub use event::{CheckAction, CheckRequest, FinalizeEvent, FinalizeOutput};
 
 /// What the state machine's last states send: how the run reached its end, and the error a
 /// Catch caught on the way.
@@ -62,6 +66,22 @@ pub async fn handle(
         run_id: run.run_id,
         status: run.status,
     })
+}
+
+/// Serves one invocation: a run's end from the state machine, or the periodic alert check.
+pub async fn handle_event(
+    host: &AwsHost,
+    event: FinalizeEvent,
+) -> Result<FinalizeOutput, Diagnostic> {
+    match event {
+        FinalizeEvent::Finalize(request) => {
+            handle(host, request).await.map(FinalizeOutput::Finalized)
+        }
+        FinalizeEvent::Check(request) => check_alerts(host, request.every_minutes)
+            .await
+            .map(FinalizeOutput::Checked)
+            .map_err(diagnostic),
+    }
 }
 
 #[cfg(test)]

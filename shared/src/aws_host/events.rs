@@ -9,6 +9,7 @@ use super::event_schemas::{
     RunCompletedDetail, TriggerDetail, EVENT_SOURCE, RUN_COMPLETED_EVENT, TRIGGER_EVENT,
 };
 use super::names::StackNames;
+use crate::engine::alerts::SyncHealth;
 use crate::ports::{RunRecord, RunStatus};
 
 /// Entries one PutEvents call takes at most.
@@ -35,6 +36,7 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
         "RunsSucceeded",
         "RunsFailed",
         "RunDurationMs",
+        "RowsRead",
     ];
     let metrics: Vec<_> = names
         .iter()
@@ -61,8 +63,62 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
         "RunsSucceeded": u8::from(ok),
         "RunsFailed": u8::from(failed),
         "RunDurationMs": duration,
+        "RowsRead": c.rows,
     })
     .to_string()
+}
+
+/// EMF lines of the periodic alert check: per sync (dimensions Stack+Sync) the hours since its
+/// last delivery, its approvals waiting and the oldest one's wait; for the stack (dimension
+/// Stack) the stale syncs, the approvals waiting and the longest wait, which the template's
+/// alarms watch.
+pub fn health_metrics_lines(stack: &str, syncs: &[SyncHealth]) -> Vec<String> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let directive = |dimensions: serde_json::Value, names: &[(&str, &str)]| {
+        let metrics: Vec<_> = names
+            .iter()
+            .map(|(n, unit)| json!({"Name": n, "Unit": unit}))
+            .collect();
+        json!({
+            "Timestamp": now,
+            "CloudWatchMetrics": [{"Namespace": "retl", "Dimensions": dimensions, "Metrics": metrics}],
+        })
+    };
+    let mut lines: Vec<String> = syncs
+        .iter()
+        .map(|h| {
+            json!({
+                "_aws": directive(
+                    json!([["Stack", "Sync"]]),
+                    &[("HoursSinceSuccess", "None"), ("PendingApprovals", "Count"), ("ApprovalWaitMinutes", "None")],
+                ),
+                "Stack": stack,
+                "Sync": h.sync,
+                "HoursSinceSuccess": h.hours_since_success,
+                "PendingApprovals": h.pending_approvals,
+                "ApprovalWaitMinutes": h.oldest_approval_wait_minutes.unwrap_or(0.0),
+            })
+            .to_string()
+        })
+        .collect();
+    let longest_wait = syncs
+        .iter()
+        .filter_map(|h| h.oldest_approval_wait_minutes)
+        .fold(0.0, f64::max);
+    lines.push(
+        json!({
+            "_aws": directive(
+                json!([["Stack"]]),
+                &[("StaleSyncs", "Count"), ("PendingApprovals", "Count"), ("ApprovalWaitMinutes", "None")],
+            ),
+            "Stack": stack,
+            "StaleSyncs": syncs.iter().filter(|h| h.stale).count(),
+            "PendingApprovals": syncs.iter().map(|h| h.pending_approvals).sum::<u64>(),
+            "ApprovalWaitMinutes": longest_wait,
+        })
+        .to_string(),
+    );
+    lines
 }
 
 /// Publishes `retl.run.completed` ([`RunCompletedDetail`]) on the stack's bus.

@@ -3,6 +3,7 @@
 //! executions, deploying schedules and triggers, approvals in Systems Manager Automation, and
 //! run-completion events and metrics.
 
+mod alert_check;
 mod approval;
 mod approval_decision;
 mod approval_tokens;
@@ -19,13 +20,14 @@ mod reminder;
 pub mod retry_policy;
 mod trigger;
 
+pub use alert_check::{check_alerts, AlertCheck};
 pub use approval::{remind, request_approval, signal_decision, take_decision};
 pub use approval_decision::{read_decision, AutomationDecision};
 pub use approval_tokens::{ApprovalTokens, WaitingToken};
 pub use automation::{Automation, AutomationExecution, StepExecution};
 pub use config_table::{ConfigTable, DeployedSync};
 pub use deploy::{deploy, DeployReport};
-pub use events::{emit_run_completed, emit_triggers, metrics_line};
+pub use events::{emit_run_completed, emit_triggers, health_metrics_lines, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
 pub use reminder::{reminder_name, reminder_time};

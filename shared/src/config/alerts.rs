@@ -131,7 +131,7 @@ fn out_of_range(field: &str, value: f64, max: Option<f64>, hint: &str) -> Option
     Some(Problem::new(problem).hint(hint.to_string()))
 }
 
-/// `value`, noting a problem at it when it is out of range.
+/// `value` of `field`, with a problem recorded when it is out of range.
 fn number<'a>(
     problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
     field: &str,
@@ -145,26 +145,20 @@ fn number<'a>(
     value.value
 }
 
-/// The variable (or secret) name that holds the webhook URL, noting a problem at it when it is
-/// not a name.
-fn secret_name<'a>(
-    problems: &mut Vec<(&'a dyn SpanLike, Problem)>,
-    e: &'a Spanned<String>,
-) -> String {
-    let name = e.value.trim();
+/// The webhook secret's name as written, trimmed, and a problem if it cannot name one.
+fn secret_name(text: &str) -> (String, Option<Problem>) {
+    let name = text.trim();
     let valid = !name.is_empty()
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'));
-    if !valid {
-        let p = Problem::new(format!(
-            "alerts.slack_webhook_url_env `{}` is not a variable or secret name",
-            e.value
+    let problem = (!valid).then(|| {
+        Problem::new(format!(
+            "alerts.slack_webhook_url_env `{text}` is not a variable or secret name"
         ))
-        .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL");
-        problems.push((e, p));
-    }
-    name.to_string()
+        .hint("name the environment variable (the secret on AWS) that holds the URL, e.g. SLACK_WEBHOOK_URL")
+    });
+    (name.to_string(), problem)
 }
 
 /// The rules of `input`, and each problem at the value it is about.
@@ -215,10 +209,13 @@ pub(super) fn resolve(input: &AlertsInput) -> (AlertRules, Vec<(&dyn SpanLike, P
         };
         RowCountChange { over_pct, runs }
     });
-    let slack_webhook_url_env = input
-        .slack_webhook_url_env
-        .as_ref()
-        .map(|e| secret_name(&mut problems, e));
+    let slack_webhook_url_env = input.slack_webhook_url_env.as_ref().map(|e| {
+        let (name, problem) = secret_name(&e.value);
+        if let Some(p) = problem {
+            problems.push((e, p));
+        }
+        name
+    });
     let rules = AlertRules {
         on_failure: input.on_failure.unwrap_or(true),
         rejected_over_pct,

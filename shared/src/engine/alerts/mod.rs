@@ -5,6 +5,8 @@
 //! one, a Slack-compatible webhook.
 
 mod rules;
+#[cfg(test)]
+mod tests;
 mod webhook;
 
 use chrono::{DateTime, Utc};

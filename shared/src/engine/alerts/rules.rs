@@ -235,7 +235,9 @@ pub fn stale_due(age: f64, hours: f64, every_hours: f64) -> bool {
     if age <= hours || hours <= 0.0 {
         return false;
     }
-    (age - hours) % hours < every_hours
+    // The check whose period ends in (k * hours, k * hours + every_hours] past the limit.
+    let past = (age - hours) % hours;
+    past > 0.0 && past <= every_hours
 }
 
 /// Minutes the run took, not counting the wait for an approval decision.
