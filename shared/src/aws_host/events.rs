@@ -15,6 +15,19 @@ use crate::ports::{RunRecord, RunStatus};
 /// Entries one PutEvents call takes at most.
 const PUT_EVENTS_MAX_ENTRIES: usize = 10;
 
+/// The `_aws` member of an embedded-metric-format line: `metrics` (name, unit) in the `retl`
+/// namespace, by `dimensions`, now.
+fn emf_directive(dimensions: serde_json::Value, metrics: &[(&str, &str)]) -> serde_json::Value {
+    let metrics: Vec<_> = metrics
+        .iter()
+        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    json!({
+        "Timestamp": chrono::Utc::now().timestamp_millis(),
+        "CloudWatchMetrics": [{"Namespace": "retl", "Dimensions": dimensions, "Metrics": metrics}],
+    })
+}
+
 /// One EMF log line with the run's metrics (namespace `retl`, dimensions Stack and Stack+Sync).
 pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
     let c = &run.counts;
@@ -27,30 +40,19 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
         run.status,
         RunStatus::Failed | RunStatus::PartiallyFailed | RunStatus::Aborted | RunStatus::Expired
     );
-    let names = [
-        "RecordsCreated",
-        "RecordsUpdated",
-        "RecordsDeleted",
-        "RecordsRejected",
-        "RecordsFailed",
-        "RunsSucceeded",
-        "RunsFailed",
-        "RunDurationMs",
-        "RowsRead",
+    let metrics = [
+        ("RecordsCreated", "Count"),
+        ("RecordsUpdated", "Count"),
+        ("RecordsDeleted", "Count"),
+        ("RecordsRejected", "Count"),
+        ("RecordsFailed", "Count"),
+        ("RunsSucceeded", "Count"),
+        ("RunsFailed", "Count"),
+        ("RunDurationMs", "Milliseconds"),
+        ("RowsRead", "Count"),
     ];
-    let metrics: Vec<_> = names
-        .iter()
-        .map(|n| json!({"Name": n, "Unit": if *n == "RunDurationMs" { "Milliseconds" } else { "Count" }}))
-        .collect();
     json!({
-        "_aws": {
-            "Timestamp": chrono::Utc::now().timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": "retl",
-                "Dimensions": [["Stack"], ["Stack", "Sync"]],
-                "Metrics": metrics,
-            }],
-        },
+        "_aws": emf_directive(json!([["Stack"], ["Stack", "Sync"]]), &metrics),
         "Stack": stack,
         "Sync": run.sync,
         "run_id": run.run_id,
@@ -73,22 +75,11 @@ pub fn metrics_line(stack: &str, run: &RunRecord) -> String {
 /// Stack) the stale syncs, the approvals waiting and the longest wait, which the template's
 /// alarms watch.
 pub fn health_metrics_lines(stack: &str, syncs: &[SyncHealth]) -> Vec<String> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let directive = |dimensions: serde_json::Value, names: &[(&str, &str)]| {
-        let metrics: Vec<_> = names
-            .iter()
-            .map(|(n, unit)| json!({"Name": n, "Unit": unit}))
-            .collect();
-        json!({
-            "Timestamp": now,
-            "CloudWatchMetrics": [{"Namespace": "retl", "Dimensions": dimensions, "Metrics": metrics}],
-        })
-    };
     let mut lines: Vec<String> = syncs
         .iter()
         .map(|h| {
             json!({
-                "_aws": directive(
+                "_aws": emf_directive(
                     json!([["Stack", "Sync"]]),
                     &[("HoursSinceSuccess", "None"), ("PendingApprovals", "Count"), ("ApprovalWaitMinutes", "None")],
                 ),
@@ -107,7 +98,7 @@ pub fn health_metrics_lines(stack: &str, syncs: &[SyncHealth]) -> Vec<String> {
         .fold(0.0, f64::max);
     lines.push(
         json!({
-            "_aws": directive(
+            "_aws": emf_directive(
                 json!([["Stack"]]),
                 &[("StaleSyncs", "Count"), ("PendingApprovals", "Count"), ("ApprovalWaitMinutes", "None")],
             ),
@@ -189,4 +180,121 @@ async fn put(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::ports::RunRecord;
+
+    fn parsed(line: &str) -> Value {
+        serde_json::from_str(line).expect("an EMF line is JSON")
+    }
+
+    fn directive(line: &Value) -> (&Value, Vec<(String, String)>) {
+        let cw = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "retl", "{line}");
+        assert!(line["_aws"]["Timestamp"].as_i64().is_some(), "{line}");
+        let metrics = cw["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| {
+                let field = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+                (field("Name"), field("Unit"))
+            })
+            .collect();
+        (&cw["Dimensions"], metrics)
+    }
+
+    #[test]
+    fn a_run_line_declares_every_metric_it_carries() {
+        let mut run = RunRecord::new("r1".into(), "people", "manual", 1);
+        run.counts.creates = 3;
+        run.finish(RunStatus::Succeeded);
+        let line = parsed(&metrics_line("stk", &run));
+        let (dimensions, metrics) = directive(&line);
+        assert_eq!(dimensions, &json!([["Stack"], ["Stack", "Sync"]]));
+        for (name, unit) in &metrics {
+            assert!(
+                line.get(name).is_some(),
+                "{name} declared but absent: {line}"
+            );
+            let expected = if name == "RunDurationMs" {
+                "Milliseconds"
+            } else {
+                "Count"
+            };
+            assert_eq!(unit, expected, "{name}");
+        }
+        assert_eq!(metrics.len(), 9);
+        assert_eq!(
+            (line["Stack"].clone(), line["Sync"].clone()),
+            (json!("stk"), json!("people"))
+        );
+        assert_eq!(
+            (
+                line["RecordsCreated"].clone(),
+                line["RunsSucceeded"].clone()
+            ),
+            (json!(3), json!(1))
+        );
+    }
+
+    #[test]
+    fn the_health_lines_give_each_sync_and_the_stack_what_the_alarms_watch() {
+        let health = |sync: &str, stale: bool, pending: u64, wait: Option<f64>| SyncHealth {
+            sync: sync.into(),
+            hours_since_success: 30.0,
+            never_delivered: false,
+            stale,
+            alerted: stale,
+            pending_approvals: pending,
+            oldest_approval_wait_minutes: wait,
+        };
+        let syncs = [
+            health("a", true, 1, Some(90.0)),
+            health("b", false, 2, Some(15.0)),
+        ];
+        let lines: Vec<Value> = health_metrics_lines("stk", &syncs)
+            .iter()
+            .map(|l| parsed(l))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let (dimensions, metrics) = directive(&lines[0]);
+        assert_eq!(dimensions, &json!([["Stack", "Sync"]]));
+        let names: Vec<&str> = metrics.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "HoursSinceSuccess",
+                "PendingApprovals",
+                "ApprovalWaitMinutes"
+            ]
+        );
+        assert_eq!(lines[0]["Sync"], "a");
+        assert_eq!(lines[0]["ApprovalWaitMinutes"], json!(90.0));
+        let stack = &lines[2];
+        let (dimensions, metrics) = directive(stack);
+        assert_eq!(dimensions, &json!([["Stack"]]));
+        assert_eq!(
+            metrics,
+            [
+                ("StaleSyncs", "Count"),
+                ("PendingApprovals", "Count"),
+                ("ApprovalWaitMinutes", "None")
+            ]
+            .map(|(n, u)| (n.to_string(), u.to_string()))
+        );
+        assert_eq!(
+            (
+                stack["StaleSyncs"].clone(),
+                stack["PendingApprovals"].clone(),
+                stack["ApprovalWaitMinutes"].clone()
+            ),
+            (json!(1), json!(3), json!(90.0))
+        );
+    }
 }
