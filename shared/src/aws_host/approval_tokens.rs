@@ -6,6 +6,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use crate::adapters::aws::error::store_error;
 use crate::ports::StoreError;
 
 /// A waiting run's token and the automation execution that asks for its approval.
@@ -22,10 +23,6 @@ pub struct WaitingToken {
 pub struct ApprovalTokens {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("{what}: {e}"))
 }
 
 impl ApprovalTokens {
@@ -56,12 +53,9 @@ impl ApprovalTokens {
         if let Some(execution) = &waiting.execution {
             put = put.item("execution", AttributeValue::S(execution.clone()));
         }
-        put.send().await.map_err(|e| {
-            unavailable(
-                &format!("store the task token of run {run_id}"),
-                aws_sdk_dynamodb::error::DisplayErrorContext(e),
-            )
-        })?;
+        put.send()
+            .await
+            .map_err(|e| store_error(&format!("store the task token of run {run_id}"), e))?;
         Ok(())
     }
 
@@ -75,12 +69,7 @@ impl ApprovalTokens {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                unavailable(
-                    &format!("read the task token of run {run_id}"),
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| store_error(&format!("read the task token of run {run_id}"), e))?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -107,12 +96,7 @@ impl ApprovalTokens {
             .key("run", AttributeValue::S(run_id.to_string()))
             .send()
             .await
-            .map_err(|e| {
-                unavailable(
-                    &format!("forget the task token of run {run_id}"),
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| store_error(&format!("forget the task token of run {run_id}"), e))?;
         Ok(())
     }
 }

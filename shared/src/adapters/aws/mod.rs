@@ -8,7 +8,7 @@ mod dynamo_batch;
 mod dynamo_item;
 mod dynamo_keyset;
 mod dynamo_runs;
-mod error;
+pub(crate) mod error;
 mod s3;
 mod secrets;
 mod sns;
