@@ -52,7 +52,11 @@ pub fn exit_for_error(e: &anyhow::Error) -> Exit {
             | EngineError::NotAwaitingApproval { .. }
             | EngineError::ApprovalUnverified { .. },
         ) => Exit::Usage,
-        Some(EngineError::StalePlan { .. } | EngineError::NotApproved { .. }) => Exit::Safety,
+        Some(
+            EngineError::StalePlan { .. }
+            | EngineError::NotApproved { .. }
+            | EngineError::SafetyNotGranted { .. },
+        ) => Exit::Safety,
         _ => Exit::Failed,
     }
 }

@@ -357,6 +357,9 @@ pub fn history_text(versions: &[ConfigVersion]) -> String {
             v.created_at.format("%Y-%m-%d %H:%M"),
             v.note.as_deref().unwrap_or("(no note)")
         );
+        if let Some(by) = &v.deployed_by {
+            let _ = writeln!(out, "     deployed by {by}");
+        }
         prev = Some(cur);
     }
     if versions.is_empty() {

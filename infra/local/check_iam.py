@@ -8,7 +8,8 @@ zero-argument `.operation()` that starts a builder chain ending in `.send()`, an
 OPERATIONS written as `.name()`, or a JSON-protocol target such as "AmazonSSM.GetAutomationExecution"
 of the requests retl signs itself), maps each to the IAM actions AWS authorizes it as
 (OPERATIONS), and checks, in the template translated by aws-sam-translator and resolved
-(sam_offline.py), that the role of every function that runs the file (USERS) has an Allow
+(sam_offline.py), that the role of every function that runs the file (USERS), or the managed
+policies of the operator who does (OPERATORS: `retl deploy --aws`), has an Allow
 statement for each action on the resource the code uses (RESOURCES). An operation missing from
 OPERATIONS, or a file missing from USERS, fails the check: the tables must grow with the code.
 """
@@ -80,7 +81,9 @@ TRANSACT_ITEMS = {"put": "dynamodb:PutItem", "update": "dynamodb:UpdateItem",
 
 # File -> the functions that run its operations ({op: functions} overrides per operation).
 USERS: dict[str, Any] = {
-    "shared/src/adapters/aws/dynamo_runs.rs": EVERY,
+    # Deployers record config versions (a Query for the latest, a conditional PutItem).
+    "shared/src/adapters/aws/dynamo_runs.rs": {
+        op: EVERY + (["deployer"] if op in ("query", "put_item") else []) for op in OPERATIONS},
     "shared/src/adapters/aws/dynamo_keyset.rs": ["extract", "plan", "apply", "finalize"],
     "shared/src/adapters/aws/s3.rs": STEPS,
     # trigger and finalize: the secret of a sync's alerts.slack_webhook_url_env, read when a
@@ -89,8 +92,12 @@ USERS: dict[str, Any] = {
     # Alerts of runs ending in the trigger (a failed start, an expired approval), approval
     # requests and decisions, finalize.
     "shared/src/adapters/aws/sns.rs": ["trigger", "approval", "finalize"],
-    "shared/src/aws_host/config_table.rs": {"get_item": EVERY, "query": EVERY + ["dbt_webhook"],
-                                            "put_item": [], "delete_item": []},
+    "shared/src/aws_host/config_table.rs": {"get_item": EVERY + ["deployer"],
+                                            "query": EVERY + ["dbt_webhook", "deployer"],
+                                            "put_item": ["deployer"], "delete_item": ["deployer"]},
+    # Every function loading a sync reads its grant; only safety deployers write one.
+    "shared/src/aws_host/safety_grants.rs": {"get_item": EVERY + ["deployer"],
+                                             "put_item": ["safety_deployer"]},
     "shared/src/aws_host/trigger.rs": ["trigger"],
     "shared/src/aws_host/approval.rs": ["approval"],
     "shared/src/aws_host/approval_tokens.rs": ["approval"],
@@ -100,8 +107,11 @@ USERS: dict[str, Any] = {
                                           "send_automation_signal": []},
     "shared/src/aws_host/reminder.rs": ["approval"],
     "shared/src/aws_host/events.rs": ["finalize", "dbt_webhook"],
-    "shared/src/aws_host/deploy.rs": [],
+    "shared/src/aws_host/deploy.rs": ["deployer"],
 }
+# Operators, by the template's managed policies they hold (not functions' roles).
+OPERATORS = {"deployer": ["DeployerPolicy"],
+             "safety_deployer": ["DeployerPolicy", "SafetyDeployerPolicy"]}
 # Helpers whose operations count for every file that calls them.
 CALLED_THROUGH = {"shared/src/adapters/aws/dynamo_batch.rs": "batch_write("}
 
@@ -133,7 +143,14 @@ def resources(r: sam_offline.Resolver) -> dict[str, Any]:
         "shared/src/aws_host/reminder.rs":
             f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{STACK}/remind-01jrun",
         "shared/src/aws_host/events.rs": r.get_att("EventBus", "Arn"),
-        "shared/src/aws_host/deploy.rs": "*",
+        "shared/src/aws_host/safety_grants.rs": r.get_att("SafetyGrantsTable", "Arn"),
+        "shared/src/aws_host/deploy.rs": {
+            **{op: f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{STACK}/people"
+               for op in ("create_schedule", "update_schedule", "delete_schedule")},
+            "list_rules": "*",
+            **{op: f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-events/{STACK}-trigger-people-0"
+               for op in ("put_rule", "put_targets", "remove_targets", "delete_rule")},
+        },
     }
 
 
@@ -218,6 +235,9 @@ def main() -> None:
             policies = next(x for x in resolved.values() if x.get("PhysicalName") == role)
             roles[res["Properties"]["Environment"]["Variables"]["RETL_FUNCTION"]] = \
                 policies["Properties"].get("Policies", [])
+    for operator, policies in OPERATORS.items():
+        roles[operator] = [{"PolicyDocument": resolved[p]["Properties"]["PolicyDocument"]}
+                           for p in policies]
     file_resources = resources(r)
     problems, checked = [], 0
     helper_ops = {}

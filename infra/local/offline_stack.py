@@ -4,6 +4,7 @@
 Usage:
     python offline_stack.py TEMPLATE --endpoint URL [--stack NAME] [--without Function=action ...]
                             [--param Name=Value ...] [--no-enforce]
+                            [--policy-user NAME=ManagedPolicy,... ...]
                             [--only LogicalId,... [--user NAME ...]]
 
 From the template translated and resolved by sam_offline.py it creates, with moto's
@@ -28,7 +29,8 @@ from every statement of that function role's inline policies first, to show that
 template's grant is what makes a call work.
 
 Prints JSON: {"admin": credentials, "functions": {"<RETL_FUNCTION>": {"role", credentials}},
-"resources": {"<logical id>": "<physical name>"}}, credentials as access_key_id,
+"policy_users": {"<name>": {"arn", credentials}} (the IAM users of --policy-user, each with
+the template's managed policies named there and nothing else), "resources": {"<logical id>": "<physical name>"}}, credentials as access_key_id,
 secret_access_key and session_token (admin: none).
 """
 
@@ -83,6 +85,10 @@ def create(resources: dict[str, Any], session: boto3.Session, endpoint: str) -> 
     c = lambda s: session.client(s, endpoint_url=endpoint)  # noqa: E731
     iam, ddb, s3, sns, kms = c("iam"), c("dynamodb"), c("s3"), c("sns"), c("kms")
     by_type = lambda t: [(k, r) for k, r in resources.items() if r["Type"] == t]  # noqa: E731
+    for _, r in by_type("AWS::IAM::ManagedPolicy"):
+        p = r["Properties"]
+        iam.create_policy(PolicyName=r["PhysicalName"], PolicyDocument=json.dumps(p["PolicyDocument"]),
+                          Description=p.get("Description", ""))
     for _, r in by_type("AWS::IAM::Role"):
         p = r["Properties"]
         iam.create_role(RoleName=r["PhysicalName"], Path=p.get("Path", "/"),
@@ -132,7 +138,8 @@ def sam_offline_key(logical: str) -> str:
     return f"offline-key-{logical}"
 
 
-def credentials(resources: dict[str, Any], session: boto3.Session, endpoint: str) -> dict[str, Any]:
+def credentials(resources: dict[str, Any], session: boto3.Session, endpoint: str,
+                policy_users: dict[str, list[str]]) -> dict[str, Any]:
     iam = session.client("iam", endpoint_url=endpoint)
     iam.create_user(UserName="admin")
     iam.put_user_policy(UserName="admin", PolicyName="everything", PolicyDocument=json.dumps(
@@ -143,6 +150,19 @@ def credentials(resources: dict[str, Any], session: boto3.Session, endpoint: str
         "functions": {},
         "resources": {k: r.get("PhysicalName") for k, r in resources.items()},
     }
+    # Operators holding some of the template's managed policies (--policy-user), and only
+    # those: what someone given the deployer or the safety deployer policy may do.
+    out["policy_users"] = {}
+    for user, logicals in policy_users.items():
+        arn = iam.create_user(UserName=user)["User"]["Arn"]
+        for logical in logicals:
+            if resources.get(logical, {}).get("Type") != "AWS::IAM::ManagedPolicy":
+                sys.exit(f"--policy-user {user}: the template declares no managed policy {logical}")
+            iam.attach_user_policy(UserName=user, PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/"
+                                                            f"{resources[logical]['PhysicalName']}")
+        got = iam.create_access_key(UserName=user)["AccessKey"]
+        out["policy_users"][user] = {"arn": arn, "access_key_id": got["AccessKeyId"],
+                                     "secret_access_key": got["SecretAccessKey"]}
     sts = session.client("sts", endpoint_url=endpoint)
     for _, r in resources.items():
         if r["Type"] != "AWS::Lambda::Function":
@@ -168,6 +188,8 @@ def main() -> None:
     ap.add_argument("--param", action="append", default=[], help="Name=Value")
     ap.add_argument("--only", help="comma-separated logical ids: create just these")
     ap.add_argument("--user", action="append", default=[], help="with --only: an IAM user")
+    ap.add_argument("--policy-user", action="append", default=[],
+                    help="NAME=ManagedPolicy[,ManagedPolicy]: an IAM user with those policies")
     ap.add_argument("--no-enforce", action="store_true",
                     help="leave IAM off (the caller turns it on with POST /moto-api/reset-auth 0 "
                          "after its own setup)")
@@ -197,7 +219,8 @@ def main() -> None:
                    "users": users}, sys.stdout)
         return
     create(resources, session, args.endpoint)
-    out = credentials(resources, session, args.endpoint)
+    policy_users = {u: ps.split(",") for u, ps in (x.split("=", 1) for x in args.policy_user)}
+    out = credentials(resources, session, args.endpoint, policy_users)
     if args.no_enforce:
         json.dump(out, sys.stdout)
         return

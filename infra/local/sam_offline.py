@@ -119,6 +119,7 @@ class Resolver:
             "AWS::SSM::Document": "Name",
             "AWS::Events::EventBus": "Name",
             "AWS::EventSchemas::Registry": "RegistryName",
+            "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
         }.get(kind)
         if named and named in props:
             return self.value(props[named], {})
@@ -141,6 +142,8 @@ class Resolver:
             return f"offline-key-{name}"
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{p}"
+        if kind == "AWS::IAM::ManagedPolicy":
+            return f"arn:aws:iam::{self.account}:policy/{p}"
         return p
 
     def get_att(self, logical: str, attr: str) -> str:

@@ -11,7 +11,9 @@ use retl_shared::aws_host::{AwsHost, StackNames};
 
 use crate::approvals::{create_approval_resources, user_arn, Approver, DEFAULT_CALLER};
 use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
-use crate::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
+use crate::moto::{
+    create_bucket, create_keyset_table, create_runs_table, create_safety_grants_table, Moto,
+};
 
 /// moto's account.
 pub const ACCOUNT: &str = "123456789012";
@@ -76,6 +78,7 @@ async fn create_stores(host: &AwsHost, stack: &str) {
     create_keyset_table(clients, &names.keyset_table).await;
     create_runs_table(clients, &names.runs_table).await;
     create_runs_table(clients, &names.config_table).await;
+    create_safety_grants_table(clients, &names.safety_grants_table).await;
     let topic = clients
         .sns
         .create_topic()
@@ -161,6 +164,10 @@ impl AwsStack {
             ("RETL_KEYSET_TABLE", names.keyset_table.clone()),
             ("RETL_RUNS_TABLE", names.runs_table.clone()),
             ("RETL_CONFIG_TABLE", names.config_table.clone()),
+            (
+                "RETL_SAFETY_GRANTS_TABLE",
+                names.safety_grants_table.clone(),
+            ),
             ("RETL_TOPIC_ARN", names.topic_arn.clone()),
             ("RETL_STATE_MACHINE_ARN", names.state_machine_arn.clone()),
             ("RETL_EVENT_BUS", names.event_bus.clone()),

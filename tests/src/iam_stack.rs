@@ -25,12 +25,28 @@ struct Issued {
     session_token: Option<String>,
 }
 
+/// An operator's IAM user: its ARN and access key.
+#[derive(Debug, Deserialize)]
+struct Operator {
+    arn: String,
+    #[serde(flatten)]
+    issued: Issued,
+}
+
 #[derive(Debug, Deserialize)]
 struct Created {
     admin: Issued,
     functions: BTreeMap<String, Issued>,
+    policy_users: BTreeMap<String, Operator>,
     resources: BTreeMap<String, Option<String>>,
 }
+
+/// The operators every stack has, each an IAM user holding only the template's managed
+/// policies named: a deployer, and a lead who may also let syncs delete.
+const OPERATORS: &[(&str, &str)] = &[
+    ("deployer", "DeployerPolicy"),
+    ("lead", "DeployerPolicy,SafetyDeployerPolicy"),
+];
 
 /// A stack created from template.yaml, IAM enforced.
 pub struct IamStack {
@@ -41,6 +57,7 @@ pub struct IamStack {
     /// SDK configuration of the admin.
     pub admin_sdk: SdkConfig,
     functions: BTreeMap<String, AwsHost>,
+    operators: BTreeMap<String, (String, AwsHost)>,
     resources: BTreeMap<String, Option<String>>,
     /// Killed when the stack is dropped.
     pub moto: Moto,
@@ -84,6 +101,10 @@ impl IamStack {
         for w in without {
             args.extend(["--without", w]);
         }
+        let operators: Vec<String> = OPERATORS.iter().map(|(u, p)| format!("{u}={p}")).collect();
+        for o in &operators {
+            args.extend(["--policy-user", o]);
+        }
         let created: Created = offline_stack(&moto.endpoint, &args, "the stack");
         let names = StackNames::derive(stack, ACCOUNT, REGION);
         let admin_sdk = sdk(&moto.endpoint, &created.admin).await;
@@ -92,8 +113,14 @@ impl IamStack {
             let host = AwsHost::new(&sdk(&moto.endpoint, issued).await, names.clone());
             functions.insert(name.clone(), host);
         }
+        let mut operators = BTreeMap::new();
+        for (name, op) in &created.policy_users {
+            let host = AwsHost::new(&sdk(&moto.endpoint, &op.issued).await, names.clone());
+            operators.insert(name.clone(), (op.arn.clone(), host));
+        }
         IamStack {
             admin: AwsHost::new(&admin_sdk, names.clone()),
+            operators,
             admin_sdk,
             names,
             functions,
@@ -124,6 +151,16 @@ impl IamStack {
         self.functions
             .get(name)
             .unwrap_or_else(|| panic!("template.yaml declares no function {name}"))
+    }
+
+    /// The operator `name` of [`OPERATORS`] (`deployer`, `lead`): its IAM ARN and a host with
+    /// its credentials.
+    pub fn operator(&self, name: &str) -> (&str, &AwsHost) {
+        let (arn, host) = self
+            .operators
+            .get(name)
+            .unwrap_or_else(|| panic!("the stack has no operator {name}"));
+        (arn, host)
     }
 
     /// The physical name of the template's resource `logical`.

@@ -200,7 +200,7 @@ pub async fn create_bucket(clients: &AwsClients, bucket: &str) {
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
 }
 
-async fn create_table(clients: &AwsClients, table: &str, partition: &str, sort: &str) {
+async fn create_table(clients: &AwsClients, table: &str, partition: &str, sort: Option<&str>) {
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -215,15 +215,19 @@ async fn create_table(clients: &AwsClients, table: &str, partition: &str, sort: 
             .build()
             .expect("key schema element")
     };
-    clients
+    let mut create = clients
         .dynamodb
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr(partition))
-        .attribute_definitions(attr(sort))
-        .key_schema(key(partition, KeyType::Hash))
-        .key_schema(key(sort, KeyType::Range))
+        .key_schema(key(partition, KeyType::Hash));
+    if let Some(sort) = sort {
+        create = create
+            .attribute_definitions(attr(sort))
+            .key_schema(key(sort, KeyType::Range));
+    }
+    create
         .send()
         .await
         .unwrap_or_else(|e| panic!("create table {table}: {e:?}"));
@@ -231,12 +235,17 @@ async fn create_table(clients: &AwsClients, table: &str, partition: &str, sort: 
 
 /// Creates an on-demand key-set table (`ks`/`k`), as `DynamoKeySetStore` expects.
 pub async fn create_keyset_table(clients: &AwsClients, table: &str) {
-    create_table(clients, table, "ks", "k").await;
+    create_table(clients, table, "ks", Some("k")).await;
 }
 
 /// Creates an on-demand run table (`pk`/`sk`), as `DynamoRunStore` expects.
 pub async fn create_runs_table(clients: &AwsClients, table: &str) {
-    create_table(clients, table, "pk", "sk").await;
+    create_table(clients, table, "pk", Some("sk")).await;
+}
+
+/// Creates an on-demand safety-grants table (`sync`), as template.yaml declares it.
+pub async fn create_safety_grants_table(clients: &AwsClients, table: &str) {
+    create_table(clients, table, "sync", None).await;
 }
 
 /// An SQS queue named `queue` subscribed to the topic `topic_arn`, so what SNS publishes can

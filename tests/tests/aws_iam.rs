@@ -14,12 +14,13 @@ use retl_fn_plan::{PlanRequest, PlanResponse};
 use retl_fn_trigger::{TriggerKind, TriggerRequest};
 use retl_shared::adapters::aws::SnsNotifier;
 use retl_shared::aws_host::{
-    deploy, emit_run_completed, emit_triggers, reminder_name, AlertCheck, AwsHost, TriggerOutcome,
+    deploy, emit_run_completed, emit_triggers, reminder_name, write_definitions, AlertCheck,
+    AwsHost, DeployedSync, TriggerOutcome,
 };
-use retl_shared::config::load_project;
+use retl_shared::config::{load_project, Project, SyncMode};
 use retl_shared::engine::steps::{Decision, SummaryStep};
 use retl_shared::ports::{Notification, Notifier, RunStatus, RunStore};
-use retl_tests::approvals::decided;
+use retl_tests::approvals::{decided, user_arn};
 use retl_tests::iam_stack::IamStack;
 use retl_tests::moto::{sns_envelopes, subscribe_queue};
 use retl_tests::Pg;
@@ -78,6 +79,33 @@ async fn world(name: &str, without: &[&str]) -> World {
     let secret = secret.name(format!("retl/{}", retl_fn_dbt_webhook::SECRET_NAME));
     let stored = secret.secret_string(DBT_SECRET).send().await;
     stored.expect("store the dbt Cloud webhook's secret");
+    // `purge` never delivers before the periodic check: its no_success rule (under a second)
+    // fires there.
+    let (project, loaded) = project(
+        &pg,
+        &[
+            ("people", "upsert", "triggers: [{ dbt_cloud_job: 42 }]\n"),
+            (
+                "purge",
+                "mirror",
+                "alerts: { no_success_for_hours: 0.0001 }\n",
+            ),
+        ],
+    );
+    deploy(&stack.admin, &loaded, Some("iam test"), &user_arn("admin"))
+        .await
+        .unwrap_or_else(|e| panic!("deploy as the administrator: {e}"));
+    stack.enforce().await;
+    World {
+        stack,
+        pg,
+        _project: project,
+    }
+}
+
+/// A project of syncs `(name, mode, extra YAML)`, each reading `<name>_model` into
+/// `<name>_dest`; its folder (kept while the project is used) and the project loaded.
+fn project(pg: &Pg, syncs: &[(&str, &str, &str)]) -> (tempfile::TempDir, Project) {
     let project = tempfile::tempdir().expect("a project folder");
     let dir = project.path();
     std::fs::create_dir_all(dir.join("syncs")).expect("syncs folder");
@@ -86,16 +114,7 @@ async fn world(name: &str, without: &[&str]) -> World {
         "connections:\n  wh: { type: postgres, url_env: PG_URL }\n  app_db: { type: postgres, url_env: PG_URL }\n",
     )
     .expect("write retl.yaml");
-    // `purge` never delivers before the periodic check: its no_success rule (under a second)
-    // fires there.
-    for (sync, mode, extra) in [
-        ("people", "upsert", "triggers: [{ dbt_cloud_job: 42 }]\n"),
-        (
-            "purge",
-            "mirror",
-            "alerts: { no_success_for_hours: 0.0001 }\n",
-        ),
-    ] {
+    for (sync, mode, extra) in syncs {
         let text = format!(
             "name: {sync}\nsource: {{ connection: wh, sql: \"select id, name from {model}\" }}\n\
              primary_key: id\ndestination: {{ connection: app_db, object: {dest} }}\n\
@@ -106,15 +125,7 @@ async fn world(name: &str, without: &[&str]) -> World {
         std::fs::write(dir.join(format!("syncs/{sync}.yaml")), text).expect("write a sync");
     }
     let loaded = load_project(dir).unwrap_or_else(|e| panic!("the test project: {e}"));
-    deploy(&stack.admin, &loaded, Some("iam test"))
-        .await
-        .unwrap_or_else(|e| panic!("deploy as the administrator: {e}"));
-    stack.enforce().await;
-    World {
-        stack,
-        pg,
-        _project: project,
-    }
+    (project, loaded)
 }
 
 /// A handler's failure, as text (the Lambda error it would return).
@@ -467,4 +478,75 @@ async fn the_dbt_webhook_is_denied_without_put_events_on_the_bus() {
         "dbt_webhook puts the trigger",
         "events:PutEvents",
     );
+}
+
+/// Seed 004, enforced by IAM: a deployer holding DeployerPolicy alone deploys a sync that
+/// deletes nothing, but not a deleting mode (nothing is written); a deleting definition it
+/// writes straight into the config table is refused by the trigger, with the trigger's own
+/// role; the lead (DeployerPolicy and SafetyDeployerPolicy) deploys it, the trigger starts it,
+/// and its config version names the lead's ARN; the deployer then raising its threshold is
+/// refused again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_safety_deployers_let_a_sync_delete() {
+    let w = world("iam_safety", &[]).await;
+    let (deployer_arn, deployer) = w.stack.operator("deployer");
+    let (lead_arn, lead) = w.stack.operator("lead");
+    let (_upsert_dir, upsert) = project(&w.pg, &[("people", "upsert", "")]);
+    let report = write_definitions(deployer, &upsert, Some("rename"), deployer_arn).await;
+    let report = report.unwrap_or_else(|e| panic!("the deployer deploys an upsert sync: {e}"));
+    assert!(report.granted.is_empty(), "{report:?}");
+
+    let (_mirror_dir, mirror) = project(&w.pg, &[("people", "mirror", "")]);
+    let refused = write_definitions(deployer, &mirror, None, deployer_arn).await;
+    let refused = refused.expect_err("a deployer cannot grant a deleting mode");
+    assert_eq!(refused.error_name(), "Retl.SafetyNotGranted", "{refused}");
+    assert!(
+        refused.to_string().contains("iam-safety-safety-deployer"),
+        "names the policy it needs: {refused}"
+    );
+    let kept = w.stack.admin.config.get("people").await.expect("people");
+    assert_eq!(kept.def.mode, SyncMode::Upsert, "nothing was written");
+
+    let def = mirror.syncs[0].clone();
+    let forged = DeployedSync {
+        connections: kept.connections.clone(),
+        config_hash: def.config_hash(),
+        def,
+        deployed_at: chrono::Utc::now().to_rfc3339(),
+    };
+    deployer
+        .config
+        .put(&forged)
+        .await
+        .expect("DeployerPolicy writes definitions");
+    let started = trigger(&w, "people").await;
+    let refused = started.expect_err("the trigger refuses a deleting sync without a grant");
+    assert!(refused.contains("Retl.SafetyNotGranted"), "{refused}");
+
+    let report = write_definitions(lead, &mirror, Some("mirror"), lead_arn).await;
+    let report = report.unwrap_or_else(|e| panic!("the lead deploys a mirror sync: {e}"));
+    assert_eq!(report.granted, ["people"]);
+    trigger(&w, "people")
+        .await
+        .expect("the trigger starts a granted sync");
+    let versions = w
+        .stack
+        .admin
+        .runs()
+        .versions("people")
+        .await
+        .expect("versions");
+    let last = versions.last().expect("a version");
+    assert_eq!(last.deployed_by.as_deref(), Some(lead_arn), "{versions:?}");
+    assert_eq!(last.definition.mode, SyncMode::Mirror);
+    let first = versions.first().expect("the admin's version");
+    assert_eq!(first.deployed_by, Some(user_arn("admin")), "{versions:?}");
+
+    let (_looser_dir, looser) = project(
+        &w.pg,
+        &[("people", "mirror", "safety: { delete_threshold_pct: 90 }\n")],
+    );
+    let refused = write_definitions(deployer, &looser, None, deployer_arn).await;
+    let refused = refused.expect_err("a deployer cannot raise the threshold");
+    assert_eq!(refused.error_name(), "Retl.SafetyNotGranted", "{refused}");
 }

@@ -25,7 +25,7 @@ pub async fn deploy(cli: &Cli, message: Option<&str>) -> anyhow::Result<Exit> {
     };
     let project = load_project(&dir)?;
     let host = StackHost::connect(&cli.stack).await?;
-    let report = deploy_project(&host.aws, &project, message).await?;
+    let report = deploy_project(&host.aws, &project, message, &host.caller).await?;
     if cli.json {
         out::line(&serde_json::to_string(&report)?);
         return Ok(Exit::Ok);
@@ -40,6 +40,13 @@ pub async fn deploy(cli: &Cli, message: Option<&str>) -> anyhow::Result<Exit> {
         "  upstream trigger rules: {}",
         listed(&report.rules)
     ));
+    if !report.granted.is_empty() {
+        out::line(&format!(
+            "  deleting modes granted (as {}): {}",
+            host.caller,
+            report.granted.join(", ")
+        ));
+    }
     if !report.removed.is_empty() {
         out::line(&format!("  removed: {}", report.removed.join(", ")));
     }

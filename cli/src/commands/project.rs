@@ -152,7 +152,7 @@ pub async fn save(cli: &Cli, sync: Option<&str>, message: &str) -> anyhow::Resul
         let v = host
             .engine
             .runs
-            .record_version(def, Some(message))
+            .record_version(def, Some(message), None)
             .await
             .map_err(EngineError::from)?;
         if !cli.json {

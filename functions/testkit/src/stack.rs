@@ -6,11 +6,16 @@ use aws_config::SdkConfig;
 use retl_shared::aws_host::{deploy, AwsHost, StackNames};
 use retl_shared::config::load_project;
 use retl_tests::approvals::{create_approval_resources, DEFAULT_CALLER};
-use retl_tests::moto::{create_bucket, create_keyset_table, create_runs_table, Moto};
+use retl_tests::moto::{
+    create_bucket, create_keyset_table, create_runs_table, create_safety_grants_table, Moto,
+};
 use retl_tests::Pg;
 use serde_json::json;
 
 use crate::{ACCOUNT, REGION};
+
+/// The IAM ARN the handler tests deploy as (recorded with each config version).
+pub const DEPLOYER: &str = "arn:aws:iam::123456789012:user/handler-test";
 
 /// A stack on a moto server (its own, or shared with the stacks created [`TestStack::beside`]
 /// it), with its own PostgreSQL schema.
@@ -72,6 +77,7 @@ impl TestStack {
         create_keyset_table(&host.clients, &names.keyset_table).await;
         create_runs_table(&host.clients, &names.runs_table).await;
         create_runs_table(&host.clients, &names.config_table).await;
+        create_safety_grants_table(&host.clients, &names.safety_grants_table).await;
         let topic = host
             .clients
             .sns
@@ -138,7 +144,7 @@ impl TestStack {
         }
     }
 
-    /// Deploys syncs `(name, mode, extra YAML)` reading `<name>_model` into `<name>_dest`,
+    /// Deploys syncs `(name, mode, extra YAML)`, as [`DEPLOYER`], reading `<name>_model` into `<name>_dest`,
     /// with `retl deploy --aws`'s code: config table, versions, schedules, trigger rules.
     pub async fn deploy(&self, syncs: &[(&str, &str, &str)]) {
         let dir = self.project.path();
@@ -159,7 +165,7 @@ impl TestStack {
             std::fs::write(dir.join(format!("syncs/{name}.yaml")), sync).expect("write a sync");
         }
         let project = load_project(dir).unwrap_or_else(|e| panic!("the test project: {e}"));
-        deploy(&self.host, &project, Some("handler test"))
+        deploy(&self.host, &project, Some("handler test"), DEPLOYER)
             .await
             .unwrap_or_else(|e| panic!("deploy: {e}"));
     }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::config_table::DeployedSync;
 use super::host::AwsHost;
+use super::safety_grants::{self, SafetyGrant};
 use crate::config::{Project, SyncDef};
 use crate::connectors::ConnectionConfig;
 use crate::connectors::DeployCheck;
@@ -26,6 +27,8 @@ pub struct DeployReport {
     pub schedules: Vec<String>,
     /// Upstream trigger rules created or updated.
     pub rules: Vec<String>,
+    /// Syncs whose deleting mode or thresholds were granted by this deploy.
+    pub granted: Vec<String>,
 }
 
 fn invalid(e: impl std::fmt::Display) -> EngineError {
@@ -218,13 +221,44 @@ async fn put_rules(host: &AwsHost, def: &SyncDef) -> Result<Vec<String>, EngineE
     Ok(written)
 }
 
-/// Deploys every sync of `project`; removes deployed syncs the project no longer has.
-pub async fn deploy(
+/// Writes the safety grant of every sync of `project` whose deleting mode or thresholds the
+/// current grant does not cover, before any definition is written: a deployer without the
+/// safety deployer policy changes nothing.
+async fn grant_deletes(
+    host: &AwsHost,
+    project: &Project,
+    deployer: &str,
+) -> Result<Vec<String>, EngineError> {
+    let mut granted = Vec::new();
+    for def in project
+        .syncs
+        .iter()
+        .filter(|d| safety_grants::needs_grant(d))
+    {
+        let current = host.grants.get(&def.name).await?;
+        if current.is_some_and(|g| g.shortfall(def).is_none()) {
+            continue;
+        }
+        let grant = SafetyGrant::for_def(def, deployer);
+        host.grants.put(&grant, &host.names.stack).await?;
+        granted.push(def.name.clone());
+    }
+    Ok(granted)
+}
+
+/// The definitions part of a deploy, as `deployer`: the safety grants first (a deployer
+/// without the safety deployer policy changes nothing), then each sync's definition and its
+/// config version recording `deployer`. Schedules and trigger rules are [`deploy`]'s.
+pub async fn write_definitions(
     host: &AwsHost,
     project: &Project,
     note: Option<&str>,
+    deployer: &str,
 ) -> Result<DeployReport, EngineError> {
-    let mut report = DeployReport::default();
+    let mut report = DeployReport {
+        granted: grant_deletes(host, project, deployer).await?,
+        ..DeployReport::default()
+    };
     let now = chrono::Utc::now().to_rfc3339();
     for def in &project.syncs {
         let deployed = DeployedSync {
@@ -236,8 +270,24 @@ pub async fn deploy(
         host.config.put(&deployed).await?;
         host.engine(&deployed)
             .runs
-            .record_version(def, note)
+            .record_version(def, note, Some(deployer))
             .await?;
+        report.deployed.push(def.name.clone());
+    }
+    Ok(report)
+}
+
+/// Deploys every sync of `project` as `deployer` (an IAM ARN, recorded with each version):
+/// definitions, one schedule per scheduled sync, one rule per upstream trigger; removes
+/// deployed syncs the project no longer has.
+pub async fn deploy(
+    host: &AwsHost,
+    project: &Project,
+    note: Option<&str>,
+    deployer: &str,
+) -> Result<DeployReport, EngineError> {
+    let mut report = write_definitions(host, project, note, deployer).await?;
+    for def in &project.syncs {
         match &def.schedule {
             Some(expr) => {
                 put_schedule(host, def, expr).await?;
@@ -246,7 +296,6 @@ pub async fn deploy(
             None => delete_schedule(host, &def.name).await?,
         }
         report.rules.extend(put_rules(host, def).await?);
-        report.deployed.push(def.name.clone());
     }
     for old in host.config.list().await? {
         if project.syncs.iter().any(|s| s.name == old.def.name) {

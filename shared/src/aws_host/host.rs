@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use super::automation::Automation;
 use super::config_table::{ConfigTable, DeployedSync};
 use super::names::StackNames;
+use super::safety_grants::{self, SafetyGrants};
 use crate::adapters::aws::{
     AwsClients, DynamoKeySetStore, DynamoRunStore, S3ObjectStore, SecretsManagerSecrets,
     SnsNotifier,
@@ -34,6 +35,8 @@ pub struct AwsHost {
     pub automation: Automation,
     /// Deployed sync definitions.
     pub config: ConfigTable,
+    /// Who allowed each deleting sync its mode and thresholds.
+    pub grants: SafetyGrants,
     secrets: Arc<SecretsManagerSecrets>,
 }
 
@@ -47,6 +50,7 @@ impl AwsHost {
         ));
         AwsHost {
             config: ConfigTable::new(clients.dynamodb.clone(), names.config_table.clone()),
+            grants: SafetyGrants::new(clients.dynamodb.clone(), names.safety_grants_table.clone()),
             sfn: aws_sdk_sfn::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             scheduler: aws_sdk_scheduler::Client::new(sdk),
@@ -121,9 +125,15 @@ impl AwsHost {
         self.secrets.get(name).await
     }
 
-    /// The deployed sync named `sync` and an engine for it.
+    /// The deployed sync named `sync` and an engine for it; refused when its mode deletes
+    /// records and no safety grant covers it, so no step of a run starts or writes under a
+    /// definition that only the config table's writers approved.
     pub async fn load(&self, sync: &str) -> Result<(DeployedSync, Engine), EngineError> {
         let deployed = self.config.get(sync).await?;
+        if safety_grants::needs_grant(&deployed.def) {
+            let grant = self.grants.get(sync).await?;
+            safety_grants::check(&deployed.def, grant.as_ref())?;
+        }
         let engine = self.engine(&deployed);
         Ok((deployed, engine))
     }

@@ -18,6 +18,7 @@ mod host;
 mod names;
 mod reminder;
 pub mod retry_policy;
+mod safety_grants;
 mod trigger;
 
 pub use alert_check::{check_alerts, AlertCheck};
@@ -26,11 +27,12 @@ pub use approval_decision::{read_decision, AutomationDecision};
 pub use approval_tokens::{ApprovalTokens, WaitingToken};
 pub use automation::{Automation, AutomationExecution, StepExecution};
 pub use config_table::{ConfigTable, DeployedSync};
-pub use deploy::{deploy, DeployReport};
+pub use deploy::{deploy, write_definitions, DeployReport};
 pub use events::{emit_run_completed, emit_triggers, health_metrics_lines, metrics_line};
 pub use host::AwsHost;
 pub use names::StackNames;
 pub use reminder::{reminder_name, reminder_time};
+pub use safety_grants::{SafetyGrant, SafetyGrants};
 pub use trigger::{
     start_dependents, start_execution, start_sync, syncs_for_dbt_job, TriggerOutcome,
 };

@@ -17,6 +17,8 @@ pub struct StackNames {
     pub runs_table: String,
     /// Config table (deployed sync definitions).
     pub config_table: String,
+    /// Safety grants (who allowed a sync's deleting mode); only safety deployers write it.
+    pub safety_grants_table: String,
     /// Alerts and approvals topic.
     pub topic_arn: String,
     /// The run state machine.
@@ -51,6 +53,7 @@ impl StackNames {
             keyset_table: format!("{stack}-keysets"),
             runs_table: format!("{stack}-runs"),
             config_table: format!("{stack}-config"),
+            safety_grants_table: format!("{stack}-safety-grants"),
             topic_arn: arn("sns", &format!("{stack}-alerts")),
             state_machine_arn: arn("states", &format!("stateMachine:{stack}-sync")),
             trigger_function_arn: arn("lambda", &format!("function:{stack}-trigger")),
@@ -74,6 +77,7 @@ impl StackNames {
             keyset_table: var("RETL_KEYSET_TABLE")?,
             runs_table: var("RETL_RUNS_TABLE")?,
             config_table: var("RETL_CONFIG_TABLE")?,
+            safety_grants_table: var("RETL_SAFETY_GRANTS_TABLE")?,
             topic_arn: var("RETL_TOPIC_ARN")?,
             state_machine_arn: var("RETL_STATE_MACHINE_ARN")?,
             trigger_function_arn: std::env::var("RETL_TRIGGER_FUNCTION_ARN").unwrap_or_default(),

@@ -76,7 +76,7 @@ pub async fn start_run(
     }
     let version = engine
         .runs
-        .record_version(sync, opts.note.as_deref())
+        .record_version(sync, opts.note.as_deref(), None)
         .await?;
     let run_id = opts.run_id.unwrap_or_else(new_run_id);
     let trigger = if opts.trigger.is_empty() {
@@ -230,7 +230,7 @@ pub async fn plan_is_stale(
             run.generation_at_plan, state.generation
         )));
     }
-    let current = engine.runs.record_version(sync, None).await?;
+    let current = engine.runs.record_version(sync, None, None).await?;
     if current.version != run.config_version {
         return Ok(Some(format!(
             "the sync definition changed since the plan (version {} -> {})",

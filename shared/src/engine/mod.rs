@@ -184,6 +184,15 @@ pub enum EngineError {
         /// What did not match.
         reason: String,
     },
+    /// A sync whose mode deletes records, deployed without a safety grant that covers its
+    /// mode and thresholds (AWS: the safety-grants table only safety deployers can write).
+    #[error("sync `{sync}` is refused: {what}; a deployer with the stack's safety deployer policy deploys it with `retl deploy --aws`, which grants its mode and thresholds, or set a mode that deletes nothing")]
+    SafetyNotGranted {
+        /// The sync.
+        sync: String,
+        /// What is not covered.
+        what: String,
+    },
     /// Stored run data is unreadable.
     #[error("corrupt run data: {0}")]
     Corrupt(String),
@@ -218,6 +227,7 @@ impl EngineError {
             EngineError::NotApproved { .. } => "Retl.NotApproved",
             EngineError::ApprovalUnverified { .. } => "Retl.ApprovalUnverified",
             EngineError::DeliveryFatal { .. } => "Retl.DestinationFatal",
+            EngineError::SafetyNotGranted { .. } => "Retl.SafetyNotGranted",
             EngineError::Corrupt(_) => "Retl.CorruptData",
             EngineError::KeySetMismatch { .. } => "Retl.KeySetMismatch",
         }

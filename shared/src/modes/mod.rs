@@ -72,6 +72,12 @@ impl SyncMode {
         self.rules().deletes == Deletes::LeftModel
     }
 
+    /// Whether the mode deletes destination records at all (mirror, delete_only, delete):
+    /// deploying one needs a safety grant on AWS.
+    pub fn deletes_records(self) -> bool {
+        self.rules().deletes != Deletes::Never
+    }
+
     /// Whether the mode can read an incremental model (only rows above a high watermark):
     /// only if it never deletes, since a row the filter leaves out is not a deletion and a
     /// model that lists deletions must be read whole.

@@ -311,6 +311,10 @@ pub struct ConfigVersion {
     pub definition: SyncDef,
     /// The note given when saved.
     pub note: Option<String>,
+    /// Who deployed it: the IAM ARN of `retl deploy --aws` (STS GetCallerIdentity); none
+    /// locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_by: Option<String>,
     /// When saved.
     pub created_at: DateTime<Utc>,
 }
@@ -357,11 +361,13 @@ pub trait RunStore: Send + Sync {
     /// Saves a sync's state.
     async fn put_sync_state(&self, state: &SyncState) -> Result<(), StoreError>;
 
-    /// Records `def` as a new version unless it equals the latest; returns the current version.
+    /// Records `def`, deployed by `deployed_by` (an IAM ARN on AWS), as a new version unless
+    /// it equals the latest; returns the current version.
     async fn record_version(
         &self,
         def: &SyncDef,
         note: Option<&str>,
+        deployed_by: Option<&str>,
     ) -> Result<ConfigVersion, StoreError>;
     /// All versions of a sync, oldest first.
     async fn versions(&self, sync: &str) -> Result<Vec<ConfigVersion>, StoreError>;

@@ -317,9 +317,13 @@ pub async fn keeps_and_lists_runs(r: &dyn RunStore) {
     })
     .await
     .unwrap();
-    r.record_version(&sync_def("alpha", "select 1 as id, 'a' as name"), None)
-        .await
-        .unwrap();
+    r.record_version(
+        &sync_def("alpha", "select 1 as id, 'a' as name"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
 
     let mut third = r.get_run("run-003").await.unwrap();
     assert_eq!(
@@ -423,21 +427,31 @@ pub async fn keeps_versions(stores: Stores<'_>) {
     assert!(r.versions("people").await.unwrap().is_empty());
     let a = sync_def("people", "select 1 as id, 'a' as name");
     let b = sync_def("people", "select 2 as id, 'b' as name");
-    let v1 = r.record_version(&a, None).await.unwrap();
+    let v1 = r.record_version(&a, None, None).await.unwrap();
     assert_eq!((v1.version, v1.note.as_deref()), (1, None));
     assert_eq!(
-        r.record_version(&a, None).await.unwrap(),
+        r.record_version(&a, None, None).await.unwrap(),
         v1,
         "same definition, same version"
     );
-    let noted = r.record_version(&a, Some("first")).await.unwrap();
+    let noted = r.record_version(&a, Some("first"), None).await.unwrap();
     assert_eq!((noted.version, noted.note.as_deref()), (1, Some("first")));
     assert_eq!(noted.created_at, v1.created_at);
-    assert_eq!(r.record_version(&b, None).await.unwrap().version, 2);
-    assert_eq!(r.record_version(&b, None).await.unwrap().version, 2);
-    let back = r.record_version(&a, Some("back to a")).await.unwrap();
+    assert_eq!(r.record_version(&b, None, None).await.unwrap().version, 2);
+    assert_eq!(r.record_version(&b, None, None).await.unwrap().version, 2);
+    let lead = "arn:aws:iam::123456789012:user/lead";
+    let back = r
+        .record_version(&a, Some("back to a"), Some(lead))
+        .await
+        .unwrap();
     assert_eq!(back.version, 3, "a change back is a new version");
     let all = r.versions("people").await.unwrap();
+    let deployers: Vec<Option<&str>> = all.iter().map(|v| v.deployed_by.as_deref()).collect();
+    assert_eq!(
+        deployers,
+        [None, None, Some(lead)],
+        "who deployed each version"
+    );
     let summary: Vec<(u32, String, Option<&str>)> = all
         .iter()
         .map(|v| (v.version, v.config_hash.clone(), v.note.as_deref()))
@@ -454,11 +468,17 @@ pub async fn keeps_versions(stores: Stores<'_>) {
 
     let (r1, r2) = (stores(), stores());
     let c1 = sync_def("people", "select 3 as id, 'c' as name");
-    let (x, y) = tokio::join!(r1.record_version(&c1, None), r2.record_version(&c1, None));
+    let (x, y) = tokio::join!(
+        r1.record_version(&c1, None, None),
+        r2.record_version(&c1, None, None)
+    );
     assert_eq!((x.unwrap().version, y.unwrap().version), (4, 4));
     let d = sync_def("people", "select 4 as id, 'd' as name");
     let e = sync_def("people", "select 5 as id, 'e' as name");
-    let (x, y) = tokio::join!(r1.record_version(&d, None), r2.record_version(&e, None));
+    let (x, y) = tokio::join!(
+        r1.record_version(&d, None, None),
+        r2.record_version(&e, None, None)
+    );
     let got: BTreeSet<u32> = [x.unwrap().version, y.unwrap().version].into();
     assert_eq!(got, BTreeSet::from([5, 6]));
     let versions: Vec<u32> = r

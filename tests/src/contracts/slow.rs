@@ -98,8 +98,9 @@ impl RunStore for SlowRuns {
         &self,
         def: &SyncDef,
         note: Option<&str>,
+        deployed_by: Option<&str>,
     ) -> Result<ConfigVersion, StoreError> {
-        let out = self.inner.record_version(def, note).await;
+        let out = self.inner.record_version(def, note, deployed_by).await;
         self.after(out).await
     }
     async fn versions(&self, sync: &str) -> Result<Vec<ConfigVersion>, StoreError> {

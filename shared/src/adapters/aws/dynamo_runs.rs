@@ -470,6 +470,7 @@ impl RunStore for DynamoRunStore {
         &self,
         def: &SyncDef,
         note: Option<&str>,
+        deployed_by: Option<&str>,
     ) -> Result<ConfigVersion, StoreError> {
         let what = format!("recording a version of sync {}", def.name);
         let hash = def.config_hash();
@@ -485,6 +486,9 @@ impl RunStore for DynamoRunStore {
                 // Same definition saved again with a note: keep the note on the version.
                 let mut v = v.clone();
                 v.note = note.map(str::to_string);
+                if deployed_by.is_some() {
+                    v.deployed_by = deployed_by.map(str::to_string);
+                }
                 self.put_item(Self::version_item(&v)?, &what).await?;
                 return Ok(v);
             }
@@ -494,6 +498,7 @@ impl RunStore for DynamoRunStore {
                 config_hash: hash.clone(),
                 definition: def.clone(),
                 note: note.map(str::to_string),
+                deployed_by: deployed_by.map(str::to_string),
                 created_at: Utc::now(),
             };
             if self.put_new(Self::version_item(&v)?, &what).await? {

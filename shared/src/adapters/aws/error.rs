@@ -46,6 +46,21 @@ pub(crate) fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
     }
 }
 
+/// Whether IAM refused the call: an `AccessDenied...` code, or a bare 403 (what emulators
+/// answer, and S3's HEAD requests, which carry no body).
+pub(crate) fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(ctx) => {
+            ctx.raw().status().as_u16() == 403
+                || ctx
+                    .err()
+                    .code()
+                    .is_some_and(|c| c.starts_with("AccessDenied"))
+        }
+        _ => false,
+    }
+}
+
 /// A one-line account of the failure, prefixed with what was being done: the service's error
 /// code and message, or the chain of causes. Never the raw response, which the SDK's own
 /// reports include and which does not belong in run records and logs.

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,6 +12,35 @@ use crate::ports::{
     RunRecord, RunStore, StoreError, SyncState,
 };
 use crate::record::shard_of;
+
+/// How long a process waits for another one's write to the state file before it says the
+/// store is unavailable.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `open` again while SQLite answers busy, up to [`BUSY_WAIT`]. SQLite skips its busy
+/// handler where waiting could deadlock: ten processes opening a new file at once all switch
+/// it to WAL, and all but one are told `database is locked` at once, not after a wait.
+fn opened_when_free(
+    open: impl Fn() -> Result<Connection, StateError>,
+) -> Result<Connection, StateError> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match open() {
+            Err(StateError::Sqlite(e)) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether SQLite's error says another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
 
 /// Key sets, runs, locks, sync state and config versions in one SQLite file.
 #[derive(Clone)]
@@ -108,13 +138,15 @@ impl SqliteStateStore {
         }
         let opened = || -> Result<Connection, StateError> {
             let conn = Connection::open(path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.busy_timeout(BUSY_WAIT)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)?;
+            // IMMEDIATE takes the write lock first: schema statements that read and then
+            // write would otherwise fail at once when another process wrote in between.
+            conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;"))?;
             Ok(conn)
         };
-        let conn = opened().map_err(|e| match e {
+        let conn = opened_when_free(opened).map_err(|e| match e {
             StateError::Sqlite(e) if !is_damage(&e) => {
                 let said = e.to_string();
                 match StoreError::from(e) {
@@ -516,6 +548,7 @@ impl RunStore for SqliteStateStore {
         &self,
         def: &SyncDef,
         note: Option<&str>,
+        deployed_by: Option<&str>,
     ) -> Result<ConfigVersion, StoreError> {
         self.guard(|| {
             let mut db = self.db();
@@ -539,6 +572,9 @@ impl RunStore for SqliteStateStore {
                     // Same definition saved again with a note: keep the note on the version.
                     let mut v = v.clone();
                     v.note = note.map(str::to_string);
+                    if deployed_by.is_some() {
+                        v.deployed_by = deployed_by.map(str::to_string);
+                    }
                     tx.execute(
                         "UPDATE versions SET body = ?3 WHERE sync = ?1 AND version = ?2",
                         params![def.name, v.version, json(&v)?],
@@ -553,6 +589,7 @@ impl RunStore for SqliteStateStore {
                 config_hash: hash,
                 definition: def.clone(),
                 note: note.map(str::to_string),
+                deployed_by: deployed_by.map(str::to_string),
                 created_at: Utc::now(),
             };
             tx.execute(
