@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.request
 from typing import Any
@@ -127,7 +128,14 @@ def create(resources: dict[str, Any], session: boto3.Session, endpoint: str) -> 
         c("events").create_event_bus(Name=r["Properties"]["Name"])
     for _, r in by_type("AWS::StepFunctions::StateMachine"):
         p = r["Properties"]
-        definition = numbers(json.loads(p["DefinitionString"]))
+        # CloudFormation fills DefinitionSubstitutions in when it creates the state machine.
+        text = p["DefinitionString"]
+        for name, value in p.get("DefinitionSubstitutions", {}).items():
+            text = text.replace("${" + name + "}", str(value))
+        left = re.findall(r"\$\{\w+\}", text)
+        if left:
+            sys.exit(f"state machine {r['PhysicalName']}: no substitution for {sorted(set(left))}")
+        definition = numbers(json.loads(text))
         c("stepfunctions").create_state_machine(
             name=p["StateMachineName"], roleArn=p["RoleArn"], type=p.get("StateMachineType", "STANDARD"),
             definition=json.dumps(definition))

@@ -54,20 +54,47 @@ pub async fn create_approval_resources(
     approvers: &[&str],
     users: &[&str],
 ) -> BTreeMap<String, Approver> {
+    create_from_template(
+        endpoint,
+        stack,
+        &[APPROVAL_RESOURCES],
+        approvers,
+        &[],
+        users,
+    )
+    .await
+}
+
+/// Creates the resources `logical` (comma-separated logical ids of template.yaml) of stack
+/// `stack` on the moto at `endpoint`, as the template declares them, with `approvers` as the
+/// template's Approvers and `params` (`Name=Value`) as its other parameters, and the IAM
+/// users `users`, who sign in.
+pub async fn create_from_template(
+    endpoint: &str,
+    stack: &str,
+    logical: &[&str],
+    approvers: &[&str],
+    params: &[&str],
+    users: &[&str],
+) -> BTreeMap<String, Approver> {
     let approvers = format!("Approvers={}", approvers.join(","));
+    let only = logical.join(",");
     let mut args = vec![
         "--stack",
         stack,
         "--no-enforce",
         "--only",
-        APPROVAL_RESOURCES,
+        &only,
         "--param",
         &approvers,
     ];
+    for param in params {
+        args.extend(["--param", param]);
+    }
     for user in users {
         args.extend(["--user", user]);
     }
-    let created: Created = offline_stack(endpoint, &args, "the approval resources");
+    let created: Created = offline_stack(endpoint, &args, "resources of template.yaml");
     let mut approvers = BTreeMap::new();
     for (name, user) in created.users {
         let creds = Credentials::new(

@@ -1,7 +1,8 @@
-//! A whole retl stack on the local AWS emulator: moto (with Step Functions executing the real
-//! state machine definition from `infra/`, and Systems Manager Automation running the approval
-//! runbook of template.yaml), the buckets, tables and topics the template creates, and the real
-//! function binaries served by [`LambdaService`]. The approvers are the CLI's identity
+//! A whole retl stack on the local AWS emulator: moto, with the bucket, tables, key, topics,
+//! event bus, schedule group, state machine and approval runbook created from template.yaml
+//! itself (SAM translated and resolved, `infra/local/offline_stack.py --only`), Step Functions
+//! executing that state machine and Systems Manager Automation running that runbook, and the
+//! real function binaries served by [`LambdaService`]. The approvers are the CLI's identity
 //! ([`DEFAULT_CALLER`]) and the IAM user `jane`; `mallory` is a user who is no approver.
 
 use std::time::{Duration, Instant};
@@ -9,11 +10,11 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use retl_shared::aws_host::{AwsHost, StackNames};
 
-use crate::approvals::{create_approval_resources, user_arn, Approver, DEFAULT_CALLER};
-use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
-use crate::moto::{
-    create_bucket, create_keyset_table, create_runs_table, create_safety_grants_table, Moto,
+use crate::approvals::{
+    create_from_template, user_arn, Approver, APPROVAL_RESOURCES, DEFAULT_CALLER,
 };
+use crate::lambda::{binary_dir, FunctionSpec, LambdaService};
+use crate::moto::Moto;
 
 /// moto's account.
 pub const ACCOUNT: &str = "123456789012";
@@ -48,58 +49,11 @@ pub struct AwsStack {
     pub users: std::collections::BTreeMap<String, Approver>,
 }
 
-/// The state machine definition with the template's substitutions filled in.
-pub fn render_definition(stack: &str, bucket: &str, runs_table: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../infra/statemachine/sync.asl.json");
-    let mut text = std::fs::read_to_string(&path).expect("the state machine definition");
-    let function = |f: &str| format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stack}-{f}");
-    for (key, value) in [
-        ("${ExtractFunctionArn}", function("extract")),
-        ("${PlanFunctionArn}", function("plan")),
-        ("${ApprovalFunctionArn}", function("approval")),
-        ("${ApplyFunctionArn}", function("apply")),
-        ("${FinalizeFunctionArn}", function("finalize")),
-        ("${ArtifactsBucket}", bucket.to_string()),
-        ("${RunsTable}", runs_table.to_string()),
-        ("${PlanConcurrency}", "4".to_string()),
-        ("${ApplyConcurrency}", "2".to_string()),
-    ] {
-        text = text.replace(key, &value);
-    }
-    assert!(!text.contains("${"), "an unfilled substitution remains");
-    text
-}
-
-/// The stack's tables, bucket, topic, schedule group and event bus.
-async fn create_stores(host: &AwsHost, stack: &str) {
-    let (clients, names) = (&host.clients, &host.names);
-    create_bucket(clients, &names.bucket).await;
-    create_keyset_table(clients, &names.keyset_table).await;
-    create_runs_table(clients, &names.runs_table).await;
-    create_runs_table(clients, &names.config_table).await;
-    create_safety_grants_table(clients, &names.safety_grants_table).await;
-    let topic = clients
-        .sns
-        .create_topic()
-        .name(format!("{stack}-alerts"))
-        .send()
-        .await
-        .expect("create the alerts topic");
-    assert_eq!(topic.topic_arn(), Some(names.topic_arn.as_str()));
-    host.scheduler
-        .create_schedule_group()
-        .name(stack)
-        .send()
-        .await
-        .expect("create the schedule group");
-    host.events
-        .create_event_bus()
-        .name(&names.event_bus)
-        .send()
-        .await
-        .expect("create the stack's event bus");
-}
+/// What the end-to-end stack creates from template.yaml, by logical id: every store, topic,
+/// bus and the state machine the functions use (the functions themselves are the real
+/// binaries behind [`LambdaService`]).
+const STACK_RESOURCES: &str = "ArtifactsBucket,KeySetTable,RunsTable,ConfigTable,\
+SafetyGrantsTable,AlertsKey,AlertsTopic,EventBus,ScheduleGroup,SyncStateMachine";
 
 impl AwsStack {
     /// Creates the stack `stack` on a fresh moto and starts its functions.
@@ -124,25 +78,24 @@ impl AwsStack {
         let sdk = moto.sdk_config().await;
         let names = StackNames::derive(stack, ACCOUNT, REGION);
         let host = AwsHost::new(&sdk, names.clone());
-        create_stores(&host, stack).await;
-        let created = host
-            .sfn
-            .create_state_machine()
-            .name(format!("{stack}-sync"))
-            .definition(render_definition(stack, &names.bucket, &names.runs_table))
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{stack}-states"))
-            .send()
-            .await
-            .expect("moto accepts the state machine definition");
-        assert_eq!(created.state_machine_arn(), names.state_machine_arn);
         let jane = user_arn("jane");
-        let users = create_approval_resources(
+        let users = create_from_template(
             &moto.endpoint,
             stack,
+            &[STACK_RESOURCES, APPROVAL_RESOURCES],
             &[DEFAULT_CALLER, &jane],
+            &["PlanConcurrency=4", "ApplyConcurrency=2"],
             &["jane", "mallory"],
         )
         .await;
+        let machine = host
+            .sfn
+            .describe_state_machine()
+            .state_machine_arn(&names.state_machine_arn)
+            .send()
+            .await
+            .expect("template.yaml's state machine, where the functions find it");
+        assert!(machine.definition().contains(&names.bucket));
         lambdas
             .launch(Self::function_env(&names, &moto.endpoint))
             .await;
