@@ -65,6 +65,7 @@ OPERATIONS: dict[str, list[str]] = {
     "start_automation_execution": ["ssm:StartAutomationExecution", "iam:PassRole"],
     "get_automation_execution": ["ssm:GetAutomationExecution"],
     "send_automation_signal": ["ssm:SendAutomationSignal"],
+    "stop_automation_execution": ["ssm:StopAutomationExecution"],
     # `retl deploy --aws` (the operator's credentials, not a function's), and the approval
     # reminders (the approval function): the schedule's role is passed to Scheduler.
     "create_schedule": ["scheduler:CreateSchedule", "iam:PassRole"],
@@ -104,6 +105,7 @@ USERS: dict[str, Any] = {
     # SendAutomationSignal: `retl approve --aws`, with an approver's own credentials.
     "shared/src/aws_host/automation.rs": {"start_automation_execution": ["approval"],
                                           "get_automation_execution": ["approval"],
+                                          "stop_automation_execution": ["approval"],
                                           "send_automation_signal": []},
     "shared/src/aws_host/reminder.rs": ["approval"],
     "shared/src/aws_host/events.rs": ["finalize", "dbt_webhook"],
@@ -136,8 +138,9 @@ def resources(r: sam_offline.Resolver) -> dict[str, Any]:
         "shared/src/aws_host/automation.rs": {
             "start_automation_execution": f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-definition/"
                                           f"{r.ref('ApprovalRunbook')}:$DEFAULT",
-            "get_automation_execution": f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-execution/"
-                                        "0123abcd-0000-0000-0000-000000000000",
+            **{op: f"arn:aws:ssm:{REGION}:{ACCOUNT}:automation-execution/"
+                   "0123abcd-0000-0000-0000-000000000000"
+               for op in ("get_automation_execution", "stop_automation_execution")},
             "send_automation_signal": "*",
         },
         "shared/src/aws_host/reminder.rs":

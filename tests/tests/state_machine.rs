@@ -380,6 +380,16 @@ async fn approvals_rejections_timeouts_and_empty_models() {
         "expired"
     );
     assert_eq!(pg.count("SELECT count(*) FROM expire_me_dest").await, 4);
+    let expired = stack.host.runs().get_run(&run_id).await.unwrap();
+    let asked = expired
+        .approval
+        .and_then(|a| a.automation_execution_id)
+        .expect("the approvers were asked");
+    let asked = stack.host.automation.get(&asked).await.unwrap();
+    assert_eq!(
+        asked.automation_execution_status, "Cancelled",
+        "the expired request is withdrawn from the console: {asked:?}"
+    );
     assert!(
         stack
             .host

@@ -1,6 +1,6 @@
 //! Lambda `approval`: asks the approvers of a run the state machine stopped for approval (the
 //! stack's Systems Manager runbook, the task token kept where only this function reads it),
-//! reminds them before the request expires, and takes the decision they made in Systems
+//! reminds them before the request expires, withdraws the request once it expired, and takes the decision they made in Systems
 //! Manager, resuming the execution (SendTaskSuccess) or ending it (SendTaskFailure
 //! `Retl.Rejected`, or `Retl.StalePlan`). See [`ApprovalRequest`] for the payloads.
 
@@ -8,8 +8,8 @@ mod request;
 
 use retl_lambda::diagnostic;
 use retl_lambda::lambda_runtime::Diagnostic;
-use retl_shared::aws_host::{remind, request_approval, take_decision, AwsHost};
-use retl_shared::ports::RunStatus;
+use retl_shared::aws_host::{remind, request_approval, take_decision, withdraw, AwsHost};
+use retl_shared::ports::{RunStatus, RunStore};
 use serde::{Deserialize, Serialize};
 
 pub use request::{ApprovalRequest, Verdict};
@@ -28,6 +28,9 @@ pub struct ApprovalResponse {
     /// Whether the approvers were reminded, for a reminder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminded: Option<bool>,
+    /// Whether a waiting request was withdrawn, for a withdrawal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<bool>,
     /// The run's status now.
     pub status: RunStatus,
 }
@@ -51,6 +54,7 @@ pub async fn handle(
                 decision: None,
                 decided_by: None,
                 reminded: None,
+                withdrawn: None,
                 status: run.status,
             })
         }
@@ -72,6 +76,7 @@ pub async fn handle(
                 decision,
                 decided_by: approval.decided_by,
                 reminded: None,
+                withdrawn: None,
                 status: run.status,
             })
         }
@@ -82,6 +87,20 @@ pub async fn handle(
                 decision: None,
                 decided_by: None,
                 reminded: Some(reminded),
+                withdrawn: None,
+                status: run.status,
+            })
+        }
+        ApprovalRequest::Withdraw { run_id } => {
+            let withdrawn = withdraw(host, &run_id).await.map_err(diagnostic)?;
+            let run = host.runs().get_run(&run_id).await;
+            let run = run.map_err(|e| diagnostic(e.into()))?;
+            Ok(ApprovalResponse {
+                run_id,
+                decision: None,
+                decided_by: None,
+                reminded: None,
+                withdrawn: Some(withdrawn),
                 status: run.status,
             })
         }

@@ -4,7 +4,8 @@
 //! 2. from the approval runbook's last step, once the approvers decided:
 //!    `{"action": "decided", "run_id", "automation_execution_id"}` (the decision and who took
 //!    it are read from Systems Manager, never from the payload);
-//! 3. from the reminder schedule: `{"action": "remind", "run_id"}`.
+//! 3. from the reminder schedule: `{"action": "remind", "run_id"}`;
+//! 4. from the state machine once the wait expired: `{"action": "withdraw", "run_id"}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,11 @@ pub enum ApprovalRequest {
         /// The run.
         run_id: String,
     },
+    /// The wait expired: cancel the request in Systems Manager and drop the token.
+    Withdraw {
+        /// The run.
+        run_id: String,
+    },
 }
 
 #[cfg(test)]
@@ -69,6 +75,13 @@ mod tests {
             ApprovalRequest::Decided {
                 run_id: "r1".into(),
                 automation_execution_id: "e-1".into()
+            }
+        );
+        let withdraw = json!({"action": "withdraw", "run_id": "r1"});
+        assert_eq!(
+            parse::<ApprovalRequest>(withdraw).unwrap(),
+            ApprovalRequest::Withdraw {
+                run_id: "r1".into()
             }
         );
         let remind = json!({"action": "remind", "run_id": "r1"});

@@ -33,6 +33,7 @@ async fn stopped_for_approval(stack: &TestStack, sync: &str) -> (String, String)
             decision: None,
             decided_by: None,
             reminded: None,
+            withdrawn: None,
             status: RunStatus::AwaitingApproval
         }
     );
@@ -79,8 +80,13 @@ async fn an_approval_resumes_the_execution_and_a_rejection_ends_it() {
     let stack = TestStack::start("fn_approval").await;
     stack.tables("approve_me", &[1], &[1, 2, 3, 4]).await;
     stack.tables("reject_me", &[1], &[1, 2, 3, 4]).await;
+    stack.tables("expire_me", &[1], &[1, 2, 3, 4]).await;
     stack
-        .deploy(&[("approve_me", "mirror", ""), ("reject_me", "mirror", "")])
+        .deploy(&[
+            ("approve_me", "mirror", ""),
+            ("reject_me", "mirror", ""),
+            ("expire_me", "mirror", ""),
+        ])
         .await;
 
     let (run_id, execution) = stopped_for_approval(&stack, "approve_me").await;
@@ -123,6 +129,31 @@ async fn an_approval_resumes_the_execution_and_a_rejection_ends_it() {
     assert_eq!(
         stack.pg.count("SELECT count(*) FROM reject_me_dest").await,
         4
+    );
+
+    // The wait expired: the state machine withdraws the request before recording the expiry.
+    let (run_id, execution) = stopped_for_approval(&stack, "expire_me").await;
+    let withdraw = ApprovalRequest::Withdraw {
+        run_id: run_id.clone(),
+    };
+    let answer = handle(&stack.host, withdraw.clone())
+        .await
+        .expect("withdrawn");
+    assert_eq!(answer.withdrawn, Some(true), "{answer:?}");
+    let asked = stack.host.automation.get(&execution).await.unwrap();
+    assert_eq!(
+        asked.automation_execution_status, "Cancelled",
+        "the console no longer offers Approve and Deny: {asked:?}"
+    );
+    let token = stack.host.approval_tokens().get(&run_id).await.unwrap();
+    assert!(token.is_none(), "the token is gone");
+    let again = handle(&stack.host, withdraw)
+        .await
+        .expect("withdrawn twice");
+    assert_eq!(
+        again.withdrawn,
+        Some(false),
+        "a retried withdrawal finds nothing"
     );
 }
 

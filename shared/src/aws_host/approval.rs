@@ -213,6 +213,26 @@ pub async fn remind(host: &AwsHost, run_id: &str) -> Result<(RunRecord, bool), E
     Ok((run, true))
 }
 
+/// Withdraws the request of `run_id` once its wait expired (the state machine's call): its
+/// automation execution is cancelled, so the console no longer offers Approve and Deny on a
+/// run that can no longer be resumed, and its task token is dropped. Whether there was a
+/// request to withdraw.
+pub async fn withdraw(host: &AwsHost, run_id: &str) -> Result<bool, EngineError> {
+    let tokens = host.approval_tokens();
+    let Some(waiting) = tokens.get(run_id).await? else {
+        return Ok(false);
+    };
+    if let Some(execution) = &waiting.execution {
+        host.automation
+            .stop(execution)
+            .await
+            .map_err(|e| ssm_error(&format!("cancel the approval request of run {run_id}"), e))?;
+    }
+    tokens.delete(run_id).await?;
+    tracing::info!(run_id, "expired approval request withdrawn");
+    Ok(true)
+}
+
 /// Approves (or rejects) `run_id` as the caller's AWS identity (`retl approve --aws`): the
 /// signal goes to the run's automation execution, so Systems Manager checks the caller is one
 /// of the approvers and records who it is; then follows the run until the decision is taken.

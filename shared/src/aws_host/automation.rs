@@ -123,6 +123,16 @@ impl Automation {
             .map(|_| ())
     }
 
+    /// Cancels the execution `id` (its approval step stops asking); an execution that has
+    /// already ended is left as it is.
+    pub async fn stop(&self, id: &str) -> Result<(), String> {
+        let body = json!({"AutomationExecutionId": id, "Type": "Cancel"});
+        match self.call("AmazonSSM.StopAutomationExecution", &body).await {
+            Err(e) if e.contains("InvalidAutomationStatusUpdateException") => Ok(()),
+            done => done.map(|_| ()),
+        }
+    }
+
     async fn call(&self, target: &str, body: &Value) -> Result<Value, String> {
         let provider = self
             .credentials

@@ -22,7 +22,7 @@ mod safety_grants;
 mod trigger;
 
 pub use alert_check::{check_alerts, AlertCheck};
-pub use approval::{remind, request_approval, signal_decision, take_decision};
+pub use approval::{remind, request_approval, signal_decision, take_decision, withdraw};
 pub use approval_decision::{read_decision, AutomationDecision};
 pub use approval_tokens::{ApprovalTokens, WaitingToken};
 pub use automation::{Automation, AutomationExecution, StepExecution};
