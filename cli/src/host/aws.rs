@@ -55,7 +55,14 @@ impl StackHost {
         let runs = self.aws.runs();
         loop {
             let run = runs.get_run(run_id).await.map_err(EngineError::from)?;
-            if run.status.is_terminal() || run.status == RunStatus::AwaitingApproval {
+            // A run is recorded as waiting a moment before its approvers are asked: until
+            // the automation execution exists, `retl approve --aws` would have nothing to
+            // signal.
+            let asked = run
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.automation_execution_id.is_some());
+            if run.status.is_terminal() || (run.status == RunStatus::AwaitingApproval && asked) {
                 return Ok(run);
             }
             tokio::time::sleep(Duration::from_secs(2)).await;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::aws::error::store_error;
 use crate::config::SyncDef;
 use crate::connectors::ConnectionConfig;
 use crate::ports::StoreError;
@@ -32,10 +33,6 @@ pub struct ConfigTable {
     table: String,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("{what}: {e}"))
-}
-
 impl ConfigTable {
     /// The table `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
@@ -56,12 +53,7 @@ impl ConfigTable {
             .item("body", AttributeValue::S(body))
             .send()
             .await
-            .map_err(|e| {
-                unavailable(
-                    "writing a sync definition",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| store_error("writing a sync definition", e))?;
         Ok(())
     }
 
@@ -76,12 +68,7 @@ impl ConfigTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                unavailable(
-                    "reading a sync definition",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| store_error("reading a sync definition", e))?;
         let item = out.item.ok_or_else(|| {
             StoreError::NotFound(format!(
                 "sync `{name}` (deploy it with `retl deploy --aws`)"
@@ -105,12 +92,7 @@ impl ConfigTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| {
-                    unavailable(
-                        "listing sync definitions",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                    )
-                })?;
+                .map_err(|e| store_error("listing sync definitions", e))?;
             for item in page.items.unwrap_or_default() {
                 out.push(parse(&item)?);
             }
@@ -131,12 +113,7 @@ impl ConfigTable {
             .key("sk", AttributeValue::S(name.to_string()))
             .send()
             .await
-            .map_err(|e| {
-                unavailable(
-                    "deleting a sync definition",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| store_error("deleting a sync definition", e))?;
         Ok(())
     }
 }

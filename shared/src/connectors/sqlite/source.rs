@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
@@ -9,6 +10,9 @@ use crate::connectors::sql_ident::quote_ident;
 use crate::connectors::subquery_sql;
 use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
 use crate::record::Values;
+
+/// Rows the reader thread hands over at a time.
+const ROWS_PER_BATCH: usize = 1024;
 
 /// An SQLite database file read as a warehouse.
 ///
@@ -150,8 +154,9 @@ impl Source for SqliteSource {
     async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
         let this = self.clone();
         let (sql, bound) = model_sql(query);
-        // A bounded channel keeps memory flat: the reader thread waits while the consumer works.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Values, SourceError>>(1024);
+        // A bounded channel of row batches keeps memory flat (the reader thread waits while
+        // the consumer works) and costs one send and one wake per batch, not per row.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Result<Values, SourceError>>>(2);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), SourceError>>();
         std::thread::spawn(move || {
             let conn = match this.open() {
@@ -182,31 +187,43 @@ impl Source for SqliteSource {
                 }
             };
             let _ = ready_tx.send(Ok(()));
+            let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
             loop {
-                let item = match rows.next() {
+                match rows.next() {
                     Ok(Some(row)) => {
                         let mut values = Values::new();
                         for (i, name) in names.iter().enumerate() {
                             let v = row.get_ref(i).map(to_json).unwrap_or(Value::Null);
                             values.insert(name.clone(), v);
                         }
-                        Ok(values)
+                        batch.push(Ok(values));
                     }
                     Ok(None) => break,
-                    Err(e) => Err(this.query_error(e)),
-                };
-                let failed = item.is_err();
-                if tx.blocking_send(item).is_err() || failed {
-                    break;
+                    Err(e) => {
+                        batch.push(Err(this.query_error(e)));
+                        break;
+                    }
                 }
+                if batch.len() == ROWS_PER_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_BATCH));
+                    if tx.blocking_send(full).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(batch);
             }
         });
         ready_rx.await.map_err(|_| SourceError::Unavailable {
             connection: self.connection.clone(),
             message: "the SQLite reader stopped".into(),
         })??;
-        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        let batches = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|batch| (futures::stream::iter(batch), rx))
+        });
+        Ok(Box::pin(batches.flatten()))
     }
 }
