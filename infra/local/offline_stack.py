@@ -146,6 +146,16 @@ def sam_offline_key(logical: str) -> str:
     return f"offline-key-{logical}"
 
 
+def iam_user(iam: Any, name: str, policy_arns: list[str] | None = None) -> dict[str, str]:
+    """Creates the IAM user `name` holding `policy_arns`, with an access key: its ARN and key."""
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    for policy_arn in policy_arns or []:
+        iam.attach_user_policy(UserName=name, PolicyArn=policy_arn)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"arn": arn, "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"]}
+
+
 def credentials(resources: dict[str, Any], session: boto3.Session, endpoint: str,
                 policy_users: dict[str, list[str]]) -> dict[str, Any]:
     iam = session.client("iam", endpoint_url=endpoint)
@@ -162,15 +172,12 @@ def credentials(resources: dict[str, Any], session: boto3.Session, endpoint: str
     # those: what someone given the deployer or the safety deployer policy may do.
     out["policy_users"] = {}
     for user, logicals in policy_users.items():
-        arn = iam.create_user(UserName=user)["User"]["Arn"]
         for logical in logicals:
             if resources.get(logical, {}).get("Type") != "AWS::IAM::ManagedPolicy":
                 sys.exit(f"--policy-user {user}: the template declares no managed policy {logical}")
-            iam.attach_user_policy(UserName=user, PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/"
-                                                            f"{resources[logical]['PhysicalName']}")
-        got = iam.create_access_key(UserName=user)["AccessKey"]
-        out["policy_users"][user] = {"arn": arn, "access_key_id": got["AccessKeyId"],
-                                     "secret_access_key": got["SecretAccessKey"]}
+        out["policy_users"][user] = iam_user(iam, user, [
+            f"arn:aws:iam::{ACCOUNT}:policy/{resources[logical]['PhysicalName']}"
+            for logical in logicals])
     sts = session.client("sts", endpoint_url=endpoint)
     for _, r in resources.items():
         if r["Type"] != "AWS::Lambda::Function":
@@ -217,12 +224,7 @@ def main() -> None:
             sys.exit(f"--only: the template declares no {missing}")
         create({k: resources[k] for k in wanted}, session, args.endpoint)
         iam = session.client("iam", endpoint_url=args.endpoint)
-        users = {}
-        for name in args.user:
-            arn = iam.create_user(UserName=name)["User"]["Arn"]
-            key = iam.create_access_key(UserName=name)["AccessKey"]
-            users[name] = {"arn": arn, "access_key_id": key["AccessKeyId"],
-                           "secret_access_key": key["SecretAccessKey"]}
+        users = {name: iam_user(iam, name) for name in args.user}
         json.dump({"resources": {k: resources[k].get("PhysicalName") for k in wanted},
                    "users": users}, sys.stdout)
         return

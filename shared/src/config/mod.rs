@@ -133,6 +133,31 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl SyncDef {
+    /// A one-column sync `s` (`id`, source `w`, destination `d`, object `t`) with `mode` and
+    /// `safety`: the definition unit tests vary.
+    #[cfg(test)]
+    pub(crate) fn for_tests(mode: SyncMode, safety: SafetyConfig) -> SyncDef {
+        SyncDef {
+            name: "s".into(),
+            description: None,
+            source_connection: "w".into(),
+            sql: "select 1".into(),
+            incremental: None,
+            primary_key: vec!["id".into()],
+            key_fields: vec!["id".into()],
+            destination_connection: "d".into(),
+            object: "t".into(),
+            mapping: [("id".to_string(), "id".to_string())].into(),
+            mode,
+            delete_scope: Default::default(),
+            safety,
+            alerts: Default::default(),
+            schedule: None,
+            triggers: vec![],
+            shards: 4,
+        }
+    }
+
     /// Fingerprint of the whole definition; a new value means a new config version.
     pub fn config_hash(&self) -> String {
         let json = serde_json::to_vec(self).expect("a sync definition always serialises");

@@ -72,28 +72,11 @@ mod tests {
     use crate::config::{SafetyConfig, SyncMode};
 
     fn sync(mode: SyncMode, max: Option<u64>) -> SyncDef {
-        SyncDef {
-            name: "s".into(),
-            description: None,
-            source_connection: "w".into(),
-            sql: "select 1".into(),
-            incremental: None,
-            primary_key: vec!["id".into()],
-            key_fields: vec!["id".into()],
-            destination_connection: "d".into(),
-            object: "t".into(),
-            mapping: [("id".to_string(), "id".to_string())].into(),
-            mode,
-            delete_scope: Default::default(),
-            safety: SafetyConfig {
-                max_deletes: max,
-                ..SafetyConfig::default()
-            },
-            alerts: Default::default(),
-            schedule: None,
-            triggers: vec![],
-            shards: 4,
-        }
+        let safety = SafetyConfig {
+            max_deletes: max,
+            ..SafetyConfig::default()
+        };
+        SyncDef::for_tests(mode, safety)
     }
 
     fn planned(rows: u64, deletes: u64) -> Counts {

@@ -486,8 +486,8 @@ impl RunStore for DynamoRunStore {
                 // Same definition saved again with a note: keep the note on the version.
                 let mut v = v.clone();
                 v.note = note.map(str::to_string);
-                if deployed_by.is_some() {
-                    v.deployed_by = deployed_by.map(str::to_string);
+                if let Some(by) = deployed_by {
+                    v.deployed_by = Some(by.to_string());
                 }
                 self.put_item(Self::version_item(&v)?, &what).await?;
                 return Ok(v);

@@ -572,8 +572,8 @@ impl RunStore for SqliteStateStore {
                     // Same definition saved again with a note: keep the note on the version.
                     let mut v = v.clone();
                     v.note = note.map(str::to_string);
-                    if deployed_by.is_some() {
-                        v.deployed_by = deployed_by.map(str::to_string);
+                    if let Some(by) = deployed_by {
+                        v.deployed_by = Some(by.to_string());
                     }
                     tx.execute(
                         "UPDATE versions SET body = ?3 WHERE sync = ?1 AND version = ?2",
