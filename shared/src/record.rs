@@ -56,11 +56,27 @@ fn key_part(value: Option<&Value>, column: &str) -> Result<String, KeyProblem> {
     match value {
         None | Some(Value::Null) => Err(KeyProblem::NullKey(column.to_string())),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => canonical_number(&n.to_string())
-            .ok_or_else(|| KeyProblem::NotCanonical(column.to_string())),
+        Some(Value::Number(n)) => {
+            let text = n.to_string();
+            if is_canonical_integer(&text) {
+                return Ok(text);
+            }
+            canonical_number(&text).ok_or_else(|| KeyProblem::NotCanonical(column.to_string()))
+        }
         Some(Value::Bool(b)) => Ok(b.to_string()),
         Some(_) => Err(KeyProblem::NotScalar(column.to_string())),
     }
+}
+
+/// Whether `text` is already [`canonical_number`]'s form of an integer (most keys are), so
+/// the key needs no rewriting.
+fn is_canonical_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0"
+        && digits.len() <= MAX_KEY_BYTES
 }
 
 /// The canonical text of a number in a key: plain decimal digits, no exponent, no leading
@@ -122,12 +138,19 @@ pub fn canonical_number(text: &str) -> Option<String> {
 /// Key parts compare as text, so a key read as the integer 4 from one system and as the
 /// string "4" from another is the same record. A composite key is a JSON array of its parts.
 pub fn key_of(values: &Values, columns: &[String]) -> Result<String, KeyProblem> {
-    let key = if let [single] = columns {
-        key_part(values.get(single), single)?
+    key_of_parts(columns.iter().map(|c| (c.as_str(), values.get(c))))
+}
+
+/// [`key_of`] from each key column's name and value, in key order (a row read by position).
+pub fn key_of_parts<'a>(
+    mut parts: impl ExactSizeIterator<Item = (&'a str, Option<&'a Value>)>,
+) -> Result<String, KeyProblem> {
+    let key = if parts.len() == 1 {
+        let (column, value) = parts.next().expect("one part");
+        key_part(value, column)?
     } else {
-        let parts = columns
-            .iter()
-            .map(|c| key_part(values.get(c), c).map(Value::String))
+        let parts = parts
+            .map(|(c, v)| key_part(v, c).map(Value::String))
             .collect::<Result<Vec<_>, _>>()?;
         Value::Array(parts).to_string()
     };
@@ -183,32 +206,51 @@ pub fn value_hash(values: &Values) -> u128 {
     }
 }
 
-/// The JSON object of the mapped values and their [`value_hash`], from one serialisation:
-/// each field's canonical JSON is written once, into the object and into the hash. The
-/// object's fields (and nested objects' fields) come in sorted order.
-pub fn encode_values(values: &Values, out: &mut Vec<u8>) -> u128 {
-    let mut fields: Vec<(&String, &Value)> = values.iter().collect();
-    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut h = Xxh3::new();
-    out.push(b'{');
-    for (i, (k, v)) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+/// Writes one record's JSON object and its [`value_hash`] from one serialisation: each
+/// field's canonical JSON is written once, into the object and into the hash, field by field,
+/// so a row read by position is encoded without building a map. Fields must come in sorted
+/// name order (nested objects' fields are sorted here).
+pub struct RecordEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    hash: Xxh3,
+    first: bool,
+}
+
+impl<'a> RecordEncoder<'a> {
+    /// Starts the object at the end of `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        RecordEncoder {
+            out,
+            hash: Xxh3::new(),
+            first: true,
         }
-        serde_json::to_writer(&mut *out, k).expect("writing to a Vec cannot fail");
-        out.push(b':');
-        let start = out.len();
-        write_canonical(out, v);
-        let canonical = &out[start..];
-        h.update(&(k.len() as u32).to_le_bytes());
-        h.update(k.as_bytes());
-        h.update(&(canonical.len() as u32).to_le_bytes());
-        h.update(canonical);
     }
-    out.push(b'}');
-    match h.digest128() {
-        0 => 1,
-        x => x,
+
+    /// Appends a field: its name, the name as a JSON string (`quoted`), and its value.
+    pub fn field(&mut self, name: &str, quoted: &[u8], value: &Value) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(quoted);
+        self.out.push(b':');
+        let start = self.out.len();
+        write_canonical(self.out, value);
+        let canonical = &self.out[start..];
+        self.hash.update(&(name.len() as u32).to_le_bytes());
+        self.hash.update(name.as_bytes());
+        self.hash.update(&(canonical.len() as u32).to_le_bytes());
+        self.hash.update(canonical);
+    }
+
+    /// Closes the object; returns the value hash.
+    pub fn finish(self) -> u128 {
+        self.out.push(b'}');
+        match self.hash.digest128() {
+            0 => 1,
+            x => x,
+        }
     }
 }
 
@@ -288,8 +330,27 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn encode_values(values: &Values, out: &mut Vec<u8>) -> u128 {
+        let mut record = RecordEncoder::new(out);
+        for (k, v) in values {
+            record.field(k, &serde_json::to_vec(k).unwrap(), v);
+        }
+        record.finish()
+    }
+
     #[test]
-    fn encode_values_writes_the_object_and_its_value_hash_at_once() {
+    fn integer_keys_skip_rewriting_only_when_already_canonical() {
+        for text in [
+            "0", "7", "-7", "120", "007", "-0", "00", "-", "", "1.0", "1e3", "+5",
+        ] {
+            let fast = is_canonical_integer(text);
+            let canonical = canonical_number(text);
+            assert_eq!(fast, canonical.as_deref() == Some(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn record_encoder_writes_the_object_and_its_value_hash_at_once() {
         let cases = [
             json!({}),
             json!({"b": 1, "a": "x\"y", "c": null}),

@@ -214,6 +214,7 @@ pub async fn types_and_nulls(w: &dyn Warehouse) {
         );
     }
     let table = load_types(w, &cases).await;
+    batches_match_rows(w, &format!("select * from {table}")).await;
     let hook = WebhookReceiver::start().await;
     let p = project(
         w,
@@ -256,6 +257,41 @@ pub async fn types_and_nulls(w: &dyn Warehouse) {
         );
         assert_eq!(empty[col], Value::Null, "{}: null {:?}", w.name(), c.kind);
     }
+}
+
+/// The model read as maps (`rows`) and by position (`row_batches`, what extract reads) gives
+/// the same values in the columns' order.
+async fn batches_match_rows(w: &dyn Warehouse, sql: &str) {
+    let source = open_source(w).await;
+    let query = ModelQuery::new(sql, "suite", "run1");
+    let columns = source.columns(&query).await.expect("the model's columns");
+    let mut by_name = Vec::new();
+    let mut rows = source.rows(&query).await.expect("the model runs");
+    while let Some(row) = rows.next().await {
+        let row = row.expect("a row");
+        let cells: Vec<Value> = columns
+            .iter()
+            .map(|c| row.get(c).cloned().unwrap_or(Value::Null))
+            .collect();
+        by_name.push(Value::Array(cells).to_string());
+    }
+    let mut by_position = Vec::new();
+    let mut batches = source
+        .row_batches(&query, &columns)
+        .await
+        .expect("the model runs");
+    while let Some(batch) = batches.next().await {
+        let batch = batch.expect("a batch");
+        by_position.extend(batch.rows().map(|r| Value::Array(r.to_vec()).to_string()));
+    }
+    by_name.sort();
+    by_position.sort();
+    assert!(
+        !by_name.is_empty(),
+        "{}: the model returned no row",
+        w.name()
+    );
+    assert_eq!(by_position, by_name, "{}: rows by position", w.name());
 }
 
 /// A sync into PostgreSQL: created, then unchanged on a second run, then one change sent.

@@ -125,36 +125,56 @@ async fn load_ops(
     Ok(ops)
 }
 
+/// What settling a record's outcome needs of its plan operation.
+struct Planned {
+    op: OpKind,
+    hash: u128,
+    mark: Option<serde_json::Value>,
+}
+
 /// The records of each destination write, in a fixed order.
-fn group(sync: &SyncDef, ops: &[PlanOp]) -> Vec<(WriteOp, Vec<OutRecord>)> {
-    [
+type Writes = Vec<(WriteOp, Vec<OutRecord>)>;
+
+/// The records of each destination write and each key's operation. The operations' values
+/// move into the records: nothing is copied.
+fn group(sync: &SyncDef, ops: Vec<PlanOp>) -> (Writes, HashMap<String, Planned>) {
+    const ORDER: [WriteOp; 4] = [
         WriteOp::Upsert,
         WriteOp::Create,
         WriteOp::Update,
         WriteOp::Delete,
-    ]
-    .into_iter()
-    .map(|w| {
-        let records = ops
+    ];
+    let mut groups: Writes = ORDER.into_iter().map(|w| (w, Vec::new())).collect();
+    let mut by_key = HashMap::with_capacity(ops.len());
+    for op in ops {
+        let write = op.write_op(sync.mode);
+        let at = ORDER
             .iter()
-            .filter(|op| op.write_op(sync.mode) == w)
-            .map(|op| OutRecord {
-                key: op.key.clone(),
-                values: op.values.clone(),
-                event_id: op.event.clone(),
-            })
-            .collect();
-        (w, records)
-    })
-    .filter(|(_, records): &(WriteOp, Vec<OutRecord>)| !records.is_empty())
-    .collect()
+            .position(|w| *w == write)
+            .expect("every write has a place");
+        by_key.insert(
+            op.key.clone(),
+            Planned {
+                op: op.op,
+                hash: parse_hash(&op.hash).unwrap_or(0),
+                mark: op.mark,
+            },
+        );
+        groups[at].1.push(OutRecord {
+            key: op.key,
+            values: op.values,
+            event_id: op.event,
+        });
+    }
+    groups.retain(|(_, records)| !records.is_empty());
+    (groups, by_key)
 }
 
 /// What one apply unit has done so far.
 struct Applied<'a> {
     sync: &'a SyncDef,
     deliverer: &'a Deliverer,
-    by_key: HashMap<String, PlanOp>,
+    by_key: HashMap<String, Planned>,
     counts: Counts,
     logged: Vec<RecordLogEntry>,
     /// The watermark values of failed records, as far as apply needs them.
@@ -170,8 +190,7 @@ impl Applied<'_> {
             let Some(op) = self.by_key.get(&rec.key) else {
                 continue;
             };
-            let hash = parse_hash(&op.hash).unwrap_or(0);
-            changes.extend(modes::key_change(write, &op.key, hash, outcome, now));
+            changes.extend(modes::key_change(write, &rec.key, op.hash, outcome, now));
             let (code, message, logged) = match outcome {
                 RecordOutcome::Delivered => {
                     count_delivered(&mut self.counts, op.op);
@@ -224,11 +243,11 @@ pub async fn apply_files(
 ) -> Result<ApplyOutcome, EngineError> {
     let mut counts = Counts::default();
     let ops = load_ops(engine, sync, manifest, files, resume, &mut counts).await?;
-    let groups = group(sync, &ops);
+    let (groups, by_key) = group(sync, ops);
     let mut applied = Applied {
         sync,
         deliverer,
-        by_key: ops.into_iter().map(|op| (op.key.clone(), op)).collect(),
+        by_key,
         counts,
         logged: Vec::new(),
         marks: ApplyOutcome::default(),
@@ -237,15 +256,29 @@ pub async fn apply_files(
         .progress
         .start("apply", Some(applied.by_key.len() as u64));
     for (write, records) in groups {
-        let mut stream = Box::pin(deliverer.deliver(write, records));
-        while let Some(done) = stream.next().await {
+        // Delivery runs on its own task, so the destination keeps working while a batch's
+        // acknowledgements are committed to the key set (a stream polled only between
+        // commits would leave the destination idle meanwhile). One finished batch waits at
+        // most; dropping the set (an error below) stops delivery.
+        let (tx, mut delivered) = tokio::sync::mpsc::channel(1);
+        let mut delivery = tokio::task::JoinSet::new();
+        let stream = deliverer.deliver(write, records);
+        delivery.spawn(async move {
+            let mut stream = Box::pin(stream);
+            while let Some(done) = stream.next().await {
+                if tx.send(done).await.is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some(done) = delivered.recv().await {
             let changes = applied.settle(write, &done);
             // The acknowledgement is durable before the next batch is counted as done.
             engine
                 .keysets
                 .apply(&manifest.keyset, manifest.shards, &changes)
                 .await?;
-            // A run that lost its lock stops before its next batch.
+            // A run that lost its lock stops: delivery is dropped with the batch under way.
             keep_lock(engine, &sync.name, run_id).await?;
             engine.progress.advance(done.results.len() as u64);
         }

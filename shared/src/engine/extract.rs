@@ -14,7 +14,8 @@ use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
 use crate::ports::{Bound, ModelQuery, RowFilter};
-use crate::record::{encode_values, key_of, map_row, shard_of};
+use crate::record::{key_of_parts, shard_of, KeyProblem, RecordEncoder};
+use serde_json::Value;
 
 /// Extract tuning.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +27,7 @@ pub struct ExtractOptions {
 impl Default for ExtractOptions {
     fn default() -> Self {
         ExtractOptions {
-            chunk_bytes: 64 << 20,
+            chunk_bytes: 16 << 20,
         }
     }
 }
@@ -68,23 +69,82 @@ struct PartWriter<'a> {
     parts: Vec<PartInfo>,
     /// The highest watermark value of the records buffered for the next part.
     highest: Option<Bound>,
-    /// The last record's JSON buffer, reused so that a row costs no allocation for it.
-    scratch: Vec<u8>,
+}
+
+/// Where the sync's columns are in a model row, worked out once per run so that each row is
+/// keyed and encoded by position.
+struct RowLayout {
+    /// Each key column's name and position.
+    key: Vec<(String, usize)>,
+    /// Each mapped field in sorted name order: its name, the name as JSON, and the position
+    /// of its column (`None` when the model lacks it: the field is null).
+    fields: Vec<(String, Vec<u8>, Option<usize>)>,
+    /// The incremental column's position.
+    mark: Option<usize>,
+}
+
+impl RowLayout {
+    fn new(sync: &SyncDef, columns: &[String]) -> Self {
+        let position = |c: &str| columns.iter().position(|x| x == c);
+        RowLayout {
+            key: sync
+                .primary_key
+                .iter()
+                .map(|c| (c.clone(), position(c).unwrap_or(usize::MAX)))
+                .collect(),
+            // The mapping is a BTreeMap: its fields already come in sorted order.
+            fields: sync
+                .mapping
+                .iter()
+                .map(|(field, column)| {
+                    let quoted = serde_json::to_vec(field).expect("a field name serialises");
+                    (field.clone(), quoted, position(column))
+                })
+                .collect(),
+            mark: sync.incremental.as_ref().and_then(|i| position(&i.column)),
+        }
+    }
+
+    fn key(&self, row: &[Value]) -> Result<String, KeyProblem> {
+        key_of_parts(self.key.iter().map(|(c, i)| (c.as_str(), row.get(*i))))
+    }
+
+    /// Appends the row's mapped values as a JSON object to `out`; returns their hash.
+    fn encode(&self, row: &[Value], out: &mut Vec<u8>) -> u128 {
+        let mut record = RecordEncoder::new(out);
+        for (name, quoted, at) in &self.fields {
+            record.field(
+                name,
+                quoted,
+                at.and_then(|i| row.get(i)).unwrap_or(&Value::Null),
+            );
+        }
+        record.finish()
+    }
+
+    /// The row's mapped values as a map (for the record log of a rejected row).
+    fn mapped(&self, row: &[Value]) -> crate::record::Values {
+        self.fields
+            .iter()
+            .map(|(name, _, at)| {
+                let value = at.and_then(|i| row.get(i)).cloned();
+                (name.clone(), value.unwrap_or(Value::Null))
+            })
+            .collect()
+    }
 }
 
 impl PartWriter<'_> {
-    /// Appends one record to its shard's buffer, writing a part when the buffers are full.
+    /// Appends one encoded record (its values' JSON and hash) to its shard's buffer, writing
+    /// a part when the buffers are full.
     async fn add(
         &mut self,
         key: &str,
-        mapped: &crate::record::Values,
+        hash: u128,
+        json: &[u8],
         mark: Option<(Vec<u8>, Bound)>,
         chunk_bytes: usize,
     ) -> Result<(), EngineError> {
-        // One serialisation gives the part's JSON and the value hash; the buffer is reused.
-        let mut json = std::mem::take(&mut self.scratch);
-        json.clear();
-        let hash = encode_values(mapped, &mut json);
         let shard = shard_of(key, self.shards.len() as u32) as usize;
         let before = self.shards[shard].len();
         let mark_json = match mark {
@@ -100,8 +160,7 @@ impl PartWriter<'_> {
             }
             None => Vec::new(),
         };
-        encode_record(&mut self.shards[shard], key, hash, &json, &mark_json);
-        self.scratch = json;
+        encode_record(&mut self.shards[shard], key, hash, json, &mark_json);
         self.bytes += self.shards[shard].len() - before;
         self.rows[shard] += 1;
         if self.bytes >= chunk_bytes {
@@ -157,6 +216,29 @@ fn model_query(run: &RunRecord, sync: &SyncDef) -> ModelQuery {
     query
 }
 
+/// The rows rejected for their key: how many, and the first [`MAX_LOGGED`] for the log.
+#[derive(Default)]
+struct Rejected {
+    count: u64,
+    logged: Vec<RecordLogEntry>,
+}
+
+impl Rejected {
+    fn push(&mut self, problem: &KeyProblem, values: impl FnOnce() -> crate::record::Values) {
+        self.count += 1;
+        if self.logged.len() < MAX_LOGGED {
+            self.logged.push(RecordLogEntry {
+                key: None,
+                stage: "extract".into(),
+                code: problem.code().into(),
+                message: problem.message(),
+                values: values(),
+                outcome: LoggedOutcome::Rejected,
+            });
+        }
+    }
+}
+
 /// Runs the model and writes the parts and their manifest.
 pub async fn extract(
     engine: &Engine,
@@ -170,55 +252,57 @@ pub async fn extract(
     let mut highest = sync.incremental.as_ref().map(|i| Highest::new(&i.column));
     let columns = source.columns(&query).await?;
     check_columns(sync, &columns)?;
-    let mut stream = source.rows(&query).await?;
+    let mut batches = source.row_batches(&query, &columns).await?;
+    let layout = RowLayout::new(sync, &columns);
     let mut writer = PartWriter {
         engine,
         run_id: &run.run_id,
-        shards: vec![Vec::new(); shards as usize],
+        // Room for a part's share up front: growing by doubling copies and faults in pages
+        // again for every shard (reserved, not touched, so a small model costs no memory).
+        shards: (0..shards)
+            .map(|_| Vec::with_capacity(opts.chunk_bytes / shards.max(1) as usize * 5 / 4))
+            .collect(),
         rows: vec![0; shards as usize],
         bytes: 0,
         parts: Vec::new(),
         highest: None,
-        scratch: Vec::new(),
     };
     let mut rows = 0u64;
-    let mut rejected = Vec::new();
-    let mut rejected_count = 0u64;
+    let mut rejected = Rejected::default();
+    // One record's JSON at a time, in a buffer reused so a row costs no allocation for it.
+    let mut json = Vec::new();
     engine.progress.start("extract", None);
-    while let Some(row) = stream.next().await {
-        let row = row?;
-        rows += 1;
-        let mark = match highest.as_mut() {
-            Some(h) => h.see_row(&sync.name, &row)?,
-            None => None,
-        };
-        let mapped = map_row(&row, &sync.mapping);
-        match key_of(&row, &sync.primary_key) {
-            Ok(key) => writer.add(&key, &mapped, mark, opts.chunk_bytes).await?,
-            Err(problem) => {
-                rejected_count += 1;
-                if rejected.len() < MAX_LOGGED {
-                    rejected.push(RecordLogEntry {
-                        key: None,
-                        stage: "extract".into(),
-                        code: problem.code().into(),
-                        message: problem.message(),
-                        values: mapped,
-                        outcome: LoggedOutcome::Rejected,
-                    });
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        for row in batch.rows() {
+            rows += 1;
+            let mark = match (highest.as_mut(), layout.mark) {
+                (Some(h), Some(at)) => h.see(&sync.name, row.get(at))?.map(|bound| {
+                    let json = serde_json::to_vec(&row[at]).expect("a JSON value serialises");
+                    (json, bound)
+                }),
+                _ => None,
+            };
+            match layout.key(row) {
+                Ok(key) => {
+                    json.clear();
+                    let hash = layout.encode(row, &mut json);
+                    writer
+                        .add(&key, hash, &json, mark, opts.chunk_bytes)
+                        .await?
                 }
+                Err(problem) => rejected.push(&problem, || layout.mapped(row)),
             }
         }
-        if rows % 10_000 == 0 {
-            engine.progress.advance(10_000);
-        }
+        engine.progress.advance(batch.len() as u64);
     }
-    engine.progress.advance(rows % 10_000);
     engine.progress.finish();
     writer.flush().await?;
-    if !rejected.is_empty() {
+    let rejected_count = rejected.count;
+    if !rejected.logged.is_empty() {
         let dest = engine.destination(sync).await?;
         let rejected: Vec<_> = rejected
+            .logged
             .into_iter()
             .map(|e| redacted(Some(dest.as_ref()), sync, e))
             .collect();

@@ -274,6 +274,8 @@ struct Seen {
     mark: (usize, usize),
     /// Where further rows with the same key are (duplicates are rejected, all copies).
     copies: Vec<(usize, usize, usize)>,
+    /// What the key set holds for the key.
+    known: Option<KeyEntry>,
 }
 
 /// Buffers plan lines and writes files of at most [`OPS_PER_FILE`] operations.
@@ -379,26 +381,46 @@ fn index_rows(segments: &[Bytes]) -> Result<HashMap<&str, Seen>, EngineError> {
                     len: rec.values.len(),
                     mark,
                     copies: Vec::new(),
+                    known: None,
                 });
         }
     }
     Ok(seen)
 }
 
-/// Planning one shard: the key set, the model rows, and what is decided so far.
+/// Planning one shard: the model rows with what the key set holds for each, the key set's
+/// records whose keys left the model, and what is decided so far.
 struct ShardPlanner<'a> {
     engine: &'a Engine,
     sync: &'a SyncDef,
     ctx: &'a PlanContext,
     dest: Option<&'a dyn Destination>,
-    keyset: HashMap<String, KeyEntry>,
     segments: &'a [Bytes],
     seen: HashMap<&'a str, Seen>,
+    /// The key set's records (within the delete scope) whose keys left the model, by key.
+    departed: Vec<(&'a str, KeyEntry)>,
+    /// Present records of the key set within the delete scope.
+    existing: u64,
     counts: Counts,
     rejected: Vec<RecordLogEntry>,
 }
 
 impl<'a> ShardPlanner<'a> {
+    /// Walks the key set's records once: each one either belongs to a model row (what the
+    /// key set holds for it) or has left the model; no map of the key set is built.
+    fn match_keyset(&mut self, entries: &'a [(String, KeyEntry)]) {
+        for (key, entry) in entries {
+            let in_scope = self.in_scope(entry);
+            self.existing += u64::from(in_scope);
+            if let Some(s) = self.seen.get_mut(key.as_str()) {
+                s.known = Some(*entry);
+            } else if in_scope && self.wanted(key) {
+                self.departed.push((key, *entry));
+            }
+        }
+        self.departed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+
     fn wanted(&self, key: &str) -> bool {
         self.ctx
             .only_keys
@@ -445,7 +467,7 @@ impl<'a> ShardPlanner<'a> {
                 self.reject_duplicates(key, s);
                 continue;
             }
-            let known = Known::of(self.keyset.get(*key), s.hash);
+            let known = Known::of(s.known.as_ref(), s.hash);
             match modes::decide(self.sync.mode, known, resync, self.ctx.can_lookup) {
                 Decision::Op(op) => ops.push((op, *key)),
                 Decision::Unchanged => self.counts.unchanged += 1,
@@ -507,23 +529,9 @@ impl<'a> ShardPlanner<'a> {
         Ok(())
     }
 
-    /// The key set's records (within the delete scope) whose keys left the model.
-    fn departed(&self) -> Vec<&String> {
-        let mut gone: Vec<&String> = self
-            .keyset
-            .iter()
-            .filter(|(k, e)| {
-                self.in_scope(e) && !self.seen.contains_key(k.as_str()) && self.wanted(k)
-            })
-            .map(|(k, _)| k)
-            .collect();
-        gone.sort_unstable();
-        gone
-    }
-
     /// The change's event id, from what the key set held for the key.
-    fn event(&self, op: OpKind, key: &str, hash: u128) -> String {
-        let before = self.keyset.get(key).map_or((0, 0), |e| {
+    fn event(&self, op: OpKind, key: &str, known: Option<&KeyEntry>, hash: u128) -> String {
+        let before = known.map_or((0, 0), |e| {
             (
                 e.hash ^ u128::from(e.state == KeyState::Deleted),
                 e.updated_at,
@@ -567,7 +575,7 @@ impl<'a> ShardPlanner<'a> {
                 OpKind::Update => self.counts.updates += 1,
                 OpKind::Delete => self.counts.deletes += 1,
             }
-            let event = self.event(op, key, s.hash);
+            let event = self.event(op, key, s.known.as_ref(), s.hash);
             if op == OpKind::Delete {
                 writer.push(op, key, 0, &event, &key_json(key), b"");
             } else {
@@ -580,13 +588,12 @@ impl<'a> ShardPlanner<'a> {
         }
         let mut delete_sample = Vec::new();
         if self.sync.mode.deletes_missing() {
-            let gone: Vec<String> = self.departed().into_iter().cloned().collect();
-            for key in &gone {
+            for (key, entry) in &self.departed {
                 self.counts.deletes += 1;
                 if delete_sample.len() < 20 {
-                    delete_sample.push(key.clone());
+                    delete_sample.push(key.to_string());
                 }
-                let event = self.event(OpKind::Delete, key, 0);
+                let event = self.event(OpKind::Delete, key, Some(entry), 0);
                 writer.push(OpKind::Delete, key, 0, &event, &key_json(key), b"");
                 writer.maybe_flush(false).await?;
             }
@@ -616,12 +623,14 @@ pub async fn plan_shard(
         sync,
         ctx,
         dest,
-        keyset: entries.into_iter().collect(),
         segments: &segments,
         seen: index_rows(&segments)?,
+        departed: Vec::new(),
+        existing: 0,
         counts: Counts::default(),
         rejected: Vec::new(),
     };
+    planner.match_keyset(&entries);
     let (mut ops, lookups) = planner.decide_rows();
     planner.resolve_lookups(lookups, &mut ops).await?;
     let mut writer = PlanWriter {
@@ -634,11 +643,7 @@ pub async fn plan_shard(
         file_ops: Vec::new(),
     };
     let delete_sample = planner.write(&mut writer, ops).await?;
-    let existing = planner
-        .keyset
-        .values()
-        .filter(|e| planner.in_scope(e))
-        .count() as u64;
+    let existing = planner.existing;
     let name = format!("plan-{shard:04}");
     write_record_log(engine.objects.as_ref(), run_id, &name, &planner.rejected).await?;
     Ok(ShardPlan {

@@ -164,19 +164,6 @@ impl Highest {
         }
     }
 
-    /// Takes one row's value of the column; returns it as JSON with its bound (none for NULL).
-    pub fn see_row(
-        &mut self,
-        sync: &str,
-        row: &crate::record::Values,
-    ) -> Result<Option<(Vec<u8>, Bound)>, EngineError> {
-        let value = row.get(&self.column);
-        Ok(self.see(sync, value)?.map(|bound| {
-            let json = serde_json::to_vec(&value).expect("a JSON value serialises");
-            (json, bound)
-        }))
-    }
-
     /// Takes one value and returns its bound (NULLs are ignored: the filter never returns
     /// them again).
     pub fn see(&mut self, sync: &str, value: Option<&Value>) -> Result<Option<Bound>, EngineError> {

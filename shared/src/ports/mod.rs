@@ -21,7 +21,10 @@ pub use runs::{
     RunWatermark, SyncState, Watermark,
 };
 pub use secrets::{SecretError, Secrets};
-pub use source::{Bound, ModelQuery, RowFilter, RowStream, Source, SourceError};
+pub use source::{
+    BatchStream, Bound, ModelQuery, RowBatch, RowFilter, RowStream, Source, SourceError,
+    ROWS_PER_BATCH,
+};
 
 /// Errors of the stores (object store, key-set store, run store).
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,57 @@ use crate::record::Values;
 /// A stream of model rows.
 pub type RowStream = Pin<Box<dyn Stream<Item = Result<Values, SourceError>> + Send>>;
 
+/// A stream of model rows in positional batches.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RowBatch, SourceError>> + Send>>;
+
+/// Rows a batch holds when the source does not choose.
+pub const ROWS_PER_BATCH: usize = 1024;
+
+/// Model rows by position: each row's values in the order of the model's columns, every row
+/// of the batch in one allocation, so extract never builds a name -> value map per row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowBatch {
+    width: usize,
+    rows: usize,
+    cells: Vec<serde_json::Value>,
+}
+
+impl RowBatch {
+    /// An empty batch of rows `width` columns wide, with room for `rows` rows.
+    pub fn with_capacity(width: usize, rows: usize) -> Self {
+        RowBatch {
+            width,
+            rows: 0,
+            cells: Vec::with_capacity(width * rows),
+        }
+    }
+
+    /// Appends a row; missing trailing values are null and extra values are dropped, so
+    /// every row is exactly `width` wide.
+    pub fn push_row(&mut self, values: impl IntoIterator<Item = serde_json::Value>) {
+        let start = self.cells.len();
+        self.cells.extend(values.into_iter().take(self.width));
+        self.cells
+            .resize(start + self.width, serde_json::Value::Null);
+        self.rows += 1;
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether the batch holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The values of each row, in column order.
+    pub fn rows(&self) -> impl Iterator<Item = &[serde_json::Value]> + '_ {
+        (0..self.rows).map(move |i| &self.cells[i * self.width..(i + 1) * self.width])
+    }
+}
+
 /// The warehouse failed. Each variant carries the warehouse's own error code where it gives
 /// one, so a user can look it up in the vendor's documentation.
 #[derive(Debug, thiserror::Error)]
@@ -159,4 +210,29 @@ pub trait Source: Send + Sync {
     async fn columns(&self, query: &ModelQuery) -> Result<Vec<String>, SourceError>;
     /// The result rows of the model (with its filter), streamed in bounded memory.
     async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError>;
+
+    /// The rows of [`Source::rows`] in positional batches, each row's values in the order
+    /// of `columns` (what [`Source::columns`] returned). Sources that read rows by position
+    /// override it to skip building a map per row; the result must be the same.
+    async fn row_batches(
+        &self,
+        query: &ModelQuery,
+        columns: &[String],
+    ) -> Result<BatchStream, SourceError> {
+        use futures::StreamExt;
+        let columns = columns.to_vec();
+        let rows = self.rows(query).await?.ready_chunks(ROWS_PER_BATCH);
+        Ok(Box::pin(rows.map(move |chunk| {
+            let mut batch = RowBatch::with_capacity(columns.len(), chunk.len());
+            for row in chunk {
+                let mut row = row?;
+                batch.push_row(
+                    columns
+                        .iter()
+                        .map(|c| row.remove(c).unwrap_or(serde_json::Value::Null)),
+                );
+            }
+            Ok(batch)
+        })))
+    }
 }

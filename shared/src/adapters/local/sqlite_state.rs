@@ -224,10 +224,11 @@ impl KeySetStore for SqliteStateStore {
                 "SELECT key, hash, state, origin, updated_at FROM keyset WHERE sync = ?1 AND shard = ?2",
             )?;
             let rows = stmt.query_map(params![sync, shard], |r| {
-                let hash: Vec<u8> = r.get(1)?;
+                // Read in place: a million keys cost no allocation for their hashes.
+                let hash = r.get_ref(1)?.as_blob()?;
                 let mut h = [0u8; 16];
                 if hash.len() == 16 {
-                    h.copy_from_slice(&hash);
+                    h.copy_from_slice(hash);
                 }
                 Ok((
                     r.get::<_, String>(0)?,

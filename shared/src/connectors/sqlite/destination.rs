@@ -306,15 +306,15 @@ impl Destination for SqliteDestination {
         let op = batch.op;
         let sql = statement(sync, op);
         let shape = Shape::of(sync);
-        let records = batch.records.clone();
+        // Bound here, so the blocking writer needs no copy of the records.
+        let bound: Vec<Vec<Param>> = batch.records.iter().map(|r| shape.params(op, r)).collect();
         let result = self
             .with_conn(move |c| {
                 let tx = c.transaction()?;
-                let mut out = Vec::with_capacity(records.len());
+                let mut out = Vec::with_capacity(bound.len());
                 {
                     let mut stmt = tx.prepare(&sql)?;
-                    for r in &records {
-                        let params = shape.params(op, r);
+                    for params in &bound {
                         out.push(match stmt.execute(params_from_iter(params.iter())) {
                             Ok(n) => outcome_of(op, n),
                             Err(e) if classify(&e).is_none() => RecordOutcome::Rejected {

@@ -8,11 +8,10 @@ use serde_json::Value;
 use super::types::to_json;
 use crate::connectors::sql_ident::quote_ident;
 use crate::connectors::subquery_sql;
-use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
+use crate::ports::{
+    BatchStream, Bound, ModelQuery, RowBatch, RowStream, Source, SourceError, ROWS_PER_BATCH,
+};
 use crate::record::Values;
-
-/// Rows the reader thread hands over at a time.
-const ROWS_PER_BATCH: usize = 1024;
 
 /// An SQLite database file read as a warehouse.
 ///
@@ -84,6 +83,111 @@ impl SqliteSource {
     }
 }
 
+impl SqliteSource {
+    /// Runs the model on a reader thread; returns the statement's column names and its rows
+    /// in batches, positioned as `columns` (the statement's own order when `None`). A
+    /// bounded channel keeps memory flat (the reader waits while the consumer works) and
+    /// costs one send and one wake per batch.
+    async fn read(
+        &self,
+        query: &ModelQuery,
+        columns: Option<&[String]>,
+    ) -> Result<(Vec<String>, BatchStream), SourceError> {
+        let this = self.clone();
+        let (sql, bound) = model_sql(query);
+        let wanted = columns.map(<[String]>::to_vec);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RowBatch, SourceError>>(2);
+        let (ready_tx, ready_rx) =
+            tokio::sync::oneshot::channel::<Result<Vec<String>, SourceError>>();
+        std::thread::spawn(move || {
+            let conn = match this.open() {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _timeout = this.arm_timeout(&conn);
+            let mut stmt = match conn.prepare(&sql) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(this.query_error(e)));
+                    return;
+                }
+            };
+            let names: Vec<String> = stmt
+                .column_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            // Each output column's position in the statement (the first of a repeated name).
+            let positions: Vec<Option<usize>> = match &wanted {
+                Some(w) => w
+                    .iter()
+                    .map(|c| names.iter().position(|n| n == c))
+                    .collect(),
+                None => (0..names.len()).map(Some).collect(),
+            };
+            let rows = match stmt.query(rusqlite::params_from_iter(bound.iter())) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(this.query_error(e)));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(names));
+            send_rows(&this, rows, &positions, &tx);
+        });
+        let names = ready_rx.await.map_err(|_| SourceError::Unavailable {
+            connection: self.connection.clone(),
+            message: "the SQLite reader stopped".into(),
+        })??;
+        let batches = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        });
+        Ok((names, Box::pin(batches)))
+    }
+}
+
+/// Reads every row into batches of the columns at `positions` and hands them to the
+/// consumer, until the rows end, a read fails (its error is the last item) or the consumer
+/// is gone.
+fn send_rows(
+    source: &SqliteSource,
+    mut rows: rusqlite::Rows<'_>,
+    positions: &[Option<usize>],
+    tx: &tokio::sync::mpsc::Sender<Result<RowBatch, SourceError>>,
+) {
+    let width = positions.len();
+    let mut batch = RowBatch::with_capacity(width, ROWS_PER_BATCH);
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => batch.push_row(positions.iter().map(|p| {
+                p.and_then(|i| row.get_ref(i).ok())
+                    .map_or(Value::Null, to_json)
+            })),
+            Ok(None) => break,
+            Err(e) => {
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(std::mem::take(&mut batch)));
+                }
+                let _ = tx.blocking_send(Err(source.query_error(e)));
+                return;
+            }
+        }
+        if batch.len() == ROWS_PER_BATCH {
+            let full =
+                std::mem::replace(&mut batch, RowBatch::with_capacity(width, ROWS_PER_BATCH));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+}
+
 /// The model, filtered by the high watermark when there is one (SQLite compares the bound
 /// as it compares the column: numbers numerically, text as text in retl's ISO forms).
 fn model_sql(query: &ModelQuery) -> (String, Vec<rusqlite::types::Value>) {
@@ -152,78 +256,25 @@ impl Source for SqliteSource {
     }
 
     async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
-        let this = self.clone();
-        let (sql, bound) = model_sql(query);
-        // A bounded channel of row batches keeps memory flat (the reader thread waits while
-        // the consumer works) and costs one send and one wake per batch, not per row.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Result<Values, SourceError>>>(2);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), SourceError>>();
-        std::thread::spawn(move || {
-            let conn = match this.open() {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
+        let (names, batches) = self.read(query, None).await?;
+        let rows = batches.flat_map(move |batch| {
+            let rows: Vec<Result<Values, SourceError>> = match batch {
+                Ok(batch) => batch
+                    .rows()
+                    .map(|cells| Ok(names.iter().cloned().zip(cells.iter().cloned()).collect()))
+                    .collect(),
+                Err(e) => vec![Err(e)],
             };
-            let _timeout = this.arm_timeout(&conn);
-            let mut stmt = match conn.prepare(&sql) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(this.query_error(e)));
-                    return;
-                }
-            };
-            let names: Vec<String> = stmt
-                .column_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            let mut rows = match stmt.query(rusqlite::params_from_iter(bound.iter())) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(this.query_error(e)));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
-            loop {
-                match rows.next() {
-                    Ok(Some(row)) => {
-                        let mut values = Values::new();
-                        for (i, name) in names.iter().enumerate() {
-                            let v = row.get_ref(i).map(to_json).unwrap_or(Value::Null);
-                            values.insert(name.clone(), v);
-                        }
-                        batch.push(Ok(values));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        batch.push(Err(this.query_error(e)));
-                        break;
-                    }
-                }
-                if batch.len() == ROWS_PER_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_BATCH));
-                    if tx.blocking_send(full).is_err() {
-                        return;
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.blocking_send(batch);
-            }
+            futures::stream::iter(rows)
         });
-        ready_rx.await.map_err(|_| SourceError::Unavailable {
-            connection: self.connection.clone(),
-            message: "the SQLite reader stopped".into(),
-        })??;
-        let batches = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|batch| (futures::stream::iter(batch), rx))
-        });
-        Ok(Box::pin(batches.flatten()))
+        Ok(Box::pin(rows))
+    }
+
+    async fn row_batches(
+        &self,
+        query: &ModelQuery,
+        columns: &[String],
+    ) -> Result<BatchStream, SourceError> {
+        Ok(self.read(query, Some(columns)).await?.1)
     }
 }
