@@ -307,11 +307,12 @@ async fn an_expired_session_is_renewed_with_the_master_token() {
         password: Some(PASSWORD.into()),
         public_key_pem: Some(PUBLIC_KEY.into()),
     }];
-    // Session tokens last a second and the query two, polled every 300 ms: the polls after
-    // the first second are answered 390112.
+    // Session tokens last two seconds and the query three, polled every 300 ms: the polls
+    // after the second second are answered 390112. (With one-second tokens, a loaded CI
+    // machine stalled past a renewed token's life before the call it renewed for.)
     let config = SnowflakeConfig {
         schema: pg.schema.to_ascii_uppercase(),
-        session_ttl: Duration::from_secs(1),
+        session_ttl: Duration::from_secs(2),
         sync_wait: Duration::from_millis(300),
         ..SnowflakeConfig::new(&pg.url, ACCOUNT, users)
     };
@@ -320,7 +321,7 @@ async fn an_expired_session_is_renewed_with_the_master_token() {
         pg,
         key_pair: true,
     };
-    let slow = "select 7 as id from (select pg_sleep(2)) s";
+    let slow = "select 7 as id from (select pg_sleep(3)) s";
     let ids = read_ids(&w, slow).await.expect("the session is renewed");
     assert_eq!(ids, ["7"]);
     let requests = w.fake.requests();
