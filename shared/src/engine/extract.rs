@@ -74,8 +74,8 @@ struct PartWriter<'a> {
 /// Where the sync's columns are in a model row, worked out once per run so that each row is
 /// keyed and encoded by position.
 struct RowLayout {
-    /// Each key column's name and position.
-    key: Vec<(String, usize)>,
+    /// Each key column's name and position (`None` when the model lacks it: a null key).
+    key: Vec<(String, Option<usize>)>,
     /// Each mapped field in sorted name order: its name, the name as JSON, and the position
     /// of its column (`None` when the model lacks it: the field is null).
     fields: Vec<(String, Vec<u8>, Option<usize>)>,
@@ -90,7 +90,7 @@ impl RowLayout {
             key: sync
                 .primary_key
                 .iter()
-                .map(|c| (c.clone(), position(c).unwrap_or(usize::MAX)))
+                .map(|c| (c.clone(), position(c)))
                 .collect(),
             // The mapping is a BTreeMap: its fields already come in sorted order.
             fields: sync
@@ -106,7 +106,11 @@ impl RowLayout {
     }
 
     fn key(&self, row: &[Value]) -> Result<String, KeyProblem> {
-        key_of_parts(self.key.iter().map(|(c, i)| (c.as_str(), row.get(*i))))
+        key_of_parts(
+            self.key
+                .iter()
+                .map(|(c, at)| (c.as_str(), at.and_then(|i| row.get(i)))),
+        )
     }
 
     /// Appends the row's mapped values as a JSON object to `out`; returns their hash.

@@ -81,9 +81,7 @@ impl SqliteSource {
         });
         Some(done_tx)
     }
-}
 
-impl SqliteSource {
     /// Runs the model on a reader thread; returns the statement's column names and its rows
     /// in batches, positioned as `columns` (the statement's own order when `None`). A
     /// bounded channel keeps memory flat (the reader waits while the consumer works) and
