@@ -15,10 +15,13 @@ FUNCTIONS := TriggerFunction ExtractFunction PlanFunction ApprovalFunction Apply
 # with the `lambda` profile of Cargo.toml: with `--release`, cargo-lambda would fill in each
 # release setting Cargo.toml leaves out with its own (thin LTO, one codegen unit), which are
 # slow to build. The CPU is the oldest Lambda Graviton's, as cargo-lambda sets it.
+# `--package` keeps the build to the functions' own dependency graph: without it, cargo would
+# unify the features every workspace member asks for (the CLI's SSO credentials, the fakes'
+# HTTP server) into this build.
 # Its own target directory: the host build's (target/) stays free for cargo commands that run
 # meanwhile (the test command builds this while the tests run), and the two share no artefact.
 lambda:
-	CARGO_TARGET_DIR=$(CURDIR)/target/arm64 $(CARGO) lambda build --profile lambda --arm64 --bin $(BINARY) --lambda-dir $(LAMBDA_DIR) \
+	CARGO_TARGET_DIR=$(CURDIR)/target/arm64 $(CARGO) lambda build --profile lambda --arm64 --package $(BINARY) --bin $(BINARY) --lambda-dir $(LAMBDA_DIR) \
 	  --config 'target.aarch64-unknown-linux-gnu.rustflags=["-C", "target-cpu=neoverse-n1"]'
 
 $(FUNCTIONS:%=build-%): lambda

@@ -85,7 +85,7 @@ USERS: dict[str, Any] = {
     # Deployers record config versions (a Query for the latest, a conditional PutItem).
     "shared/src/adapters/aws/dynamo_runs.rs": {
         op: EVERY + (["deployer"] if op in ("query", "put_item") else []) for op in OPERATIONS},
-    "shared/src/adapters/aws/dynamo_keyset.rs": ["extract", "plan", "apply", "finalize"],
+    "shared/src/adapters/aws/dynamo_keyset/mod.rs": ["extract", "plan", "apply", "finalize"],
     "shared/src/adapters/aws/s3.rs": STEPS,
     # trigger and finalize: the secret of a sync's alerts.slack_webhook_url_env, read when a
     # run ends there (engine/alerts/).
@@ -127,7 +127,7 @@ def resources(r: sam_offline.Resolver) -> dict[str, Any]:
     sec = {f: secret("PG_URL") for f in EVERY} | {"dbt_webhook": secret("DBT_CLOUD_WEBHOOK_SECRET")}
     return {
         "shared/src/adapters/aws/dynamo_runs.rs": r.get_att("RunsTable", "Arn"),
-        "shared/src/adapters/aws/dynamo_keyset.rs": r.get_att("KeySetTable", "Arn"),
+        "shared/src/adapters/aws/dynamo_keyset/mod.rs": r.get_att("KeySetTable", "Arn"),
         "shared/src/adapters/aws/s3.rs": r.get_att("ArtifactsBucket", "Arn") + "/plan/run/file",
         "shared/src/adapters/aws/secrets.rs": sec,
         "shared/src/adapters/aws/sns.rs": r.ref("AlertsTopic"),
@@ -200,13 +200,18 @@ def chain_start(text: str, send: int) -> tuple[str, bool] | None:
         i = m.start()
 
 
+# Zero-argument calls that end in `.send()` without being operations: a paginator sends the
+# operation it was made from, which the scan finds where that operation's builder starts.
+NOT_OPERATIONS = {"into_paginator"}
+
+
 def operations(text: str) -> set[str]:
     ops = {name for name in OPERATIONS if re.search(rf"\.{name}\(\)", text)}
     for m in re.finditer(r'"Amazon\w+\.(\w+)"', text):
         ops.add(re.sub(r"(?<!^)(?=[A-Z])", "_", m.group(1)).lower())
     for m in re.finditer(r"\.send\(\)", text):
         start = chain_start(text, m.start())
-        if start and start[1] and start[0] not in ops:
+        if start and start[1] and start[0] not in ops | NOT_OPERATIONS:
             ops.add(start[0])
     return ops
 
@@ -247,46 +252,50 @@ def main() -> None:
     for helper in CALLED_THROUGH:
         with open(os.path.join(repo, helper), encoding="utf-8") as f:
             helper_ops[helper] = operations(f.read())
-    for folder in SCANNED:
-        for name in sorted(os.listdir(os.path.join(repo, folder))):
-            path = f"{folder}/{name}"
-            if not name.endswith(".rs") or path in CALLED_THROUGH:
+    # Adapters that are folders (dynamo_keyset/) count file by file, like the flat ones.
+    scanned = sorted(os.path.relpath(os.path.join(top, name), repo)
+                     for folder in SCANNED
+                     for top, _, names in os.walk(os.path.join(repo, folder))
+                     for name in names)
+    for path in scanned:
+        name = os.path.basename(path)
+        if not name.endswith(".rs") or path in CALLED_THROUGH:
+            continue
+        with open(os.path.join(repo, path), encoding="utf-8") as f:
+            text = f.read()
+        ops = operations(text)
+        for helper, call in CALLED_THROUGH.items():
+            if call in text:
+                ops |= helper_ops[helper]
+        if not ops:
+            continue
+        if path not in USERS:
+            problems.append(f"{path} calls {sorted(ops)}: add it to USERS in infra/local/check_iam.py")
+            continue
+        for op in sorted(ops):
+            if op not in OPERATIONS:
+                problems.append(f"{path}: `.{op}()` is no known SDK operation: add its IAM "
+                                "actions to OPERATIONS in infra/local/check_iam.py")
                 continue
-            with open(os.path.join(repo, path), encoding="utf-8") as f:
-                text = f.read()
-            ops = operations(text)
-            for helper, call in CALLED_THROUGH.items():
-                if call in text:
-                    ops |= helper_ops[helper]
-            if not ops:
+            users = USERS[path]
+            users = users.get(op) if isinstance(users, dict) else users
+            if users is None:
+                problems.append(f"{path}: which functions call `.{op}()`? add it to USERS")
                 continue
-            if path not in USERS:
-                problems.append(f"{path} calls {sorted(ops)}: add it to USERS in infra/local/check_iam.py")
-                continue
-            for op in sorted(ops):
-                if op not in OPERATIONS:
-                    problems.append(f"{path}: `.{op}()` is no known SDK operation: add its IAM "
-                                    "actions to OPERATIONS in infra/local/check_iam.py")
-                    continue
-                users = USERS[path]
-                users = users.get(op) if isinstance(users, dict) else users
-                if users is None:
-                    problems.append(f"{path}: which functions call `.{op}()`? add it to USERS")
-                    continue
-                actions = OPERATIONS[op]
-                if op == "transact_write_items":
-                    actions = [a for kind, a in TRANSACT_ITEMS.items()
-                               if re.search(rf"TransactWriteItem::builder\(\)\s*\.{kind}\(", text)]
-                for function in users:
-                    file_resource = file_resources[path]
-                    if isinstance(file_resource, dict) and function in file_resource:
-                        file_resource = file_resource[function]
-                    for action in actions:
-                        checked += 1
-                        res = resource_for(action, op, file_resource, r)
-                        if not allowed(roles[function], action, res):
-                            problems.append(f"{function} calls {op} ({path}) but its role in "
-                                            f"template.yaml does not allow {action} on {res}")
+            actions = OPERATIONS[op]
+            if op == "transact_write_items":
+                actions = [a for kind, a in TRANSACT_ITEMS.items()
+                           if re.search(rf"TransactWriteItem::builder\(\)\s*\.{kind}\(", text)]
+            for function in users:
+                file_resource = file_resources[path]
+                if isinstance(file_resource, dict) and function in file_resource:
+                    file_resource = file_resource[function]
+                for action in actions:
+                    checked += 1
+                    res = resource_for(action, op, file_resource, r)
+                    if not allowed(roles[function], action, res):
+                        problems.append(f"{function} calls {op} ({path}) but its role in "
+                                        f"template.yaml does not allow {action} on {res}")
     if problems:
         sys.exit("\n".join(problems))
     print(f"    {checked} (function, action, resource) grants checked")

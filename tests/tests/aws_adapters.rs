@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
 use bytes::Bytes;
@@ -173,56 +174,253 @@ async fn s3_uploads_large_bodies_in_parts() {
     assert!(open.uploads().is_empty(), "no upload left open");
 }
 
-/// What only DynamoDB does: one item per key in partition `{keyset}#{shard:04}`, and a key
-/// DynamoDB cannot hold (empty) refused plainly.
+/// Every item of a DynamoDB partition: (sort key, item).
+async fn partition_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    partition: &str,
+) -> Vec<(String, std::collections::HashMap<String, AttributeValue>)> {
+    ddb.query()
+        .table_name(table)
+        .key_condition_expression("ks = :ks")
+        .expression_attribute_values(":ks", AttributeValue::S(partition.into()))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|item| {
+            let item = item.unwrap();
+            (item["k"].as_s().unwrap().clone(), item)
+        })
+        .collect()
+}
+
+/// Items in the four journal partitions of a key set.
+async fn journal_len(ddb: &aws_sdk_dynamodb::Client, table: &str, set: &str) -> usize {
+    let mut n = 0;
+    for p in 0..4 {
+        n += partition_items(ddb, table, &format!("{set}#j{p}"))
+            .await
+            .len();
+    }
+    n
+}
+
+/// What only DynamoDB does: an apply writes one journal item, not an item per key; a fold
+/// moves the journal into a manifest and buckets in `{keyset}#p{shard:04}` and deletes it;
+/// a key DynamoDB's old layout could not hold (empty) is refused plainly.
 #[tokio::test]
-async fn dynamo_key_set_item_layout() {
+async fn dynamo_key_set_packed_layout() {
     let moto = Moto::start();
     let c = moto.clients().await;
-    create_keyset_table(&c, "keysets-apply").await;
-    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), "keysets-apply");
+    let table = "keysets-packed";
+    create_keyset_table(&c, table).await;
+    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
     let (set, shards) = ("people@abc", 4);
-    let e = KeyEntry {
-        hash: 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321,
+    let entry = |i: u32| KeyEntry {
+        hash: 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321 ^ u128::from(i),
         state: KeyState::Present,
         origin: KeyOrigin::Synced,
         updated_at: 1_700_000_001,
     };
-    ks.apply(
-        set,
-        shards,
-        &[KeyChange::Put {
-            key: "k1".into(),
-            entry: e,
-        }],
-    )
-    .await
-    .unwrap();
-    let shard = shard_of("k1", shards);
-    let item = c
-        .dynamodb
-        .get_item()
-        .table_name("keysets-apply")
-        .key(
-            "ks",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("{set}#{shard:04}")),
-        )
-        .key("k", aws_sdk_dynamodb::types::AttributeValue::S("k1".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the item of k1");
-    let hash = item["h"].as_b().unwrap().as_ref().to_vec();
-    assert_eq!(hash, e.hash.to_be_bytes());
-    assert_eq!(item["st"].as_n().unwrap(), "0");
-    assert_eq!(item["o"].as_n().unwrap(), "1");
-    assert_eq!(item["t"].as_n().unwrap(), "1700000001");
+    let puts: Vec<KeyChange> = (0..3000)
+        .map(|i| KeyChange::Put {
+            key: format!("user-{i}"),
+            entry: entry(i),
+        })
+        .collect();
+    ks.apply(set, shards, &puts).await.unwrap();
+    assert_eq!(
+        journal_len(&c.dynamodb, table, set).await,
+        1,
+        "one item for 3,000 changes"
+    );
+    for shard in 0..shards {
+        let items = partition_items(&c.dynamodb, table, &format!("{set}#p{shard:04}")).await;
+        assert!(items.is_empty(), "nothing folded before compact");
+    }
+    let before = keyset::load_all(&ks, set, shards).await;
+    assert_eq!(before.len(), 3000);
+
+    ks.compact(set, shards).await.unwrap();
+    assert_eq!(
+        journal_len(&c.dynamodb, table, set).await,
+        0,
+        "the journal is folded"
+    );
+    let mut buckets = 0;
+    for shard in 0..shards {
+        let items = partition_items(&c.dynamodb, table, &format!("{set}#p{shard:04}")).await;
+        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys.last(), Some(&"m"), "a manifest per shard: {keys:?}");
+        assert!(
+            keys[..keys.len() - 1].iter().all(|k| k.starts_with("b#")),
+            "{keys:?}"
+        );
+        buckets += keys.len() - 1;
+    }
+    assert!(buckets >= shards as usize, "{buckets} buckets");
+    assert_eq!(keyset::load_all(&ks, set, shards).await, before);
+    let used = ks.capacity_used();
+    assert!(
+        used.write_units < 3000 / 10,
+        "3,000 keys written and folded for {} write units",
+        used.write_units
+    );
 
     let empty = ks
         .apply(set, shards, &[KeyChange::Remove { key: String::new() }])
         .await;
     assert!(matches!(empty, Err(StoreError::Other(_))), "{empty:?}");
+}
+
+/// A key set written one item per key by an earlier retl is read as it is, counted, and moved
+/// into buckets by the first fold (its per-key items deleted), entries unchanged.
+#[tokio::test]
+async fn dynamo_key_set_moves_the_per_key_layout_into_buckets() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    let table = "keysets-legacy";
+    create_keyset_table(&c, table).await;
+    let (set, shards) = ("old@abc", 4);
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..200u32 {
+        let key = format!("k{i}");
+        let shard = shard_of(&key, shards);
+        let e = KeyEntry {
+            hash: u128::from(i) << 64 | 7,
+            state: if i % 5 == 0 {
+                KeyState::Deleted
+            } else {
+                KeyState::Present
+            },
+            origin: if i % 2 == 0 {
+                KeyOrigin::Baseline
+            } else {
+                KeyOrigin::Synced
+            },
+            updated_at: 1_600_000_000 + i64::from(i),
+        };
+        c.dynamodb
+            .put_item()
+            .table_name(table)
+            .item("ks", AttributeValue::S(format!("{set}#{shard:04}")))
+            .item("k", AttributeValue::S(key.clone()))
+            .item("h", AttributeValue::B(e.hash.to_be_bytes().to_vec().into()))
+            .item(
+                "st",
+                AttributeValue::N(u8::from(e.state == KeyState::Deleted).to_string()),
+            )
+            .item(
+                "o",
+                AttributeValue::N(u8::from(e.origin == KeyOrigin::Synced).to_string()),
+            )
+            .item("t", AttributeValue::N(e.updated_at.to_string()))
+            .send()
+            .await
+            .unwrap();
+        expected.insert(key, e);
+    }
+    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
+    assert_eq!(keyset::load_all(&ks, set, shards).await, expected);
+    assert_eq!(
+        ks.counts(set, shards).await.unwrap().iter().sum::<u64>(),
+        200
+    );
+
+    // A run's changes on top of the old layout, then its fold.
+    ks.apply(set, shards, &[KeyChange::Remove { key: "k1".into() }])
+        .await
+        .unwrap();
+    expected.remove("k1");
+    assert_eq!(keyset::load_all(&ks, set, shards).await, expected);
+    ks.compact(set, shards).await.unwrap();
+    for shard in 0..shards {
+        let old = partition_items(&c.dynamodb, table, &format!("{set}#{shard:04}")).await;
+        assert!(
+            old.is_empty(),
+            "shard {shard} keeps {} per-key items",
+            old.len()
+        );
+    }
+    assert_eq!(keyset::load_all(&ks, set, shards).await, expected);
+    assert_eq!(
+        ks.counts(set, shards).await.unwrap().iter().sum::<u64>(),
+        199
+    );
+}
+
+/// A fold that stopped after writing a bucket it never listed: loads ignore the bucket, the
+/// next fold deletes it, and no entry is lost or invented.
+#[tokio::test]
+async fn dynamo_key_set_survives_a_fold_stopped_midway() {
+    let moto = Moto::start();
+    let c = moto.clients().await;
+    let table = "keysets-stopped";
+    create_keyset_table(&c, table).await;
+    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
+    let (set, shards) = ("stopped@abc", 1);
+    let e = |h: u128| KeyEntry {
+        hash: h,
+        state: KeyState::Present,
+        origin: KeyOrigin::Synced,
+        updated_at: 5,
+    };
+    let put = |key: &str, h| KeyChange::Put {
+        key: key.into(),
+        entry: e(h),
+    };
+    ks.apply(set, shards, &[put("a", 1), put("b", 2)])
+        .await
+        .unwrap();
+    ks.compact(set, shards).await.unwrap();
+    let partition = format!("{set}#p0000");
+    let manifest = partition_items(&c.dynamodb, table, &partition)
+        .await
+        .into_iter()
+        .find(|(k, _)| k == "m")
+        .unwrap()
+        .1;
+    let next_id: u64 = manifest["nx"].as_n().unwrap().parse().unwrap();
+    // What the stopped fold left: a bucket copied from a live one under the next free id,
+    // which would double its keys if it were read.
+    let live = partition_items(&c.dynamodb, table, &partition)
+        .await
+        .into_iter()
+        .find(|(k, _)| k.starts_with("b#"))
+        .unwrap()
+        .1;
+    c.dynamodb
+        .put_item()
+        .table_name(table)
+        .item("ks", AttributeValue::S(partition.clone()))
+        .item("k", AttributeValue::S(format!("b#{next_id:016x}")))
+        .item("d", live["d"].clone())
+        .send()
+        .await
+        .unwrap();
+    // The run the fold belonged to changed `a` and removed `b`; its journal is still there.
+    ks.apply(
+        set,
+        shards,
+        &[put("a", 10), KeyChange::Remove { key: "b".into() }],
+    )
+    .await
+    .unwrap();
+    let want: std::collections::BTreeMap<String, KeyEntry> =
+        [("a".to_string(), e(10))].into_iter().collect();
+    assert_eq!(keyset::load_all(&ks, set, shards).await, want);
+    ks.compact(set, shards).await.unwrap();
+    assert_eq!(keyset::load_all(&ks, set, shards).await, want);
+    let keys: Vec<String> = partition_items(&c.dynamodb, table, &partition)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys.len(), 2, "one bucket and the manifest: {keys:?}");
+    assert_eq!(ks.counts(set, shards).await.unwrap(), vec![1]);
 }
 
 /// What only DynamoDB does: a run is kept three times (its item, its sync's listing, the

@@ -332,6 +332,10 @@ pub async fn finish_apply(
         engine.keysets.clear(&old_keyset, manifest.shards).await?;
     }
     state.generation += 1;
+    engine
+        .keysets
+        .compact(&manifest.keyset, manifest.shards)
+        .await?;
     let counts = super::keyset_check::measure(engine, &manifest.keyset, manifest.shards).await?;
     state.keyset_counts = Some(counts.clone());
     run.keyset_after = Some(counts);

@@ -121,6 +121,7 @@ pub async fn verify(
         for chunk in changes.chunks(5000) {
             engine.keysets.apply(&keyset, shards, chunk).await?;
         }
+        engine.keysets.compact(&keyset, shards).await?;
         report.repaired = !changes.is_empty();
         // The repaired key set is the new record the next plan checks it against.
         let mut state = engine.runs.sync_state(&sync.name).await?;

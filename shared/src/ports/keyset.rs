@@ -106,4 +106,10 @@ pub trait KeySetStore: Send + Sync {
     async fn counts(&self, sync: &str, shards: u32) -> Result<Vec<u64>, StoreError>;
     /// Forgets the whole key set (after a key or destination change).
     async fn clear(&self, sync: &str, shards: u32) -> Result<(), StoreError>;
+    /// Folds what `apply` appended into the key set's compact form, once a run's changes are
+    /// all in (packed stores journal each apply). Loads are the same before and after; a fold
+    /// stopped midway loses nothing. Stores that write each key in place have nothing to do.
+    async fn compact(&self, _sync: &str, _shards: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

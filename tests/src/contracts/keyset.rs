@@ -227,9 +227,63 @@ pub async fn counts_entries_per_shard(ks: &dyn KeySetStore) {
     assert!(ks.counts("never@used", 2).await.unwrap() == vec![0, 0]);
 }
 
+/// Compaction changes nothing a load returns: over applies big enough to fill several
+/// packed buckets per shard, overwrites and removals of some keys, every key of a range
+/// removed, and a compaction with nothing to fold; counts follow.
+pub async fn compaction_keeps_what_loads(ks: &dyn KeySetStore) {
+    let (set, shards) = ("folded@abc", 4);
+    ks.compact(set, shards).await.unwrap();
+    assert!(load_all(ks, set, shards).await.is_empty());
+    let mut expected = BTreeMap::new();
+    for chunk in (0..12_000u32).collect::<Vec<_>>().chunks(3000) {
+        let range = chunk[0]..chunk[chunk.len() - 1] + 1;
+        ks.apply(set, shards, &puts(range, &mut expected))
+            .await
+            .unwrap();
+    }
+    assert_eq!(load_all(ks, set, shards).await, expected);
+    ks.compact(set, shards).await.unwrap();
+    assert_eq!(load_all(ks, set, shards).await, expected);
+
+    // Overwrites spread over every bucket, then a run of keys removed outright.
+    let mut changes = Vec::new();
+    for i in (0..12_000u32).step_by(7) {
+        let e = entry(u128::from(i), KeyState::Deleted, KeyOrigin::Baseline, 9);
+        expected.insert(format!("k{i}"), e);
+        changes.push(KeyChange::Put {
+            key: format!("k{i}"),
+            entry: e,
+        });
+    }
+    for i in 1000..4000u32 {
+        expected.remove(&format!("k{i}"));
+        changes.push(KeyChange::Remove {
+            key: format!("k{i}"),
+        });
+    }
+    ks.apply(set, shards, &changes).await.unwrap();
+    ks.apply(set, shards, &puts(20_000..20_500, &mut expected))
+        .await
+        .unwrap();
+    assert_eq!(load_all(ks, set, shards).await, expected, "before the fold");
+    ks.compact(set, shards).await.unwrap();
+    assert_eq!(load_all(ks, set, shards).await, expected, "after the fold");
+    ks.compact(set, shards).await.unwrap();
+    assert_eq!(
+        load_all(ks, set, shards).await,
+        expected,
+        "after a fold of nothing"
+    );
+    let counts = ks.counts(set, shards).await.unwrap();
+    assert_eq!(counts.iter().sum::<u64>(), expected.len() as u64);
+    ks.clear(set, shards).await.unwrap();
+    assert!(load_all(ks, set, shards).await.is_empty());
+}
+
 /// Every function above, in order.
 pub async fn all(ks: &dyn KeySetStore) {
     applies_and_loads(ks).await;
+    compaction_keeps_what_loads(ks).await;
     keeps_keys_verbatim(ks).await;
     applies_many_changes_at_once(ks).await;
     clears_one_key_set_only(ks).await;

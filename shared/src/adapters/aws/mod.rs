@@ -13,7 +13,7 @@ mod s3;
 mod secrets;
 mod sns;
 
-pub use dynamo_keyset::DynamoKeySetStore;
+pub use dynamo_keyset::{CapacityUsed, DynamoKeySetStore};
 pub use dynamo_runs::DynamoRunStore;
 pub use s3::S3ObjectStore;
 pub use secrets::SecretsManagerSecrets;
