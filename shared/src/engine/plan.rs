@@ -151,6 +151,8 @@ pub async fn prepare_plan(
     let dest = engine.destination(sync).await?;
     dest.prepare(sync).await?;
     let caps = engine.capabilities(sync)?;
+    // What a killed run applied and never folded is folded first (the plan reads less).
+    engine.keysets.compact(&keyset, shards).await?;
     let mut counts = keyset_check::measure(engine, &keyset, shards).await?;
     // A full resync accepts whatever the key set holds: it lists again or re-sends all.
     let lost = match &recorded {
@@ -185,6 +187,7 @@ pub async fn prepare_plan(
         tracing::info!(sync = %sync.name, records = seeded, "key set seeded from the destination");
         state.baseline_identity = Some(identity);
         if seeded > 0 {
+            engine.keysets.compact(&keyset, shards).await?;
             counts = keyset_check::measure(engine, &keyset, shards).await?;
         }
     }
