@@ -5,6 +5,8 @@
 pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod aws_host;
+#[cfg(any(feature = "aws", feature = "aws-sources"))]
+pub mod aws_http;
 pub mod config;
 pub mod connectors;
 pub mod delivery;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use retl_shared::aws_host::{Automation, AutomationExecution};
 use serde::Deserialize;
@@ -104,7 +104,7 @@ pub async fn create_from_template(
             None,
             "approver",
         );
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        let sdk = retl_shared::aws_http::sdk_defaults()
             .region(Region::new(REGION))
             .credentials_provider(creds)
             .endpoint_url(endpoint)

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use retl_shared::aws_host::{AwsHost, StackNames};
 use serde::Deserialize;
@@ -71,7 +71,7 @@ async fn sdk(endpoint: &str, issued: &Issued) -> SdkConfig {
         None,
         "offline-stack",
     );
-    aws_config::defaults(BehaviorVersion::latest())
+    retl_shared::aws_http::sdk_defaults()
         .region(Region::new(REGION))
         .credentials_provider(creds)
         .endpoint_url(endpoint)

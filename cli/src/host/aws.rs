@@ -24,9 +24,7 @@ pub struct StackHost {
 impl StackHost {
     /// Connects to the stack named `stack` in the account and region of the credentials.
     pub async fn connect(stack: &str) -> anyhow::Result<Self> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk = retl_shared::aws_http::sdk_defaults().load().await;
         let region = sdk
             .region()
             .map(|r| r.to_string())

@@ -64,9 +64,7 @@ impl AwsHost {
     /// The host a Lambda function runs in: names from `RETL_*`, clients from the environment.
     pub async fn from_lambda_env() -> Result<Self, String> {
         let names = StackNames::from_env()?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk = crate::aws_http::sdk_defaults().load().await;
         Ok(Self::new(&sdk, names))
     }
 

@@ -74,11 +74,7 @@ impl AwsSettings {
         };
         let unsigned = credentials.is_none() && self.endpoint.is_some();
         let sdk = if credentials.is_none() && !unsigned || self.region.is_none() {
-            Some(
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .load()
-                    .await,
-            )
+            Some(crate::aws_http::sdk_defaults().load().await)
         } else {
             None
         };
@@ -223,7 +219,8 @@ macro_rules! sdk_client {
         let mut b = match &aws.sdk {
             Some(sdk) => $sdk::config::Builder::from(sdk),
             None => $sdk::config::Builder::new()
-                .behavior_version($sdk::config::BehaviorVersion::latest()),
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .http_client($crate::aws_http::https_client()),
         };
         b = b
             .region(aws.region)

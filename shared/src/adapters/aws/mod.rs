@@ -19,7 +19,7 @@ pub use s3::S3ObjectStore;
 pub use secrets::SecretsManagerSecrets;
 pub use sns::SnsNotifier;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 
 /// The service clients the adapters use, built from one SDK configuration.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ impl AwsClients {
 
     /// Clients from the standard environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let config = crate::aws_http::sdk_defaults().load().await;
         Self::new(&config)
     }
 }

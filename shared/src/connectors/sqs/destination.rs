@@ -30,9 +30,7 @@ pub struct SqsDestination {
 
 /// Opens the connection `name` with credentials from the standard AWS chain.
 pub async fn open(name: &str, c: &SqsConnection) -> Result<Arc<dyn Destination>, DestinationError> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = crate::aws_http::sdk_defaults().load().await;
     Ok(Arc::new(SqsDestination::new(
         name,
         aws_sdk_sqs::Client::new(&sdk),
