@@ -10,6 +10,8 @@ Builds an SQLite warehouse with ROWS model rows, then times what a user runs, th
   4. the same diff in DuckDB, when the dev virtualenv has it (its sqlite_scanner reading the
      same file; the previous snapshot of key + hash FULL OUTER JOIN the current model, the
      changed rows written to Parquet), the way warehouse-native engines diff,
+  5. the first run of a webhook sync of up to 200,000 of the rows to a local receiver that
+     answers at once (100-record batches, concurrency 16): retl's delivery rate,
 
 printing wall time, rows/s and peak memory (the child's maximum resident set, from wait4)
 of each, retl's own phase timings, the state folder's size after the dry runs, and the
@@ -105,6 +107,74 @@ def project(folder):
     app.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, name TEXT, plan TEXT, seats INTEGER)")
     app.commit()
     app.close()
+
+
+RECEIVER = """
+import asyncio, os, sys
+
+async def serve(reader, writer):
+    # HTTP/1.1 with keep-alive, answering every POST at once with 200 and no results: the
+    # 0 ms receiver retl's delivery is measured against. Counts the records it was sent.
+    try:
+        while True:
+            head = await reader.readuntil(b"\\r\\n\\r\\n")
+            length = 0
+            for line in head.split(b"\\r\\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            COUNT[0] += body.count(b'"event_id"')
+            writer.write(b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: 2\\r\\n\\r\\n{}")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(COUNT[0], flush=True)
+    os._exit(0)  # the open connections' tasks need no orderly end
+
+COUNT = [0]
+asyncio.run(main())
+"""
+
+
+def webhook_phase(base_dir, retl, rows):
+    """The first run of a webhook sync (upsert, 100-record batches, concurrency 16) of up to
+    200,000 rows to a local receiver that answers at once: retl's delivery rate, receiver-bound
+    or CPU-bound."""
+    n = min(rows, 200_000)
+    recv = subprocess.Popen([sys.executable, "-c", RECEIVER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    port = int(recv.stdout.readline())
+    proj = os.path.join(base_dir, "webhook")
+    os.makedirs(os.path.join(proj, "syncs"))
+    shutil.copy(os.path.join(base_dir, "project", "warehouse.db"), os.path.join(proj, "warehouse.db"))
+    with open(os.path.join(proj, "retl.yaml"), "w") as f:
+        f.write(
+            "connections:\n"
+            "  warehouse: { type: sqlite, path: warehouse.db }\n"
+            f"  hook: {{ type: webhook, url: 'http://127.0.0.1:{port}/ingest',"
+            " delivery: { batch_size: 100, concurrency: 16 } }\n"
+        )
+    with open(os.path.join(proj, "syncs", "hook.yaml"), "w") as f:
+        f.write(
+            "name: hook\n"
+            f"source: {{ connection: warehouse, sql: \"select id, email, name, plan, seats from model where id <= {n}\" }}\n"
+            "primary_key: id\n"
+            "destination: { connection: hook, object: people }\n"
+            "mapping: { id: id, email: email, name: name, plan: plan, seats: seats }\n"
+            "mode: upsert\n"
+        )
+    wall, rss, out, code = peak([retl, "--project", proj, "run", "hook", "--json"])
+    received, _ = recv.communicate("")
+    run = json.loads(out)
+    apply_s = run["timings_ms"].get("apply_ms", 0) / 1000
+    print(f"webhook delivery (first run of {n:,} records, 100-record batches, concurrency 16, 0 ms receiver):")
+    print(f"  {run['creates']:,} delivered, {int(received):,} received; apply {apply_s:.2f} s ="
+          f" {run['creates'] / apply_s / 1000:.1f} k records/s; whole run {wall:.2f} s, {rss:.0f} MiB peak")
 
 
 def folder_mib(path):
@@ -213,6 +283,7 @@ def main():
             print(f"retl plan / DuckDB: {plan_wall / duck_wall:.2f}x")
         else:
             print("DuckDB is not in the dev virtualenv (bash infra/scripts/setup-warehouses.sh installs it): no peer figures")
+        webhook_phase(work, retl, rows)
         print(f"load at the end: {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

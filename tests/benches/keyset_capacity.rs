@@ -181,7 +181,7 @@ async fn main() {
     for (name, change) in [
         ("first run", false),
         ("no-change run", false),
-        ("10% changed", true),
+        ("10%/5%/5% change", true),
     ] {
         if change {
             mutate(dir.path(), keys);

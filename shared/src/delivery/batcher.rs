@@ -1,8 +1,26 @@
 use crate::ports::{BatchLimits, OutRecord};
 
-/// Rough encoded size of a record: its JSON plus the key.
+/// Rough encoded size of a record: its JSON plus the key, counted as it is written (nothing
+/// is kept: the connector serialises the record itself).
 pub(crate) fn record_bytes(r: &OutRecord) -> usize {
-    serde_json::to_vec(&r.values).map(|v| v.len()).unwrap_or(0) + r.key.len() + 16
+    let mut counted = ByteCount(0);
+    // Counting cannot fail, and a value that cannot be serialised counts what it wrote.
+    let _ = serde_json::to_writer(&mut counted, &r.values);
+    counted.0 + r.key.len() + 16
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Splits records into batches within both the record and byte limits. A record larger than

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde::Serialize;
 use sha2::Sha256;
 
 use crate::config::SyncDef;
 use crate::delivery::http::{classify, excerpt, send};
 use crate::ports::{Batch, Destination, DestinationError, RecordOutcome, SendError};
-use crate::record::fingerprint;
+use crate::record::{fingerprint, Values};
 
 /// A webhook destination connection.
 pub struct WebhookDestination {
@@ -19,6 +19,25 @@ pub struct WebhookDestination {
     secret: Option<String>,
     headers: BTreeMap<String, String>,
     client: reqwest::Client,
+}
+
+/// A request's body (README.md, "Requests"); fields in the order they have always been sent.
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    batch_id: &'a str,
+    object: &'a str,
+    op: &'a str,
+    records: Vec<RecordBody<'a>>,
+    sent_at: String,
+    sync: &'a str,
+}
+
+/// One record of a request.
+#[derive(Serialize)]
+struct RecordBody<'a> {
+    event_id: &'a str,
+    fields: &'a Values,
+    key: &'a str,
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
@@ -62,19 +81,23 @@ impl Destination for WebhookDestination {
 
     async fn send(&self, sync: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
         let batch_id = request_id(sync, batch);
-        let records: Vec<_> = batch
-            .records
-            .iter()
-            .map(|r| json!({"key": r.key, "event_id": r.event_id, "fields": r.values}))
-            .collect();
-        let body = serde_json::to_vec(&json!({
-            "sync": sync.name,
-            "object": sync.object,
-            "op": batch.op.as_str(),
-            "batch_id": batch_id,
-            "sent_at": chrono::Utc::now().to_rfc3339(),
-            "records": records,
-        }))
+        // Serialised once, straight from the records (no JSON value built per record).
+        let body = serde_json::to_vec(&RequestBody {
+            batch_id: &batch_id,
+            object: &sync.object,
+            op: batch.op.as_str(),
+            records: batch
+                .records
+                .iter()
+                .map(|r| RecordBody {
+                    event_id: &r.event_id,
+                    fields: &r.values,
+                    key: &r.key,
+                })
+                .collect(),
+            sent_at: chrono::Utc::now().to_rfc3339(),
+            sync: &sync.name,
+        })
         .map_err(|e| SendError::BatchRejected {
             code: "encoding".into(),
             message: e.to_string(),

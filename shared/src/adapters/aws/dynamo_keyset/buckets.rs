@@ -5,7 +5,7 @@
 //! bucket also holds every key below its own first key), so a change lands in exactly one
 //! bucket and folding a few changes rewrites only the buckets they fall in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::packing::{BlobReader, BlobWriter};
 use crate::ports::{KeyEntry, StoreError};
@@ -152,6 +152,95 @@ pub(super) fn pack(entries: &[(String, KeyEntry)]) -> Vec<(Vec<u8>, u64, String)
         out.push((w.finish(), count, first_key.to_string()));
     }
     out
+}
+
+/// The entries of bucket `i` inside its range: a bucket split by a fold that stopped before
+/// rewriting it still holds the entries its new neighbour took over.
+pub(super) fn in_range(
+    mut entries: Vec<(String, KeyEntry)>,
+    manifest: &Manifest,
+    i: usize,
+) -> Vec<(String, KeyEntry)> {
+    if let Some(next) = manifest.buckets.get(i + 1) {
+        entries.retain(|(k, _)| *k < next.first_key);
+    }
+    if i > 0 {
+        let start = &manifest.buckets[i].first_key;
+        entries.retain(|(k, _)| k >= start);
+    }
+    entries
+}
+
+/// What a fold writes, as (bucket id, blob, bytes of the item it replaces).
+pub(super) struct FoldPlan {
+    /// The manifest naming the buckets after the fold.
+    pub(super) next: Manifest,
+    /// New buckets, written before the manifest.
+    pub(super) added: Vec<(u64, Vec<u8>, usize)>,
+    /// Buckets rewritten in place, after the manifest.
+    pub(super) rewritten: Vec<(u64, Vec<u8>, usize)>,
+}
+
+/// Folds `changes` into the buckets of `current` they fall in (`touched`, read into `read`:
+/// entries and item size), or, for a shard with no buckets yet, into `base` (its per-key
+/// entries, if any). A changed bucket keeps its id and its range's start, even when emptied;
+/// what outgrows it goes to new buckets after it.
+pub(super) fn plan_fold(
+    current: &Manifest,
+    base: Vec<(String, KeyEntry)>,
+    mut read: HashMap<u64, (Vec<(String, KeyEntry)>, usize)>,
+    touched: &BTreeSet<usize>,
+    changes: Folded,
+) -> FoldPlan {
+    let mut plan = FoldPlan {
+        next: Manifest {
+            version: current.version + 1,
+            next_id: current.next_id,
+            buckets: Vec::with_capacity(current.buckets.len() + 1),
+        },
+        added: Vec::new(),
+        rewritten: Vec::new(),
+    };
+    let add = |plan: &mut FoldPlan, chunks: &mut dyn Iterator<Item = (Vec<u8>, u64, String)>| {
+        for (blob, count, first_key) in chunks {
+            let id = plan.next.next_id;
+            plan.next.next_id += 1;
+            plan.added.push((id, blob, 0));
+            plan.next.buckets.push(BucketRef {
+                id,
+                entries: count,
+                first_key,
+            });
+        }
+    };
+    let mut changes = changes.into_iter().peekable();
+    if current.buckets.is_empty() {
+        add(
+            &mut plan,
+            &mut pack(&fold(base, &mut changes, None)).into_iter(),
+        );
+    }
+    for (i, bucket) in current.buckets.iter().enumerate() {
+        if !touched.contains(&i) {
+            plan.next.buckets.push(bucket.clone());
+            continue;
+        }
+        let below = current.buckets.get(i + 1).map(|b| b.first_key.as_str());
+        let (entries, size) = read.remove(&bucket.id).unwrap_or_default();
+        let entries = in_range(entries, current, i);
+        let mut chunks = pack(&fold(entries, &mut changes, below)).into_iter();
+        let (blob, count) = chunks
+            .next()
+            .map_or_else(|| (BlobWriter::new().finish(), 0), |(b, n, _)| (b, n));
+        plan.rewritten.push((bucket.id, blob, size));
+        plan.next.buckets.push(BucketRef {
+            id: bucket.id,
+            entries: count,
+            first_key: bucket.first_key.clone(),
+        });
+        add(&mut plan, &mut chunks);
+    }
+    plan
 }
 
 #[cfg(test)]

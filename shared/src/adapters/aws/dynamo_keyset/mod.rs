@@ -35,7 +35,7 @@ use aws_sdk_dynamodb::types::{
 use futures::{StreamExt, TryStreamExt};
 use ulid::Ulid;
 
-use self::buckets::{decode_bucket, fold, pack, BucketRef, Folded, Manifest};
+use self::buckets::{decode_bucket, fold, in_range, plan_fold, Folded, Manifest};
 pub use self::capacity::CapacityUsed;
 use self::capacity::{item_size, CapacityMeter};
 use self::packing::{BlobReader, BlobWriter};
@@ -73,6 +73,7 @@ pub struct DynamoKeySetStore {
 }
 
 /// Which items of a partition a Query reads.
+#[derive(Clone, Copy)]
 enum SortKeys<'a> {
     All,
     /// Sort keys from the first to the second, inclusive.
@@ -181,7 +182,7 @@ impl DynamoKeySetStore {
         let mut out = Vec::new();
         for p in 0..JOURNAL_PARTITIONS {
             let partition = journal_partition(keyset, p);
-            for item in self.query(&partition, range_copy(&range), &what).await? {
+            for item in self.query(&partition, range, &what).await? {
                 let mut r = BlobReader::new(get_b(&item, "d")?, "a key-set journal item")?;
                 let mut changes = Vec::new();
                 while !r.done() {
@@ -390,58 +391,16 @@ impl DynamoKeySetStore {
             changes.keys().map(|k| current.bucket_for(k)).collect()
         };
         let ids: Vec<u64> = touched.iter().map(|i| current.buckets[*i].id).collect();
-        let mut read = self.buckets(&partition, &ids).await?;
+        let read = self.buckets(&partition, &ids).await?;
 
-        let mut next = Manifest {
-            version: current.version + 1,
-            next_id: current.next_id,
-            buckets: Vec::with_capacity(current.buckets.len() + 1),
-        };
-        let (mut added, mut rewritten) = (Vec::new(), Vec::new());
-        let mut add =
-            |next: &mut Manifest, chunks: &mut dyn Iterator<Item = (Vec<u8>, u64, String)>| {
-                for (blob, count, first_key) in chunks {
-                    let id = next.next_id;
-                    next.next_id += 1;
-                    added.push((bucket_item(&partition, id, blob), 0));
-                    next.buckets.push(BucketRef {
-                        id,
-                        entries: count,
-                        first_key,
-                    });
-                }
-            };
-        let mut changes = changes.into_iter().peekable();
         // A per-key item is well under 1 KB: one unit to delete.
         let legacy_keys: Vec<(String, usize)> =
             legacy.iter().map(|(k, _)| (k.clone(), 1)).collect();
-        if current.buckets.is_empty() {
-            add(
-                &mut next,
-                &mut pack(&fold(legacy, &mut changes, None)).into_iter(),
-            );
-        }
-        for (i, bucket) in current.buckets.iter().enumerate() {
-            if !touched.contains(&i) {
-                next.buckets.push(bucket.clone());
-                continue;
-            }
-            let below = current.buckets.get(i + 1).map(|b| b.first_key.as_str());
-            let (entries, size) = read.remove(&bucket.id).unwrap_or_default();
-            let entries = in_range(entries, &current, i);
-            let mut chunks = pack(&fold(entries, &mut changes, below)).into_iter();
-            // The bucket keeps its id and its range's start, even when emptied.
-            let (blob, count) = chunks
-                .next()
-                .map_or_else(|| (BlobWriter::new().finish(), 0), |(b, n, _)| (b, n));
-            rewritten.push((bucket_item(&partition, bucket.id, blob), size));
-            next.buckets.push(BucketRef {
-                id: bucket.id,
-                entries: count,
-                first_key: bucket.first_key.clone(),
-            });
-            add(&mut next, &mut chunks);
-        }
+        let plan = plan_fold(&current, legacy, read, &touched, changes);
+        let item = |(id, blob, replaced)| (bucket_item(&partition, id, blob), replaced);
+        let added = plan.added.into_iter().map(item).collect();
+        let rewritten = plan.rewritten.into_iter().map(item).collect();
+        let next = plan.next;
 
         self.delete(&partition, orphans, &what).await?;
         self.put_all(added, &what).await?;
@@ -614,15 +573,6 @@ fn marker_partition(keyset: &str) -> String {
     format!("{keyset}#f")
 }
 
-/// A second use of a query range (`SortKeys` holds only borrowed strings).
-fn range_copy<'a>(range: &SortKeys<'a>) -> SortKeys<'a> {
-    match *range {
-        SortKeys::All => SortKeys::All,
-        SortKeys::Between(lo, hi) => SortKeys::Between(lo, hi),
-        SortKeys::After(v) => SortKeys::After(v),
-    }
-}
-
 fn journal_partition(keyset: &str, n: u128) -> String {
     format!("{keyset}#j{n}")
 }
@@ -647,23 +597,6 @@ fn bucket_item(partition: &str, id: u64, blob: Vec<u8>) -> Item {
         ("k".to_string(), s(bucket_key(id))),
         ("d".to_string(), AttributeValue::B(Blob::new(blob))),
     ])
-}
-
-/// The entries of bucket `i` inside its range: a bucket split by a fold that stopped before
-/// rewriting it still holds the entries its new neighbour took over.
-fn in_range(
-    mut entries: Vec<(String, KeyEntry)>,
-    manifest: &Manifest,
-    i: usize,
-) -> Vec<(String, KeyEntry)> {
-    if let Some(next) = manifest.buckets.get(i + 1) {
-        entries.retain(|(k, _)| *k < next.first_key);
-    }
-    if i > 0 {
-        let start = &manifest.buckets[i].first_key;
-        entries.retain(|(k, _)| k >= start);
-    }
-    entries
 }
 
 /// The sort keys of `items` with their sizes, for [`DynamoKeySetStore::delete`].
@@ -838,6 +771,7 @@ impl KeySetStore for DynamoKeySetStore {
 
 #[cfg(test)]
 mod tests {
+    use super::buckets::BucketRef;
     use super::*;
 
     fn e() -> KeyEntry {
