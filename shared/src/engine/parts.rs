@@ -56,6 +56,17 @@ pub struct ExtractManifest {
     pub watermark_seen: Option<crate::ports::Bound>,
 }
 
+impl ExtractManifest {
+    /// Rows of `shard` across the parts.
+    pub fn shard_rows(&self, shard: u32) -> u64 {
+        self.parts
+            .iter()
+            .filter_map(|p| p.segments.get(shard as usize))
+            .map(|s| s.rows)
+            .sum()
+    }
+}
+
 /// Appends one record to a buffer.
 pub fn encode_record(
     buf: &mut Vec<u8>,
