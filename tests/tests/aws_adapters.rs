@@ -52,6 +52,14 @@ async fn object_store(moto: &Moto, bucket: &str) -> (AwsClients, S3ObjectStore) 
     (c, store)
 }
 
+/// A key-set table and a store on it.
+async fn keyset_store(moto: &Moto, table: &str) -> (AwsClients, DynamoKeySetStore) {
+    let c = moto.clients().await;
+    create_keyset_table(&c, table).await;
+    let store = DynamoKeySetStore::new(c.dynamodb.clone(), table);
+    (c, store)
+}
+
 #[tokio::test]
 async fn s3_object_store_contract() {
     let moto = Moto::start();
@@ -198,14 +206,16 @@ async fn partition_items(
 }
 
 /// Items in the four journal partitions of a key set.
-async fn journal_len(ddb: &aws_sdk_dynamodb::Client, table: &str, set: &str) -> usize {
-    let mut n = 0;
+async fn journal_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    set: &str,
+) -> Vec<(String, std::collections::HashMap<String, AttributeValue>)> {
+    let mut items = Vec::new();
     for p in 0..4 {
-        n += partition_items(ddb, table, &format!("{set}#j{p}"))
-            .await
-            .len();
+        items.extend(partition_items(ddb, table, &format!("{set}#j{p}")).await);
     }
-    n
+    items
 }
 
 /// What only DynamoDB does: an apply writes one journal item, not an item per key; a fold
@@ -214,10 +224,8 @@ async fn journal_len(ddb: &aws_sdk_dynamodb::Client, table: &str, set: &str) -> 
 #[tokio::test]
 async fn dynamo_key_set_packed_layout() {
     let moto = Moto::start();
-    let c = moto.clients().await;
     let table = "keysets-packed";
-    create_keyset_table(&c, table).await;
-    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
+    let (c, ks) = keyset_store(&moto, table).await;
     let (set, shards) = ("people@abc", 4);
     let entry = |i: u32| KeyEntry {
         hash: 0x0123_4567_89ab_cdef_0fed_cba9_8765_4321 ^ u128::from(i),
@@ -233,7 +241,7 @@ async fn dynamo_key_set_packed_layout() {
         .collect();
     ks.apply(set, shards, &puts).await.unwrap();
     assert_eq!(
-        journal_len(&c.dynamodb, table, set).await,
+        journal_items(&c.dynamodb, table, set).await.len(),
         1,
         "one item for 3,000 changes"
     );
@@ -247,10 +255,7 @@ async fn dynamo_key_set_packed_layout() {
     ks.compact(set, shards).await.unwrap();
     // Folded journal items stay for DynamoDB's TTL to delete (unbilled); the folded mark
     // keeps loads from reading them: one that could not be decoded changes nothing.
-    let mut journal = Vec::new();
-    for p in 0..4 {
-        journal.extend(partition_items(&c.dynamodb, table, &format!("{set}#j{p}")).await);
-    }
+    let journal = journal_items(&c.dynamodb, table, set).await;
     assert_eq!(journal.len(), 1);
     let ttl: i64 = journal[0].1["ttl"].as_n().unwrap().parse().unwrap();
     let days = (ttl - chrono::Utc::now().timestamp()) / 86_400;
@@ -297,9 +302,8 @@ async fn dynamo_key_set_packed_layout() {
 #[tokio::test]
 async fn dynamo_key_set_moves_the_per_key_layout_into_buckets() {
     let moto = Moto::start();
-    let c = moto.clients().await;
     let table = "keysets-legacy";
-    create_keyset_table(&c, table).await;
+    let (c, ks) = keyset_store(&moto, table).await;
     let (set, shards) = ("old@abc", 4);
     let mut expected = std::collections::BTreeMap::new();
     for i in 0..200u32 {
@@ -339,7 +343,6 @@ async fn dynamo_key_set_moves_the_per_key_layout_into_buckets() {
             .unwrap();
         expected.insert(key, e);
     }
-    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
     assert_eq!(keyset::load_all(&ks, set, shards).await, expected);
     assert_eq!(
         ks.counts(set, shards).await.unwrap().iter().sum::<u64>(),
@@ -373,10 +376,8 @@ async fn dynamo_key_set_moves_the_per_key_layout_into_buckets() {
 #[tokio::test]
 async fn dynamo_key_set_survives_a_fold_stopped_midway() {
     let moto = Moto::start();
-    let c = moto.clients().await;
     let table = "keysets-stopped";
-    create_keyset_table(&c, table).await;
-    let ks = DynamoKeySetStore::new(c.dynamodb.clone(), table);
+    let (c, ks) = keyset_store(&moto, table).await;
     let (set, shards) = ("stopped@abc", 1);
     let e = |h: u128| KeyEntry {
         hash: h,

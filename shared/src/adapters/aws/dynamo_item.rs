@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::str::FromStr;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::ports::StoreError;
@@ -66,4 +68,10 @@ pub(crate) fn body<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreEr
     serde_json::to_string(v)
         .map(AttributeValue::S)
         .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// Whether a conditional write failed its condition (another writer got there first).
+pub(crate) fn lost_condition<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
 }

@@ -20,8 +20,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
@@ -29,7 +27,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::dynamo_batch::batch_write;
-use super::dynamo_item::{body, get_body, get_s, s, Item};
+use super::dynamo_item::{body, get_body, get_s, lost_condition, s, Item};
 use super::error::{build_error, store_error};
 use crate::config::SyncDef;
 use crate::ports::{
@@ -58,12 +56,6 @@ fn item(pk: String, sk: impl Into<String>, attrs: Vec<(&str, AttributeValue)>) -
     let mut item = key(pk, sk);
     item.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
     item
-}
-
-/// Whether a conditional write failed its condition (another writer got there first).
-fn lost_condition<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    err.as_service_error()
-        .is_some_and(|e| e.code() == Some("ConditionalCheckFailedException"))
 }
 
 /// The run's item and its two listing copies.

@@ -40,7 +40,7 @@ pub use self::capacity::CapacityUsed;
 use self::capacity::{item_size, CapacityMeter};
 use self::packing::{BlobReader, BlobWriter};
 use super::dynamo_batch::batch_write;
-use super::dynamo_item::{get_b, get_n, get_s, n, s, Item};
+use super::dynamo_item::{get_b, get_n, get_s, lost_condition, n, s, Item};
 use super::error::{build_error, store_error};
 use crate::ports::{KeyChange, KeyEntry, KeyOrigin, KeySetStore, KeyState, StoreError};
 use crate::record::shard_of;
@@ -84,7 +84,7 @@ enum SortKeys<'a> {
 
 /// One journal item, decoded.
 struct JournalItem {
-    id: String,
+    id: Ulid,
     changes: Vec<(String, Option<KeyEntry>)>,
 }
 
@@ -151,26 +151,33 @@ impl DynamoKeySetStore {
         Ok(out)
     }
 
-    /// The last journal id folded into every shard of `keyset`, if any was.
-    async fn folded_through(&self, keyset: &str) -> Result<Option<Ulid>, StoreError> {
-        let what = format!("reading the folded journal mark of {keyset}");
+    /// One item, strongly consistent, if it exists.
+    async fn get(
+        &self,
+        partition: &str,
+        sort_key: &str,
+        what: &str,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("ks", s(marker_partition(keyset)))
-            .key("k", s("f"))
+            .key("ks", s(partition))
+            .key("k", s(sort_key))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_error(&what, e))?;
+            .map_err(|e| store_error(what, e))?;
         self.meter.read_page(out.item());
-        out.item
-            .as_ref()
-            .map(|item| {
-                Ulid::from_string(get_s(item, "through")?)
-                    .map_err(|_| StoreError::Other(format!("corrupt item: {what}: not a ULID")))
-            })
+        Ok(out.item)
+    }
+
+    /// The last journal id folded into every shard of `keyset`, if any was.
+    async fn folded_through(&self, keyset: &str) -> Result<Option<Ulid>, StoreError> {
+        let what = format!("reading the folded journal mark of {keyset}");
+        self.get(&marker_partition(keyset), "f", &what)
+            .await?
+            .map(|item| parse_ulid(get_s(&item, "through")?, &what))
             .transpose()
     }
 
@@ -189,30 +196,23 @@ impl DynamoKeySetStore {
                     changes.push(r.change()?);
                 }
                 out.push(JournalItem {
-                    id: get_s(&item, "k")?.to_string(),
+                    id: parse_ulid(get_s(&item, "k")?, &what)?,
                     changes,
                 });
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by_key(|item| item.id);
         Ok(out)
     }
 
     /// The manifest of a shard, if it has been folded before.
     async fn manifest(&self, partition: &str) -> Result<Option<Manifest>, StoreError> {
         let what = format!("reading the key-set manifest {partition}");
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("ks", s(partition))
-            .key("k", s("m"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(&what, e))?;
-        self.meter.read_page(out.item());
-        out.item.as_ref().map(parse_manifest).transpose()
+        self.get(partition, "m", &what)
+            .await?
+            .as_ref()
+            .map(parse_manifest)
+            .transpose()
     }
 
     /// A shard's entries in key order, before the journal: its buckets, or its per-key
@@ -241,12 +241,9 @@ impl DynamoKeySetStore {
         };
         let mut out = Vec::with_capacity(manifest.entries() as usize);
         for (i, b) in manifest.buckets.iter().enumerate() {
-            let item = blobs.get(&b.id).ok_or_else(|| {
-                StoreError::Other(format!(
-                    "corrupt key set: shard {partition} lists bucket {} which is missing",
-                    b.id
-                ))
-            })?;
+            let item = blobs
+                .get(&b.id)
+                .ok_or_else(|| missing_bucket(&partition, b.id))?;
             let entries = decode_bucket(get_b(item, "d")?)?;
             out.extend(in_range(entries, &manifest, i));
         }
@@ -277,7 +274,7 @@ impl DynamoKeySetStore {
         journal: &[JournalItem],
     ) -> Result<Vec<(String, KeyEntry)>, StoreError> {
         let base = self.base_entries(keyset, shard).await?;
-        let changes = shard_changes(journal, shards, shard);
+        let changes = changes_by_shard(journal, shards, |s| s == shard).swap_remove(shard as usize);
         if changes.is_empty() {
             return Ok(base);
         }
@@ -342,12 +339,8 @@ impl DynamoKeySetStore {
                 )));
             }
         }
-        for id in ids {
-            if !out.contains_key(id) {
-                return Err(StoreError::Other(format!(
-                    "corrupt key set: shard {partition} lists bucket {id} which is missing"
-                )));
-            }
+        if let Some(id) = ids.iter().find(|id| !out.contains_key(id)) {
+            return Err(missing_bucket(partition, *id));
         }
         Ok(out)
     }
@@ -461,14 +454,9 @@ impl DynamoKeySetStore {
         };
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict(format!(
-                    "{what}: another fold changed the shard meanwhile"
-                )))
-            }
+            Err(e) if lost_condition(&e) => Err(StoreError::Conflict(format!(
+                "{what}: another fold changed the shard meanwhile"
+            ))),
             Err(e) => Err(store_error(what, e)),
         }
     }
@@ -554,12 +542,7 @@ impl DynamoKeySetStore {
             .expression_attribute_values(":t", s(through.to_string()));
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if lost_condition(&e) => Ok(()),
             Err(e) => Err(store_error(&what, e)),
         }
     }
@@ -591,6 +574,12 @@ fn bucket_id(sort_key: &str) -> Option<u64> {
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
 }
 
+fn missing_bucket(partition: &str, id: u64) -> StoreError {
+    StoreError::Other(format!(
+        "corrupt key set: shard {partition} lists bucket {id} which is missing"
+    ))
+}
+
 fn bucket_item(partition: &str, id: u64, blob: Vec<u8>) -> Item {
     HashMap::from([
         ("ks".to_string(), s(partition)),
@@ -611,17 +600,29 @@ fn parse_manifest(item: &Item) -> Result<Manifest, StoreError> {
     Manifest::decode(get_n(item, "v")?, get_n(item, "nx")?, get_b(item, "d")?)
 }
 
-/// The last change of each of `shard`'s keys in `journal`, in key order.
-fn shard_changes(journal: &[JournalItem], shards: u32, shard: u32) -> Folded {
-    let mut out = BTreeMap::new();
+/// The last change of each key in `journal`, by shard (`shards` long, each in key order), for
+/// the shards `wanted` names: one pass over the journal however many shards are folded.
+fn changes_by_shard(
+    journal: &[JournalItem],
+    shards: u32,
+    wanted: impl Fn(u32) -> bool,
+) -> Vec<Folded> {
+    let mut out = vec![BTreeMap::new(); shards as usize];
     for item in journal {
         for (key, change) in &item.changes {
-            if shard_of(key, shards) == shard {
-                out.insert(key.clone(), *change);
+            let shard = shard_of(key, shards);
+            if wanted(shard) {
+                out[shard as usize].insert(key.clone(), *change);
             }
         }
     }
     out
+}
+
+/// A ULID sort key or attribute; anything else is a corrupt item.
+fn parse_ulid(text: &str, what: &str) -> Result<Ulid, StoreError> {
+    Ulid::from_string(text)
+        .map_err(|_| StoreError::Other(format!("corrupt item: {what}: `{text}` is not a ULID")))
 }
 
 /// One item of the per-key layout.
@@ -749,21 +750,16 @@ impl KeySetStore for DynamoKeySetStore {
     /// folded; shards still in the per-key layout are moved into buckets.
     async fn compact(&self, sync: &str, shards: u32) -> Result<(), StoreError> {
         let journal = self.journal(sync).await?;
-        let folds = (0..shards).map(|shard| {
-            let changes = shard_changes(&journal, shards, shard);
-            self.fold_shard(sync, shard, changes)
-        });
+        let folds = changes_by_shard(&journal, shards, |_| true)
+            .into_iter()
+            .zip(0..)
+            .map(|(changes, shard)| self.fold_shard(sync, shard, changes));
         futures::stream::iter(folds)
             .buffer_unordered(FOLDS_IN_FLIGHT)
             .try_collect::<Vec<()>>()
             .await?;
-        match journal.iter().map(|item| item.id.as_str()).max() {
-            Some(last) => {
-                let last = Ulid::from_string(last).map_err(|_| {
-                    StoreError::Other(format!("corrupt item: journal id {last} is not a ULID"))
-                })?;
-                self.mark_folded(sync, last).await
-            }
+        match journal.last() {
+            Some(last) => self.mark_folded(sync, last.id).await,
             None => Ok(()),
         }
     }

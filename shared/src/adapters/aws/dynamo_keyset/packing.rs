@@ -29,6 +29,8 @@ pub(super) struct BlobWriter {
     out: DeflateEncoder<Vec<u8>>,
     /// Bytes of records written, before compression.
     raw: usize,
+    /// The record being written, kept between records so none allocates.
+    rec: Vec<u8>,
 }
 
 impl BlobWriter {
@@ -37,6 +39,7 @@ impl BlobWriter {
         BlobWriter {
             out: DeflateEncoder::new(vec![VERSION], Compression::default()),
             raw: 0,
+            rec: Vec::new(),
         }
     }
 
@@ -54,41 +57,41 @@ impl BlobWriter {
         if entry.origin == KeyOrigin::Synced {
             flags |= SYNCED;
         }
-        let mut rec = Vec::with_capacity(key.len() + 32);
-        put_bytes(&mut rec, key.as_bytes());
-        rec.push(flags);
-        rec.extend_from_slice(&entry.hash.to_be_bytes());
-        put_varint(&mut rec, zigzag(entry.updated_at));
-        self.record(&rec);
+        self.record(|rec| {
+            put_bytes(rec, key.as_bytes());
+            rec.push(flags);
+            rec.extend_from_slice(&entry.hash.to_be_bytes());
+            put_varint(rec, zigzag(entry.updated_at));
+        });
     }
 
     /// One change: a put is written as its entry, a removal as the key alone.
     pub(super) fn change(&mut self, change: &KeyChange) {
         match change {
             KeyChange::Put { key, entry } => self.entry(key, entry),
-            KeyChange::Remove { key } => {
-                let mut rec = Vec::with_capacity(key.len() + 4);
-                put_bytes(&mut rec, key.as_bytes());
+            KeyChange::Remove { key } => self.record(|rec| {
+                put_bytes(rec, key.as_bytes());
                 rec.push(REMOVED);
-                self.record(&rec);
-            }
+            }),
         }
     }
 
     /// One bucket of a manifest: its id, its entry count and its first key.
     pub(super) fn bucket(&mut self, id: u64, entries: u64, first_key: &str) {
-        let mut rec = Vec::with_capacity(first_key.len() + 24);
-        put_varint(&mut rec, id);
-        put_varint(&mut rec, entries);
-        put_bytes(&mut rec, first_key.as_bytes());
-        self.record(&rec);
+        self.record(|rec| {
+            put_varint(rec, id);
+            put_varint(rec, entries);
+            put_bytes(rec, first_key.as_bytes());
+        });
     }
 
-    fn record(&mut self, rec: &[u8]) {
-        self.raw += rec.len();
+    fn record(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.rec.clear();
+        write(&mut self.rec);
+        self.raw += self.rec.len();
         // Writing into a Vec cannot fail.
         self.out
-            .write_all(rec)
+            .write_all(&self.rec)
             .expect("deflating into memory does not fail");
     }
 
