@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batcher::batches;
 use super::requester::{Requester, Retry};
@@ -31,12 +32,18 @@ pub struct DeliveryStatsSnapshot {
 }
 
 /// The outcomes of one batch as given to the caller: every record exactly once.
+///
+/// It holds one of the delivery's `concurrency` slots until dropped, so a caller that
+/// records the outcomes before dropping it has at most `concurrency` batches written to the
+/// destination and not yet recorded (what a crashed run resends).
 #[derive(Debug)]
 pub struct Delivered {
     /// The write performed.
     pub op: WriteOp,
     /// Each record with its final outcome.
     pub results: Vec<(OutRecord, RecordOutcome)>,
+    /// The slot this batch takes until its outcomes are recorded.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Sends records to one destination within its limits, through the connection's requester
@@ -101,7 +108,9 @@ impl Deliverer {
             .get_or_insert_with(|| (code.to_string(), message.to_string()));
     }
 
-    /// Sends `records` with `op`, yielding each batch's outcomes as it completes.
+    /// Sends `records` with `op`, yielding each batch's outcomes as it completes; a batch
+    /// starts only while fewer than `concurrency` earlier ones are unfinished or still held
+    /// by the caller (see [`Delivered`]).
     pub fn deliver(
         self: &Arc<Self>,
         op: WriteOp,
@@ -113,12 +122,20 @@ impl Deliverer {
         if let Some((_, max)) = self.op_limits.iter().find(|(o, _)| *o == op) {
             limits.max_records = limits.max_records.min((*max).max(1));
         }
+        let slots = Arc::new(Semaphore::new(width));
         futures::stream::iter(batches(records, limits))
-            .map(move |b| Arc::clone(&this).run_batch(op, b))
+            .map(move |b| Arc::clone(&this).run_batch(op, b, Arc::clone(&slots)))
             .buffer_unordered(width)
     }
 
-    async fn run_batch(self: Arc<Self>, op: WriteOp, records: Vec<OutRecord>) -> Delivered {
+    async fn run_batch(
+        self: Arc<Self>,
+        op: WriteOp,
+        records: Vec<OutRecord>,
+        slots: Arc<Semaphore>,
+    ) -> Delivered {
+        // The semaphore is never closed, so acquiring only waits.
+        let slot = slots.acquire_owned().await.ok();
         let mut done = Vec::with_capacity(records.len());
         let mut queue: VecDeque<Pending> = VecDeque::from([Pending::first(records)]);
         while let Some(Pending {
@@ -168,7 +185,11 @@ impl Deliverer {
                 }
             }
         }
-        Delivered { op, results: done }
+        Delivered {
+            op,
+            results: done,
+            _slot: slot,
+        }
     }
 
     /// Records the outcomes of an answered batch; records reported `failed` are tried again
@@ -348,4 +369,80 @@ fn failed(
             },
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::config::{SafetyConfig, SyncMode};
+    use crate::delivery::RequestPolicy;
+    use crate::ports::{BatchLimits, DestinationError};
+
+    /// Counts the batches it was sent.
+    #[derive(Default)]
+    struct Counting {
+        sent: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Destination for Counting {
+        async fn prepare(&self, _: &SyncDef) -> Result<(), DestinationError> {
+            Ok(())
+        }
+
+        async fn send(&self, _: &SyncDef, batch: &Batch) -> Result<Vec<RecordOutcome>, SendError> {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![RecordOutcome::Delivered; batch.records.len()])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_held_by_the_caller_keeps_its_slot_until_dropped() {
+        let dest = Arc::new(Counting::default());
+        let policy = RequestPolicy {
+            concurrency: 2,
+            ..RequestPolicy::for_source()
+        };
+        let limits = BatchLimits {
+            max_records: 1,
+            max_bytes: 1 << 20,
+        };
+        let sync = SyncDef::for_tests(SyncMode::Upsert, SafetyConfig::default());
+        let deliverer = Deliverer::new(
+            dest.clone(),
+            Arc::new(sync),
+            limits,
+            Vec::new(),
+            Arc::new(Requester::new(policy)),
+        );
+        let records = (0..5)
+            .map(|i| OutRecord {
+                key: i.to_string(),
+                values: Default::default(),
+                event_id: i.to_string(),
+            })
+            .collect();
+        let mut stream = Box::pin(deliverer.deliver(WriteOp::Upsert, records));
+        let first = stream.next().await.expect("a first batch");
+        let second = stream.next().await.expect("a second batch");
+        // Both slots are held: polling again starts no third batch.
+        let third = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
+        assert!(third.is_err(), "a third batch started while two were held");
+        assert_eq!(dest.sent.load(Ordering::SeqCst), 2);
+        drop(first);
+        let third = stream
+            .next()
+            .await
+            .expect("the third batch once a slot is free");
+        assert_eq!(dest.sent.load(Ordering::SeqCst), 3);
+        drop((second, third));
+        let rest: Vec<Delivered> = stream.collect().await;
+        assert_eq!(rest.len(), 2);
+        assert_eq!(dest.sent.load(Ordering::SeqCst), 5);
+    }
 }
