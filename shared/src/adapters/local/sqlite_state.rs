@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use crate::config::SyncDef;
 use crate::ports::{
@@ -42,10 +44,16 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
+/// Read connections kept for reuse beside the writer (one per core is what planning uses).
+const READERS: usize = 4;
+
 /// Key sets, runs, locks, sync state and config versions in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStateStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections beside the writer: in WAL mode they read at once, so plan
+    /// shards load their key sets in parallel instead of queueing on the writer's lock.
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<PathBuf>,
 }
 
@@ -161,8 +169,42 @@ impl SqliteStateStore {
         })?;
         Ok(SqliteStateStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
             path: Arc::new(path.to_path_buf()),
         })
+    }
+
+    /// Runs a read on a read-only connection of the pool (opened when none is free), off
+    /// the async workers, with a damaged file reported as [`Self::guard`] does.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = this.pool().pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => this.guard(|| {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let conn = Connection::open_with_flags(this.path.as_path(), flags)?;
+                    conn.busy_timeout(BUSY_WAIT)?;
+                    Ok(conn)
+                })?,
+            };
+            let out = this.guard(|| op(&conn));
+            let mut pool = this.pool();
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("a state read stopped: {e}")))?
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs one store operation; a damaged file is reported with its name and the fix.
@@ -218,8 +260,8 @@ impl KeySetStore for SqliteStateStore {
         shard: u32,
         _shards: u32,
     ) -> Result<Vec<(String, KeyEntry)>, StoreError> {
-        self.guard(|| {
-            let db = self.db();
+        let sync = sync.to_string();
+        self.read(move |db| {
             let mut stmt = db.prepare_cached(
                 "SELECT key, hash, state, origin, updated_at FROM keyset WHERE sync = ?1 AND shard = ?2",
             )?;
@@ -250,6 +292,7 @@ impl KeySetStore for SqliteStateStore {
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+        .await
     }
 
     async fn apply(
@@ -298,8 +341,8 @@ impl KeySetStore for SqliteStateStore {
     }
 
     async fn counts(&self, sync: &str, shards: u32) -> Result<Vec<u64>, StoreError> {
-        self.guard(|| {
-            let db = self.db();
+        let sync = sync.to_string();
+        self.read(move |db| {
             let mut stmt = db.prepare_cached(
                 "SELECT shard, COUNT(*) FROM keyset WHERE sync = ?1 GROUP BY shard",
             )?;
@@ -317,6 +360,7 @@ impl KeySetStore for SqliteStateStore {
             }
             Ok(counts)
         })
+        .await
     }
 
     async fn clear(&self, sync: &str, _shards: u32) -> Result<(), StoreError> {
