@@ -469,11 +469,12 @@ async fn an_apply_step_that_crashes_is_retried_and_resumes_without_duplicates() 
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["status"], "succeeded", "{v}");
     // Records acknowledged before the crash are counted as created by the resumed attempt;
-    // a batch written but not acknowledged when the process died is found to exist (skipped).
+    // batches written but not recorded when the process died are found to exist (skipped):
+    // with concurrency 1, at most the batch being recorded and the one written meanwhile.
     let created = v["creates"].as_u64().unwrap();
     let skipped = v["skipped"].as_u64().unwrap();
     assert_eq!(created + skipped, 300, "{v}");
-    assert!(skipped <= 20, "at most the one batch in flight: {v}");
+    assert!(skipped <= 40, "at most two batches of 20 unrecorded: {v}");
     assert_eq!(v["failed"], 0, "{v}");
     assert!(
         stack.lambdas.invocations(&apply) >= 2,

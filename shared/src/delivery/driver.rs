@@ -33,9 +33,10 @@ pub struct DeliveryStatsSnapshot {
 
 /// The outcomes of one batch as given to the caller: every record exactly once.
 ///
-/// It holds one of the delivery's `concurrency` slots until dropped, so a caller that
-/// records the outcomes before dropping it has at most `concurrency` batches written to the
-/// destination and not yet recorded (what a crashed run resends).
+/// It holds one of the delivery's `concurrency + 1` slots until dropped, so a caller that
+/// records the outcomes before dropping it has at most `concurrency + 1` batches written to
+/// the destination and not yet recorded (what a crashed run resends): the one being recorded
+/// and those the destination's slots are writing meanwhile.
 #[derive(Debug)]
 pub struct Delivered {
     /// The write performed.
@@ -109,8 +110,8 @@ impl Deliverer {
     }
 
     /// Sends `records` with `op`, yielding each batch's outcomes as it completes; a batch
-    /// starts only while fewer than `concurrency` earlier ones are unfinished or still held
-    /// by the caller (see [`Delivered`]).
+    /// starts only while at most `concurrency` earlier ones are unfinished or still held by
+    /// the caller (see [`Delivered`]).
     pub fn deliver(
         self: &Arc<Self>,
         op: WriteOp,
@@ -122,7 +123,10 @@ impl Deliverer {
         if let Some((_, max)) = self.op_limits.iter().find(|(o, _)| *o == op) {
             limits.max_records = limits.max_records.min((*max).max(1));
         }
-        let slots = Arc::new(Semaphore::new(width));
+        // One slot beyond the width: a destination writing one batch at a time goes on to
+        // the next while the caller records the last (half the time of a first run into
+        // SQLite), and a crash resends one batch more than the width at most.
+        let slots = Arc::new(Semaphore::new(width + 1));
         futures::stream::iter(batches(records, limits))
             .map(move |b| Arc::clone(&this).run_batch(op, b, Arc::clone(&slots)))
             .buffer_unordered(width)
@@ -430,19 +434,23 @@ mod tests {
         let mut stream = Box::pin(deliverer.deliver(WriteOp::Upsert, records));
         let first = stream.next().await.expect("a first batch");
         let second = stream.next().await.expect("a second batch");
-        // Both slots are held: polling again starts no third batch.
-        let third = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
-        assert!(third.is_err(), "a third batch started while two were held");
-        assert_eq!(dest.sent.load(Ordering::SeqCst), 2);
+        let third = stream.next().await.expect("a third batch");
+        // Concurrency 2 and one more: all three slots are held, so no fourth batch starts.
+        let fourth = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
+        assert!(
+            fourth.is_err(),
+            "a fourth batch started while three were held"
+        );
+        assert_eq!(dest.sent.load(Ordering::SeqCst), 3);
         drop(first);
-        let third = stream
+        let fourth = stream
             .next()
             .await
-            .expect("the third batch once a slot is free");
-        assert_eq!(dest.sent.load(Ordering::SeqCst), 3);
-        drop((second, third));
+            .expect("a fourth batch once a slot is free");
+        assert_eq!(dest.sent.load(Ordering::SeqCst), 4);
+        drop((second, third, fourth));
         let rest: Vec<Delivered> = stream.collect().await;
-        assert_eq!(rest.len(), 2);
+        assert_eq!(rest.len(), 1);
         assert_eq!(dest.sent.load(Ordering::SeqCst), 5);
     }
 }

@@ -256,11 +256,11 @@ pub async fn apply_files(
         .progress
         .start("apply", Some(applied.by_key.len() as u64));
     for (write, records) in groups {
-        // Delivery runs on its own task, so the destination's other slots keep working while
-        // a batch's acknowledgements are committed to the key set (a stream polled only
-        // between commits would leave them idle meanwhile). A batch holds its slot until
-        // `done` is dropped after its commit, so a crash resends at most `concurrency`
-        // batches; dropping the set (an error below) stops delivery.
+        // Delivery runs on its own task, so the destination keeps writing while a batch's
+        // acknowledgements are committed to the key set (a stream polled only between
+        // commits would leave it idle meanwhile). A batch holds its slot until `done` is
+        // dropped after its commit, so a crash resends at most `concurrency + 1` batches;
+        // dropping the set (an error below) stops delivery.
         let (tx, mut delivered) = tokio::sync::mpsc::channel(1);
         let mut delivery = tokio::task::JoinSet::new();
         let stream = deliverer.deliver(write, records);
