@@ -38,6 +38,9 @@ pub struct AwsHost {
     /// Who allowed each deleting sync its mode and thresholds.
     pub grants: SafetyGrants,
     secrets: Arc<SecretsManagerSecrets>,
+    /// The endpoint the clients were configured with (moto, LocalStack), which warehouses
+    /// then write exports to.
+    endpoint: Option<String>,
 }
 
 impl AwsHost {
@@ -57,6 +60,7 @@ impl AwsHost {
             automation: Automation::new(sdk),
             clients,
             secrets,
+            endpoint: sdk.endpoint_url().map(str::to_string),
             names,
         }
     }
@@ -78,11 +82,10 @@ impl AwsHost {
 
     /// The stack's object store.
     pub fn objects(&self) -> Arc<S3ObjectStore> {
-        Arc::new(S3ObjectStore::new(
-            self.clients.s3.clone(),
-            self.names.bucket.clone(),
-            "",
-        ))
+        Arc::new(
+            S3ObjectStore::new(self.clients.s3.clone(), self.names.bucket.clone(), "")
+                .with_export_endpoint(self.endpoint.as_deref()),
+        )
     }
 
     /// An engine wired to the stack's stores, with the deployed sync's connections.

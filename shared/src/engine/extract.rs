@@ -2,6 +2,7 @@
 //! in memory bounded by the chunk size.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -10,10 +11,12 @@ use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
 use super::watermark::{compare, Highest};
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, Progress};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
-use crate::ports::{Bound, ModelQuery, RowFilter};
+use crate::ports::{
+    Bound, ExportReader, ExportTarget, ModelQuery, ObjectStore, RowBatch, RowFilter, Source,
+};
 use crate::record::{key_of_parts, shard_of, KeyProblem, RecordEncoder};
 use serde_json::Value;
 
@@ -60,9 +63,13 @@ pub(crate) fn check_columns(sync: &SyncDef, columns: &[String]) -> Result<(), En
     )))
 }
 
-struct PartWriter<'a> {
-    engine: &'a Engine,
-    run_id: &'a str,
+/// Encoded records buffered per shard until a part is written.
+struct PartWriter {
+    objects: Arc<dyn ObjectStore>,
+    run_id: String,
+    /// The export object the records come from (its parts are named after it); `None`
+    /// when they stream from the warehouse.
+    slice: Option<usize>,
     shards: Vec<Vec<u8>>,
     rows: Vec<u64>,
     bytes: usize,
@@ -138,7 +145,31 @@ impl RowLayout {
     }
 }
 
-impl PartWriter<'_> {
+impl PartWriter {
+    fn new(
+        objects: Arc<dyn ObjectStore>,
+        run_id: &str,
+        slice: Option<usize>,
+        shards: u32,
+        chunk_bytes: usize,
+    ) -> Self {
+        PartWriter {
+            objects,
+            run_id: run_id.to_string(),
+            slice,
+            // Room for a part's share up front: growing by doubling copies and faults in
+            // pages again for every shard (reserved, not touched, so a small model costs no
+            // memory).
+            shards: (0..shards)
+                .map(|_| Vec::with_capacity(chunk_bytes / shards.max(1) as usize * 5 / 4))
+                .collect(),
+            rows: vec![0; shards as usize],
+            bytes: 0,
+            parts: Vec::new(),
+            highest: None,
+        }
+    }
+
     /// Appends one encoded record (its values' JSON and hash) to its shard's buffer, writing
     /// a part when the buffers are full.
     async fn add(
@@ -189,8 +220,12 @@ impl PartWriter<'_> {
             buf.clear();
             *rows = 0;
         }
-        let key = RunKeys::new(self.run_id).part(self.parts.len());
-        self.engine.objects.put(&key, Bytes::from(body)).await?;
+        let keys = RunKeys::new(&self.run_id);
+        let key = match self.slice {
+            Some(slice) => keys.slice_part(slice, self.parts.len()),
+            None => keys.part(self.parts.len()),
+        };
+        self.objects.put(&key, Bytes::from(body)).await?;
         self.parts.push(PartInfo {
             key,
             segments,
@@ -228,6 +263,13 @@ struct Rejected {
 }
 
 impl Rejected {
+    /// Adds what another reader rejected (the log keeps the first [`MAX_LOGGED`]).
+    fn merge(&mut self, other: Rejected) {
+        self.count += other.count;
+        let room = MAX_LOGGED.saturating_sub(self.logged.len());
+        self.logged.extend(other.logged.into_iter().take(room));
+    }
+
     fn push(&mut self, problem: &KeyProblem, values: impl FnOnce() -> crate::record::Values) {
         self.count += 1;
         if self.logged.len() < MAX_LOGGED {
@@ -243,6 +285,160 @@ impl Rejected {
     }
 }
 
+/// Model rows turned into parts: keyed, hashed, grouped by shard; one per stream of rows
+/// (the warehouse's stream, or one export object).
+struct RowSink {
+    writer: PartWriter,
+    layout: Arc<RowLayout>,
+    sync: String,
+    highest: Option<Highest>,
+    rows: u64,
+    rejected: Rejected,
+    /// One record's JSON at a time, in a buffer reused so a row costs no allocation for it.
+    json: Vec<u8>,
+    chunk_bytes: usize,
+}
+
+/// What one [`RowSink`] wrote.
+struct SinkOutcome {
+    parts: Vec<PartInfo>,
+    rows: u64,
+    rejected: Rejected,
+    highest: Option<Highest>,
+}
+
+impl RowSink {
+    fn new(writer: PartWriter, layout: Arc<RowLayout>, sync: &SyncDef, chunk_bytes: usize) -> Self {
+        RowSink {
+            writer,
+            layout,
+            sync: sync.name.clone(),
+            highest: sync.incremental.as_ref().map(|i| Highest::new(&i.column)),
+            rows: 0,
+            rejected: Rejected::default(),
+            json: Vec::new(),
+            chunk_bytes,
+        }
+    }
+
+    async fn batch(&mut self, batch: &RowBatch) -> Result<(), EngineError> {
+        let layout = self.layout.clone();
+        for row in batch.rows() {
+            self.rows += 1;
+            let mark = match (self.highest.as_mut(), layout.mark) {
+                (Some(h), Some(at)) => h.see(&self.sync, row.get(at))?.map(|bound| {
+                    let json = serde_json::to_vec(&row[at]).expect("a JSON value serialises");
+                    (json, bound)
+                }),
+                _ => None,
+            };
+            match layout.key(row) {
+                Ok(key) => {
+                    self.json.clear();
+                    let hash = layout.encode(row, &mut self.json);
+                    self.writer
+                        .add(&key, hash, &self.json, mark, self.chunk_bytes)
+                        .await?
+                }
+                Err(problem) => self.rejected.push(&problem, || layout.mapped(row)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<SinkOutcome, EngineError> {
+        self.writer.flush().await?;
+        Ok(SinkOutcome {
+            parts: self.writer.parts,
+            rows: self.rows,
+            rejected: self.rejected,
+            highest: self.highest,
+        })
+    }
+}
+
+/// Streams the model's rows from the warehouse over one connection.
+async fn stream(
+    engine: &Engine,
+    source: &dyn Source,
+    query: &ModelQuery,
+    columns: &[String],
+    sink: &mut RowSink,
+) -> Result<(), EngineError> {
+    let mut batches = source.row_batches(query, columns).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        sink.batch(&batch).await?;
+        engine.progress.advance(batch.len() as u64);
+    }
+    Ok(())
+}
+
+/// Reads one export object into parts of its own.
+async fn read_export_object(
+    engine: Arc<dyn Progress>,
+    reader: Arc<dyn ExportReader>,
+    key: String,
+    mut sink: RowSink,
+) -> Result<SinkOutcome, EngineError> {
+    let body = sink.writer.objects.get(&key).await?;
+    for batch in reader.batches(body)? {
+        let batch = batch?;
+        sink.batch(&batch).await?;
+        engine.advance(batch.len() as u64);
+    }
+    sink.finish().await
+}
+
+/// Has the warehouse export the model into the run's export folder, then reads its objects
+/// in parallel (a task each, as many at once as there are cores); `None` when the source
+/// or the object store cannot (local files: no warehouse reaches them).
+async fn export(
+    engine: &Engine,
+    source: &dyn Source,
+    query: &ModelQuery,
+    run_id: &str,
+    make_sink: &(dyn Fn(Option<usize>) -> RowSink + Sync),
+) -> Result<Option<Vec<SinkOutcome>>, EngineError> {
+    let key = RunKeys::new(run_id).export_prefix();
+    let Some(url) = engine.objects.export_url(&key) else {
+        return Ok(None);
+    };
+    // A retried extract starts from an empty folder: every object in it is then this
+    // export's.
+    engine.objects.delete_prefix(&key).await?;
+    let target = ExportTarget {
+        url,
+        key: key.clone(),
+    };
+    let Some(reader) = source.export(query, &target).await? else {
+        return Ok(None);
+    };
+    let objects = engine.objects.list(&key).await?;
+    let tasks = objects.into_iter().enumerate().map(|(slice, object)| {
+        let task = read_export_object(
+            engine.progress.clone(),
+            reader.clone(),
+            object,
+            make_sink(Some(slice)),
+        );
+        async move {
+            tokio::spawn(task).await.map_err(|e| {
+                EngineError::Corrupt(format!("reading an export object stopped: {e}"))
+            })?
+        }
+    });
+    let width = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let outcomes = futures::stream::iter(tasks)
+        .buffered(width)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    engine.objects.delete_prefix(&key).await?;
+    Ok(Some(outcomes))
+}
+
 /// Runs the model and writes the parts and their manifest.
 pub async fn extract(
     engine: &Engine,
@@ -253,55 +449,41 @@ pub async fn extract(
 ) -> Result<ExtractManifest, EngineError> {
     let source = engine.source(sync).await?;
     let query = model_query(run, sync);
-    let mut highest = sync.incremental.as_ref().map(|i| Highest::new(&i.column));
     let columns = source.columns(&query).await?;
     check_columns(sync, &columns)?;
-    let mut batches = source.row_batches(&query, &columns).await?;
-    let layout = RowLayout::new(sync, &columns);
-    let mut writer = PartWriter {
-        engine,
-        run_id: &run.run_id,
-        // Room for a part's share up front: growing by doubling copies and faults in pages
-        // again for every shard (reserved, not touched, so a small model costs no memory).
-        shards: (0..shards)
-            .map(|_| Vec::with_capacity(opts.chunk_bytes / shards.max(1) as usize * 5 / 4))
-            .collect(),
-        rows: vec![0; shards as usize],
-        bytes: 0,
-        parts: Vec::new(),
-        highest: None,
+    let layout = Arc::new(RowLayout::new(sync, &columns));
+    let make_sink = |slice| {
+        let writer = PartWriter::new(
+            engine.objects.clone(),
+            &run.run_id,
+            slice,
+            shards,
+            opts.chunk_bytes,
+        );
+        RowSink::new(writer, layout.clone(), sync, opts.chunk_bytes)
     };
+    engine.progress.start("extract", None);
+    let outcomes = match export(engine, source.as_ref(), &query, &run.run_id, &make_sink).await? {
+        Some(outcomes) => outcomes,
+        None => {
+            let mut sink = make_sink(None);
+            stream(engine, source.as_ref(), &query, &columns, &mut sink).await?;
+            vec![sink.finish().await?]
+        }
+    };
+    engine.progress.finish();
     let mut rows = 0u64;
     let mut rejected = Rejected::default();
-    // One record's JSON at a time, in a buffer reused so a row costs no allocation for it.
-    let mut json = Vec::new();
-    engine.progress.start("extract", None);
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        for row in batch.rows() {
-            rows += 1;
-            let mark = match (highest.as_mut(), layout.mark) {
-                (Some(h), Some(at)) => h.see(&sync.name, row.get(at))?.map(|bound| {
-                    let json = serde_json::to_vec(&row[at]).expect("a JSON value serialises");
-                    (json, bound)
-                }),
-                _ => None,
-            };
-            match layout.key(row) {
-                Ok(key) => {
-                    json.clear();
-                    let hash = layout.encode(row, &mut json);
-                    writer
-                        .add(&key, hash, &json, mark, opts.chunk_bytes)
-                        .await?
-                }
-                Err(problem) => rejected.push(&problem, || layout.mapped(row)),
-            }
+    let mut parts = Vec::new();
+    let mut highest = sync.incremental.as_ref().map(|i| Highest::new(&i.column));
+    for outcome in outcomes {
+        rows += outcome.rows;
+        rejected.merge(outcome.rejected);
+        parts.extend(outcome.parts);
+        if let (Some(h), Some(other)) = (highest.as_mut(), outcome.highest) {
+            h.merge(other);
         }
-        engine.progress.advance(batch.len() as u64);
     }
-    engine.progress.finish();
-    writer.flush().await?;
     let rejected_count = rejected.count;
     if !rejected.logged.is_empty() {
         let dest = engine.destination(sync).await?;
@@ -318,7 +500,7 @@ pub async fn extract(
         rows,
         rejected: rejected_count,
         columns,
-        parts: writer.parts,
+        parts,
         finished_at: Some(chrono::Utc::now()),
         watermark_seen: highest.and_then(Highest::into_bound),
     };

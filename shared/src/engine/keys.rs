@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! extract/<run>/part-00000.bin        model rows grouped by key-set shard (parts.rs layout)
+//! extract/<run>/part-0003-00000.bin   the same, from the warehouse's export object 3
+//! extract/<run>/export/...            the warehouse's export, removed once read
 //! extract/<run>/manifest.json         ExtractManifest: parts, rows, columns
 //! extract/<run>/shards.json           [{"shard": n}]: what the plan Map iterates
 //! plan/<run>/context.json             PlanContext: key set, shards, resync reason
@@ -42,6 +44,16 @@ impl<'a> RunKeys<'a> {
     /// Extract part `n`.
     pub fn part(&self, n: usize) -> String {
         format!("{}part-{n:05}.bin", self.extract_prefix())
+    }
+
+    /// Part `n` of the export object `slice` (a warehouse's export, read in parallel).
+    pub fn slice_part(&self, slice: usize, n: usize) -> String {
+        format!("{}part-{slice:04}-{n:05}.bin", self.extract_prefix())
+    }
+
+    /// The folder a warehouse exports the model's results to.
+    pub fn export_prefix(&self) -> String {
+        format!("{}export/", self.extract_prefix())
     }
 
     /// The extract manifest.

@@ -187,6 +187,20 @@ impl Highest {
         Ok(Some(bound))
     }
 
+    /// Takes the highest value another tracker of the same column saw (rows read in
+    /// parallel).
+    pub fn merge(&mut self, other: Highest) {
+        if let Some(bound) = other.best {
+            let higher = self
+                .best
+                .as_ref()
+                .is_none_or(|b| compare(&bound, b) == Some(Ordering::Greater));
+            if higher {
+                self.best = Some(bound);
+            }
+        }
+    }
+
     /// The highest value seen.
     pub fn into_bound(self) -> Option<Bound> {
         self.best

@@ -24,4 +24,10 @@ pub trait ObjectStore: Send + Sync {
     fn link(&self, key: &str) -> String {
         self.location(key)
     }
+    /// The URL a warehouse writes the object at `key` by (see
+    /// [`crate::ports::Source::export`]); `None` for a store no warehouse reaches (local
+    /// files).
+    fn export_url(&self, _key: &str) -> Option<String> {
+        None
+    }
 }

@@ -200,6 +200,27 @@ impl ModelQuery {
     }
 }
 
+/// Where a warehouse may write a model's results: a folder of the run's object store that
+/// the warehouse reaches by URL (the stack's S3 bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportTarget {
+    /// The folder's URL as the warehouse addresses it (`https://bucket.s3.region.amazonaws.com/
+    /// prefix/`, or the endpoint's path-style URL), ending with `/`.
+    pub url: String,
+    /// The same folder as a key of the object store, ending with `/`.
+    pub key: String,
+}
+
+/// Batches of rows read from one exported object, decoded as they are taken.
+pub type ExportBatches = Box<dyn Iterator<Item = Result<RowBatch, SourceError>> + Send>;
+
+/// Turns one object a warehouse exported into rows, in the order of the model's columns.
+pub trait ExportReader: Send + Sync {
+    /// The rows of one exported object's bytes, in batches of positional rows; the rows
+    /// are decoded batch by batch, so only the object's own bytes are held whole.
+    fn batches(&self, body: bytes::Bytes) -> Result<ExportBatches, SourceError>;
+}
+
 /// A warehouse that runs model SQL. Values follow [`crate::connectors::values`]; rows stream
 /// in bounded memory; dropping the stream cancels the query in the warehouse; a query longer
 /// than the connection's `timeout_seconds` is cancelled and reported as
@@ -234,5 +255,20 @@ pub trait Source: Send + Sync {
             }
             Ok(batch)
         })))
+    }
+
+    /// Has the warehouse write the model's results (with its filter) into `target` as
+    /// several objects at once, so that a run reads them in parallel instead of streaming
+    /// every row through one connection; every object under `target.key` (empty when it
+    /// started) is then one of them, read by the returned reader. `Ok(None)` when the
+    /// connection does not export (the default): the run streams [`Source::row_batches`]
+    /// instead. The objects hold exactly the rows and values [`Source::rows`] would give,
+    /// in the order of [`Source::columns`].
+    async fn export(
+        &self,
+        _query: &ModelQuery,
+        _target: &ExportTarget,
+    ) -> Result<Option<std::sync::Arc<dyn ExportReader>>, SourceError> {
+        Ok(None)
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod arrow_ipc;
 pub mod bqemulator;
+pub mod chdb;
 pub mod clickhouse;
 pub mod fakesnow;
 pub mod mariadb;

@@ -29,6 +29,9 @@ pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    /// A custom S3 endpoint (moto, LocalStack, a VPC endpoint by URL) that warehouses write
+    /// exports to, path-style; `None`: the bucket's AWS virtual-hosted URL.
+    export_endpoint: Option<String>,
 }
 
 impl S3ObjectStore {
@@ -47,7 +50,15 @@ impl S3ObjectStore {
             client,
             bucket: bucket.into(),
             prefix,
+            export_endpoint: None,
         }
+    }
+
+    /// The same store, with warehouses writing exports to `endpoint` (the endpoint the
+    /// client itself was configured with, when it was) instead of AWS's URL of the bucket.
+    pub fn with_export_endpoint(mut self, endpoint: Option<&str>) -> Self {
+        self.export_endpoint = endpoint.map(|e| e.trim_end_matches('/').to_string());
+        self
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -298,6 +309,21 @@ impl ObjectStore for S3ObjectStore {
 
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.full_key(key))
+    }
+
+    fn export_url(&self, key: &str) -> Option<String> {
+        let full = self.full_key(key);
+        Some(match &self.export_endpoint {
+            Some(endpoint) => format!("{endpoint}/{}/{full}", self.bucket),
+            None => {
+                let region = self
+                    .client
+                    .config()
+                    .region()
+                    .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+                format!("https://{}.s3.{region}.amazonaws.com/{full}", self.bucket)
+            }
+        })
     }
 
     fn link(&self, key: &str) -> String {

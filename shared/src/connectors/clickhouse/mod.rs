@@ -8,6 +8,8 @@
 #[cfg(feature = "clickhouse")]
 mod error;
 #[cfg(feature = "clickhouse")]
+mod export;
+#[cfg(feature = "clickhouse")]
 mod source;
 #[cfg(feature = "clickhouse")]
 mod sql;
@@ -65,6 +67,27 @@ pub struct ClickHouseConnection {
     /// self-signed server), besides the built-in web roots; relative to the project folder.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// Runs on AWS write the model's results to the stack's bucket from the server
+    /// (`INSERT INTO FUNCTION s3`, several files at once) instead of streaming them over
+    /// one connection; see `README.md`.
+    #[serde(default)]
+    pub export: Option<ChExport>,
+}
+
+/// How the server writes a model's results to S3.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChExport {
+    /// The server's named collection holding the S3 credentials (or `role_arn`) it writes
+    /// with: the credentials stay in the server's configuration, never in a query.
+    pub named_collection: String,
+    /// Files the results are split into, written and read in parallel (default 16).
+    #[serde(default = "default_slices")]
+    pub slices: u32,
+}
+
+fn default_slices() -> u32 {
+    16
 }
 
 /// How the model's rows travel.
@@ -122,6 +145,23 @@ impl Connector for ClickHouseConnection {
                         "settings are ClickHouse setting names; use `timeout_seconds`, \
                          `database` and `compression` for those",
                     ),
+                );
+            }
+        }
+        if let Some(export) = &self.export {
+            if !valid_setting(&export.named_collection) {
+                problems.push(
+                    Problem::new(format!(
+                        "`export.named_collection` `{}` is not a ClickHouse name",
+                        export.named_collection
+                    ))
+                    .hint("letters, digits and underscores: the collection's name on the server"),
+                );
+            }
+            if !(1..=1024).contains(&export.slices) {
+                problems.push(
+                    Problem::new(format!("`export.slices` is {}", export.slices))
+                        .hint("split the results into 1 to 1024 files"),
                 );
             }
         }
@@ -209,6 +249,17 @@ mod tests {
         );
         assert_eq!(
             connection("{ url: 'http://ch', settings: { query_id: x, 'a b': y } }")
+                .check()
+                .len(),
+            2
+        );
+        assert!(
+            connection("{ url: 'http://ch', export: { named_collection: s3_w } }")
+                .check()
+                .is_empty()
+        );
+        assert_eq!(
+            connection("{ url: 'http://ch', export: { named_collection: 'a b', slices: 0 } }")
                 .check()
                 .len(),
             2

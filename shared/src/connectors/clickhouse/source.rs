@@ -18,7 +18,9 @@ use super::types::{self, ChType};
 use super::{ChCompression, ClickHouseConnection};
 use crate::connectors::OpenContext;
 use crate::delivery::{http::client_builder, Requester};
-use crate::ports::{ModelQuery, RowStream, SendError, Source, SourceError};
+use crate::ports::{
+    ExportReader, ExportTarget, ModelQuery, RowStream, SendError, Source, SourceError,
+};
 use crate::record::Values;
 
 /// How long after `timeout_seconds` the source kills a query the server did not stop itself.
@@ -27,12 +29,13 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// A ClickHouse warehouse.
 #[derive(Clone)]
 pub struct ClickHouseSource {
-    connection: String,
+    pub(super) connection: String,
     base: String,
     user: Option<String>,
     password: Option<String>,
     database: Option<String>,
     timeout_seconds: Option<u64>,
+    pub(super) export: Option<super::ChExport>,
     settings: Vec<(String, String)>,
     compression: ChCompression,
     http: reqwest::Client,
@@ -51,7 +54,7 @@ impl std::fmt::Debug for ClickHouseSource {
 
 /// The query id of a run: `retl-<sync>-<run>`, in the server's `system.processes` and
 /// `system.query_log`.
-fn query_id(query: &ModelQuery) -> String {
+pub(super) fn query_id(query: &ModelQuery) -> String {
     format!("retl-{}-{}", query.sync, query.run_id)
 }
 
@@ -81,6 +84,7 @@ impl ClickHouseSource {
             password,
             database: config.database.clone(),
             timeout_seconds: config.timeout_seconds,
+            export: config.export.clone(),
             settings: config.settings.clone().into_iter().collect(),
             compression: config.compression,
             http,
@@ -187,7 +191,7 @@ impl ClickHouseSource {
     }
 
     /// Sends `sql` through the requester (`compress`: see [`Self::request`]).
-    async fn send(
+    pub(super) async fn send(
         &self,
         sql: &str,
         id: &str,
@@ -206,7 +210,10 @@ impl ClickHouseSource {
     }
 
     /// The model's columns and their types, from `DESCRIBE TABLE (<model>)`.
-    async fn describe(&self, query: &ModelQuery) -> Result<Vec<(String, ChType)>, SourceError> {
+    pub(super) async fn describe(
+        &self,
+        query: &ModelQuery,
+    ) -> Result<Vec<(String, ChType)>, SourceError> {
         let id = format!("{}-describe", query_id(query));
         let body = self
             .send(&describe_sql(query), &id, false)
@@ -281,7 +288,7 @@ fn is_gzip(response: &reqwest::Response) -> bool {
 }
 
 /// A whole gzip body decoded (error answers, which are short).
-fn gunzip_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn gunzip_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let mut decoder = GzDecoder::new(Vec::new());
     decoder
         .write_all(bytes)
@@ -516,6 +523,14 @@ impl Source for ClickHouseSource {
             r.next().await.map(|item| (item, r))
         });
         Ok(Box::pin(rows))
+    }
+
+    async fn export(
+        &self,
+        query: &ModelQuery,
+        target: &ExportTarget,
+    ) -> Result<Option<Arc<dyn ExportReader>>, SourceError> {
+        super::export::export(self, query, target).await
     }
 }
 

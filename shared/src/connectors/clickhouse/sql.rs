@@ -78,6 +78,17 @@ pub(crate) fn model_sql(
     query: &ModelQuery,
     columns: &[(String, ChType)],
 ) -> Result<String, String> {
+    Ok(format!(
+        "{} FORMAT TabSeparatedWithNamesAndTypes",
+        select_sql(query, columns)?
+    ))
+}
+
+/// The model's `SELECT` (what [`model_sql`] formats), for statements that wrap it.
+pub(crate) fn select_sql(
+    query: &ModelQuery,
+    columns: &[(String, ChType)],
+) -> Result<String, String> {
     let mut sql = format!(
         "SELECT {} FROM ({}) AS q",
         select_list(columns),
@@ -96,7 +107,6 @@ pub(crate) fn model_sql(
             literal(&f.after)?
         ));
     }
-    sql.push_str(" FORMAT TabSeparatedWithNamesAndTypes");
     Ok(sql)
 }
 
