@@ -1,0 +1,177 @@
+//! Extract benchmark: the extract step (what the extract Lambda runs) of a model of `ROWS`
+//! rows (default 1,000,000) in a current ClickHouse engine (chdb behind the HTTP interface,
+//! `infra/local/chdb_http.py`), its objects in S3 (a local moto server), streamed over one
+//! connection and exported (`export: { slices: N }`: the server writes N files, the step
+//! reads them a task each); then the plan step of every shard of that first run, one after
+//! the other. Prints wall time and rows/s of each, the server's export alone (the same
+//! statement sent by the benchmark), and the machine's load.
+//!
+//! `cargo bench -p retl-tests --bench extract_export` (chdb and moto from the dev
+//! virtualenv: `bash infra/scripts/setup-dev.sh`). `ROWS` changes the size, `SLICES` the
+//! export widths tried (`1,2,4,8`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use retl_shared::adapters::aws::S3ObjectStore;
+use retl_shared::adapters::local::{EnvSecrets, SqliteStateStore, TerminalNotifier};
+use retl_shared::config::load_project;
+use retl_shared::engine::steps::{step_extract, step_finalize, step_plan_shard, Ending};
+use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
+use retl_tests::moto::{create_bucket, Moto};
+use retl_tests::warehouses::chdb::Chdb;
+
+const BUCKET: &str = "bench-artifacts";
+
+fn setup(rows: u64) -> Vec<String> {
+    vec![
+        "CREATE NAMED COLLECTION retl_s3 AS access_key_id = 'test', secret_access_key = 'test'"
+            .into(),
+        "CREATE TABLE model (id UInt64, email String, name String, plan String, seats UInt32, \
+         updated_at DateTime) ENGINE = MergeTree ORDER BY id"
+            .into(),
+        format!(
+            "INSERT INTO model SELECT number, concat('user', toString(number), '@example.com'), \
+             concat('User ', toString(number)), ['free', 'team', 'enterprise'][number % 3 + 1], \
+             toUInt32(number % 500), toDateTime('2024-01-01 00:00:00', 'UTC') + number \
+             FROM numbers({rows})"
+        ),
+    ]
+}
+
+fn write_project(dir: &Path, ch: &Chdb, slices: Option<u32>) {
+    let export = slices.map_or_else(String::new, |n| {
+        format!(", export: {{ named_collection: retl_s3, slices: {n} }}")
+    });
+    std::fs::create_dir_all(dir.join("syncs")).unwrap();
+    std::fs::write(
+        dir.join("retl.yaml"),
+        format!(
+            "connections:\n  ch: {{ type: clickhouse, url: \"{}\"{export} }}\n  \
+             app: {{ type: sqlite, path: app.db, create_tables: true }}\n",
+            ch.http_url
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("syncs/bench.yaml"),
+        "name: bench\nsource: { connection: ch, sql: \"select * from model\" }\n\
+         primary_key: id\ndestination: { connection: app, object: users }\n\
+         mapping: { id: id, email: email, name: name, plan: plan, seats: seats, \
+         updated_at: updated_at }\nmode: mirror\n",
+    )
+    .unwrap();
+}
+
+fn load() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One extract and the plan of every shard; returns (extract s, plan s, shards).
+async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32) {
+    let project = load_project(dir).unwrap_or_else(|e| panic!("{e}"));
+    let sync = project.sync("bench").unwrap().clone();
+    let clients = moto.clients().await;
+    let state = Arc::new(SqliteStateStore::open(&dir.join(format!("{name}.db"))).unwrap());
+    let objects = S3ObjectStore::new(clients.s3.clone(), BUCKET, name)
+        .with_export_endpoint(Some(&moto.endpoint));
+    let engine = Engine {
+        objects: Arc::new(objects),
+        keysets: state.clone(),
+        runs: state,
+        secrets: Arc::new(EnvSecrets),
+        notifier: Arc::new(TerminalNotifier::shown_by_caller()),
+        connections: project.connections.clone(),
+        root: project.root.clone(),
+        owner: "bench".into(),
+        progress: Arc::new(NoProgress),
+        opened: Default::default(),
+        rate_share: 1,
+    };
+    let run = start_run(&engine, &sync, StartOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let start = Instant::now();
+    let extracted = step_extract(&engine, &sync, &run.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let extract = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for shard in 0..extracted.shards {
+        step_plan_shard(&engine, &sync, &run.run_id, shard)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let plan = start.elapsed().as_secs_f64();
+    let stopped = Some(("Bench".to_string(), "stopped after planning".to_string()));
+    step_finalize(&engine, &sync, &run.run_id, Ending::Failed, stopped)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (extract, plan, extracted.shards)
+}
+
+#[tokio::main]
+async fn main() {
+    let rows: u64 = std::env::var("ROWS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
+    let widths: Vec<u32> = std::env::var("SLICES")
+        .unwrap_or_else(|_| "1,2,4,8".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let moto = Moto::start();
+    create_bucket(&moto.clients().await, BUCKET).await;
+    let statements = setup(rows);
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    let ch = Chdb::start(&statements);
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "extract of {rows} rows from ClickHouse (chdb) into S3 (moto), {} cores, load {:.2}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load()
+    );
+    println!(
+        "  {:<22} {:>9} {:>12} {:>9} {:>14}",
+        "extract", "wall s", "rows/s", "plan s", "plan rows/s"
+    );
+    let mut variants: Vec<(String, Option<u32>)> = vec![("streamed".into(), None)];
+    variants.extend(
+        widths
+            .iter()
+            .map(|n| (format!("exported, {n} slices"), Some(*n))),
+    );
+    for (i, (label, slices)) in variants.iter().enumerate() {
+        write_project(dir.path(), &ch, *slices);
+        let (extract, plan, shards) = extract_and_plan(dir.path(), &moto, &format!("v{i}")).await;
+        println!(
+            "  {label:<22} {extract:>9.2} {:>12.0} {plan:>9.2} {:>14.0}   ({shards} shards, load {:.2})",
+            rows as f64 / extract,
+            rows as f64 / plan,
+            load()
+        );
+    }
+    for n in &widths {
+        let url = format!(
+            "{}/{BUCKET}/scratch-{n}/slice-{{_partition_id}}.tsv.gz",
+            moto.endpoint
+        );
+        let start = Instant::now();
+        ch.execute(&format!(
+            "INSERT INTO FUNCTION s3(retl_s3, url = '{url}', format = \
+             'TabSeparatedWithNamesAndTypes', compression_method = 'gzip') PARTITION BY \
+             rand() % {n} SELECT * FROM model SETTINGS s3_truncate_on_insert = 1"
+        ))
+        .await;
+        let wall = start.elapsed().as_secs_f64();
+        println!(
+            "  server export alone, {n} slices: {wall:.2} s ({:.0} rows/s)",
+            rows as f64 / wall
+        );
+    }
+}
