@@ -326,6 +326,8 @@ struct Reader {
     /// Decodes a gzip answer chunk by chunk (its output taken after each chunk).
     decoder: Option<GzDecoder<Vec<u8>>>,
     buffer: Vec<u8>,
+    /// Where the next line starts in `buffer`.
+    start: usize,
     names: Vec<String>,
     types: Vec<ChType>,
     /// Header lines (names, types) still to skip.
@@ -343,12 +345,16 @@ impl Reader {
     /// The next complete line, from the buffer or the body; `None` at the end.
     async fn line(&mut self) -> Result<Option<Vec<u8>>, SourceError> {
         loop {
-            if let Some(i) = self.buffer.iter().position(|b| *b == b'\n') {
-                let rest = self.buffer.split_off(i + 1);
-                let mut line = std::mem::replace(&mut self.buffer, rest);
-                line.pop();
+            // Lines are taken from `start` on and the buffer compacted only when it holds no
+            // whole line: splitting the rest off each line copied a chunk per row.
+            let pending = &self.buffer[self.start..];
+            if let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                let line = pending[..i].to_vec();
+                self.start += i + 1;
                 return Ok(Some(line));
             }
+            self.buffer.drain(..self.start);
+            self.start = 0;
             let chunk = self.response.chunk();
             let chunk = match self.deadline {
                 Some(d) => tokio::time::timeout_at(d, chunk)
@@ -512,6 +518,7 @@ impl Source for ClickHouseSource {
             response,
             decoder,
             buffer: Vec::new(),
+            start: 0,
             names,
             types,
             header: 2,
