@@ -127,7 +127,8 @@ async fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let moto = Moto::start();
-    create_bucket(&moto.clients().await, BUCKET).await;
+    let clients = moto.clients().await;
+    create_bucket(&clients, BUCKET).await;
     let statements = setup(rows);
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
     let ch = Chdb::start(&statements);
@@ -170,9 +171,21 @@ async fn main() {
         ))
         .await;
         let wall = start.elapsed().as_secs_f64();
+        let listed = clients
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(format!("scratch-{n}/"))
+            .send()
+            .await
+            .unwrap();
+        let bytes: i64 = listed.contents().iter().filter_map(|o| o.size()).sum();
         println!(
-            "  server export alone, {n} slices: {wall:.2} s ({:.0} rows/s)",
-            rows as f64 / wall
+            "  server export alone, {n} slices: {wall:.2} s ({:.0} rows/s), {:.1} MB written \
+             ({:.1} bytes a row)",
+            rows as f64 / wall,
+            bytes as f64 / 1e6,
+            bytes as f64 / rows as f64
         );
     }
 }
