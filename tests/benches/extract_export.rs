@@ -17,8 +17,9 @@ use std::time::Instant;
 use retl_shared::adapters::aws::S3ObjectStore;
 use retl_shared::adapters::local::{EnvSecrets, SqliteStateStore, TerminalNotifier};
 use retl_shared::config::load_project;
+use retl_shared::engine::keys::RunKeys;
 use retl_shared::engine::steps::{step_extract, step_finalize, step_plan_shard, Ending};
-use retl_shared::engine::{start_run, Engine, NoProgress, StartOptions};
+use retl_shared::engine::{start_run, Engine, ExtractManifest, NoProgress, StartOptions};
 use retl_tests::moto::{create_bucket, Moto};
 use retl_tests::warehouses::chdb::Chdb;
 
@@ -71,8 +72,9 @@ fn load() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// One extract and the plan of every shard; returns (extract s, plan s, shards).
-async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32) {
+/// One extract and the plan of every shard; returns (extract s, plan s, shards, bytes of
+/// the parts).
+async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32, u64) {
     let project = load_project(dir).unwrap_or_else(|e| panic!("{e}"));
     let sync = project.sync("bench").unwrap().clone();
     let clients = moto.clients().await;
@@ -101,6 +103,17 @@ async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let extract = start.elapsed().as_secs_f64();
+    let manifest = engine
+        .objects
+        .get(&RunKeys::new(&run.run_id).extract_manifest())
+        .await
+        .unwrap();
+    let manifest: ExtractManifest = serde_json::from_slice(&manifest).unwrap();
+    let part_bytes: u64 = manifest
+        .parts
+        .iter()
+        .flat_map(|p| p.segments.iter().map(|s| s.len))
+        .sum();
     let start = Instant::now();
     for shard in 0..extracted.shards {
         step_plan_shard(&engine, &sync, &run.run_id, shard)
@@ -112,7 +125,7 @@ async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32
     step_finalize(&engine, &sync, &run.run_id, Ending::Failed, stopped)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    (extract, plan, extracted.shards)
+    (extract, plan, extracted.shards, part_bytes)
 }
 
 #[tokio::main]
@@ -150,11 +163,14 @@ async fn main() {
     );
     for (i, (label, slices)) in variants.iter().enumerate() {
         write_project(dir.path(), &ch, *slices);
-        let (extract, plan, shards) = extract_and_plan(dir.path(), &moto, &format!("v{i}")).await;
+        let (extract, plan, shards, bytes) =
+            extract_and_plan(dir.path(), &moto, &format!("v{i}")).await;
         println!(
-            "  {label:<22} {extract:>9.2} {:>12.0} {plan:>9.2} {:>14.0}   ({shards} shards, load {:.2})",
+            "  {label:<22} {extract:>9.2} {:>12.0} {plan:>9.2} {:>14.0}   ({shards} shards, \
+             parts {:.0} bytes a row, load {:.2})",
             rows as f64 / extract,
             rows as f64 / plan,
+            bytes as f64 / rows as f64,
             load()
         );
     }
