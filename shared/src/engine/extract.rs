@@ -376,7 +376,7 @@ async fn stream(
 
 /// Reads one export object into parts of its own.
 async fn read_export_object(
-    engine: Arc<dyn Progress>,
+    progress: Arc<dyn Progress>,
     reader: Arc<dyn ExportReader>,
     key: String,
     mut sink: RowSink,
@@ -385,7 +385,7 @@ async fn read_export_object(
     for batch in reader.batches(body)? {
         let batch = batch?;
         sink.batch(&batch).await?;
-        engine.advance(batch.len() as u64);
+        progress.advance(batch.len() as u64);
     }
     sink.finish().await
 }
@@ -415,28 +415,75 @@ async fn export(
         return Ok(None);
     };
     let objects = engine.objects.list(&key).await?;
-    let tasks = objects.into_iter().enumerate().map(|(slice, object)| {
-        let task = read_export_object(
-            engine.progress.clone(),
-            reader.clone(),
-            object,
-            make_sink(Some(slice)),
-        );
-        async move {
-            tokio::spawn(task).await.map_err(|e| {
-                EngineError::Corrupt(format!("reading an export object stopped: {e}"))
-            })?
-        }
+    // Collected before the first await: a future holding the borrowing iterator across
+    // awaits would not be `Send` for every lifetime the hosts need.
+    let tasks: Vec<_> = objects
+        .into_iter()
+        .enumerate()
+        .map(|(slice, object)| {
+            read_export_object(
+                engine.progress.clone(),
+                reader.clone(),
+                object,
+                make_sink(Some(slice)),
+            )
+        })
+        .collect();
+    let outcomes = in_parallel(tasks).await?;
+    engine.objects.delete_prefix(&key).await?;
+    Ok(Some(outcomes))
+}
+
+/// Reads the model over several connections at once, a task each, when the source can
+/// (see [`Source::partitions`]); `None` otherwise.
+async fn partitioned(
+    engine: &Engine,
+    source: &dyn Source,
+    query: &ModelQuery,
+    columns: &[String],
+    key: &[String],
+    make_sink: &(dyn Fn(Option<usize>) -> RowSink + Sync),
+) -> Result<Option<Vec<SinkOutcome>>, EngineError> {
+    let Some(streams) = source.partitions(query, columns, key).await? else {
+        return Ok(None);
+    };
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(slice, mut batches)| {
+            let progress = engine.progress.clone();
+            let mut sink = make_sink(Some(slice));
+            async move {
+                while let Some(batch) = batches.next().await {
+                    let batch = batch?;
+                    sink.batch(&batch).await?;
+                    progress.advance(batch.len() as u64);
+                }
+                sink.finish().await
+            }
+        })
+        .collect();
+    Ok(Some(in_parallel(tasks).await?))
+}
+
+/// Runs each reader on a task of its own, as many at once as there are cores (reading a
+/// connection's rows, or an object's, is CPU work), and returns their outcomes in order.
+async fn in_parallel<F>(readers: Vec<F>) -> Result<Vec<SinkOutcome>, EngineError>
+where
+    F: std::future::Future<Output = Result<SinkOutcome, EngineError>> + Send + 'static,
+{
+    let tasks = readers.into_iter().map(|reader| async move {
+        tokio::spawn(reader)
+            .await
+            .map_err(|e| EngineError::Corrupt(format!("a reader of the model stopped: {e}")))?
     });
     let width = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let outcomes = futures::stream::iter(tasks)
+    futures::stream::iter(tasks)
         .buffered(width)
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    engine.objects.delete_prefix(&key).await?;
-    Ok(Some(outcomes))
+        .collect()
 }
 
 /// Runs the model and writes the parts and their manifest.
@@ -463,12 +510,19 @@ pub async fn extract(
         RowSink::new(writer, layout.clone(), sync, opts.chunk_bytes)
     };
     engine.progress.start("extract", None);
-    let outcomes = match export(engine, source.as_ref(), &query, &run.run_id, &make_sink).await? {
+    let exported = export(engine, source.as_ref(), &query, &run.run_id, &make_sink).await?;
+    let outcomes = match exported {
         Some(outcomes) => outcomes,
         None => {
-            let mut sink = make_sink(None);
-            stream(engine, source.as_ref(), &query, &columns, &mut sink).await?;
-            vec![sink.finish().await?]
+            let key = &sync.primary_key;
+            match partitioned(engine, source.as_ref(), &query, &columns, key, &make_sink).await? {
+                Some(outcomes) => outcomes,
+                None => {
+                    let mut sink = make_sink(None);
+                    stream(engine, source.as_ref(), &query, &columns, &mut sink).await?;
+                    vec![sink.finish().await?]
+                }
+            }
         }
     };
     engine.progress.finish();

@@ -22,8 +22,8 @@ pub use runs::{
 };
 pub use secrets::{SecretError, Secrets};
 pub use source::{
-    BatchStream, Bound, ExportBatches, ExportReader, ExportTarget, ModelQuery, RowBatch, RowFilter,
-    RowStream, Source, SourceError, ROWS_PER_BATCH,
+    batches_of, BatchStream, Bound, ExportBatches, ExportReader, ExportTarget, ModelQuery,
+    RowBatch, RowFilter, RowStream, Source, SourceError, ROWS_PER_BATCH,
 };
 
 /// Errors of the stores (object store, key-set store, run store).

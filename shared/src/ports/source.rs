@@ -200,6 +200,25 @@ impl ModelQuery {
     }
 }
 
+/// `rows` in positional batches of [`ROWS_PER_BATCH`], each row's values in the order of
+/// `columns` (a missing column is null).
+pub fn batches_of(rows: RowStream, columns: &[String]) -> BatchStream {
+    use futures::StreamExt;
+    let columns = columns.to_vec();
+    Box::pin(rows.ready_chunks(ROWS_PER_BATCH).map(move |chunk| {
+        let mut batch = RowBatch::with_capacity(columns.len(), chunk.len());
+        for row in chunk {
+            let mut row = row?;
+            batch.push_row(
+                columns
+                    .iter()
+                    .map(|c| row.remove(c).unwrap_or(serde_json::Value::Null)),
+            );
+        }
+        Ok(batch)
+    }))
+}
+
 /// Where a warehouse may write a model's results: a folder of the run's object store that
 /// the warehouse reaches by URL (the stack's S3 bucket).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,21 +259,20 @@ pub trait Source: Send + Sync {
         query: &ModelQuery,
         columns: &[String],
     ) -> Result<BatchStream, SourceError> {
-        use futures::StreamExt;
-        let columns = columns.to_vec();
-        let rows = self.rows(query).await?.ready_chunks(ROWS_PER_BATCH);
-        Ok(Box::pin(rows.map(move |chunk| {
-            let mut batch = RowBatch::with_capacity(columns.len(), chunk.len());
-            for row in chunk {
-                let mut row = row?;
-                batch.push_row(
-                    columns
-                        .iter()
-                        .map(|c| row.remove(c).unwrap_or(serde_json::Value::Null)),
-                );
-            }
-            Ok(batch)
-        })))
+        Ok(batches_of(self.rows(query).await?, columns))
+    }
+
+    /// The model's rows as `parts` streams read at once over as many connections, each
+    /// holding the rows whose `key` columns hash to it, all read in one snapshot where the
+    /// warehouse can share one; positional batches as [`Source::row_batches`] gives.
+    /// `Ok(None)` when the connection reads over one connection (the default).
+    async fn partitions(
+        &self,
+        _query: &ModelQuery,
+        _columns: &[String],
+        _key: &[String],
+    ) -> Result<Option<Vec<BatchStream>>, SourceError> {
+        Ok(None)
     }
 
     /// Has the warehouse write the model's results (with its filter) into `target` as

@@ -35,23 +35,18 @@ pub struct PostgresConnection {
     /// As a source: cancel the model SQL after this many seconds (`statement_timeout`).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// As a source: read the model over this many connections at once, each the rows whose
+    /// key hashes to it, in one exported snapshot (default 1).
+    #[serde(default)]
+    pub parallel_reads: Option<u32>,
     /// Delivery tuning (batch size, concurrency, rate, retries).
     #[serde(default)]
     pub delivery: DeliverySettings,
 }
 
 impl PostgresConnection {
-    async fn url(&self, ctx: &OpenContext<'_>) -> Result<String, String> {
-        match (&self.url, &self.url_env) {
-            (Some(u), _) => Ok(u.clone()),
-            (None, Some(name)) => ctx.secret(name).await,
-            (None, None) => Err("needs `url` or `url_env`".into()),
-        }
-    }
-}
-
-impl Connector for PostgresConnection {
-    fn check(&self) -> Vec<Problem> {
+    /// What is wrong with `url` / `url_env`.
+    fn url_problems(&self) -> Vec<Problem> {
         match (&self.url, &self.url_env) {
             (Some(_), Some(_)) => vec![Problem::new("sets both `url` and `url_env`")
                 .hint("keep one: `url_env` names the secret that holds the URL")],
@@ -67,6 +62,27 @@ impl Connector for PostgresConnection {
             }
             _ => Vec::new(),
         }
+    }
+
+    async fn url(&self, ctx: &OpenContext<'_>) -> Result<String, String> {
+        match (&self.url, &self.url_env) {
+            (Some(u), _) => Ok(u.clone()),
+            (None, Some(name)) => ctx.secret(name).await,
+            (None, None) => Err("needs `url` or `url_env`".into()),
+        }
+    }
+}
+
+impl Connector for PostgresConnection {
+    fn check(&self) -> Vec<Problem> {
+        let mut problems = self.url_problems();
+        if let Some(n) = self.parallel_reads.filter(|n| !(1..=64).contains(n)) {
+            problems.push(
+                Problem::new(format!("`parallel_reads` is {n}"))
+                    .hint("read over 1 to 64 connections (each is one of the server's backends)"),
+            );
+        }
+        problems
     }
 
     fn docs(&self) -> &'static str {
@@ -104,6 +120,7 @@ impl SourceConnector for PostgresConnection {
             ctx.name,
             url,
             self.timeout_seconds,
+            self.parallel_reads.unwrap_or(1),
         )))
     }
 }

@@ -6,7 +6,7 @@ use super::tls::{connect, ConnectError};
 
 use crate::connectors::sql_ident::quote_ident;
 use crate::connectors::subquery_sql;
-use crate::ports::{Bound, ModelQuery, RowStream, Source, SourceError};
+use crate::ports::{batches_of, BatchStream, Bound, ModelQuery, RowStream, Source, SourceError};
 use crate::record::Values;
 
 /// A PostgreSQL warehouse. Rows are converted by PostgreSQL's own `row_to_json` in a UTC
@@ -32,17 +32,80 @@ pub struct PostgresSource {
     connection: String,
     url: String,
     timeout_seconds: Option<u64>,
+    parallel_reads: u32,
 }
 
 impl PostgresSource {
-    /// A source for `url` whose statements are cancelled after `timeout_seconds`;
-    /// `connection` names it in errors.
-    pub fn new(connection: &str, url: String, timeout_seconds: Option<u64>) -> Self {
+    /// A source for `url` whose statements are cancelled after `timeout_seconds`, reading
+    /// a model over `parallel_reads` connections; `connection` names it in errors.
+    pub fn new(
+        connection: &str,
+        url: String,
+        timeout_seconds: Option<u64>,
+        parallel_reads: u32,
+    ) -> Self {
         PostgresSource {
             connection: connection.to_string(),
             url,
             timeout_seconds,
+            parallel_reads,
         }
+    }
+
+    /// The rows of `sql` on `client` as maps (`row_to_json`'s text parsed); the client
+    /// travels with the stream: dropping the stream closes the connection, which ends the
+    /// query in PostgreSQL.
+    async fn stream(
+        &self,
+        client: Client,
+        sql: &str,
+        params: &[String],
+    ) -> Result<RowStream, SourceError> {
+        let stream = client
+            .query_raw(sql, params.iter())
+            .await
+            .map_err(|e| self.error(e))?;
+        let this = self.clone();
+        let rows = stream.map(move |row| {
+            let _keep_alive = &client;
+            let row = row.map_err(|e| this.error(e))?;
+            let text: &str = row.get(0);
+            serde_json::from_str::<Values>(text).map_err(|e| SourceError::Query {
+                connection: this.connection.clone(),
+                code: "retl_row".into(),
+                message: format!("row is not a JSON object: {e}"),
+            })
+        });
+        Ok(Box::pin(rows))
+    }
+
+    /// `parts` connections in one transaction snapshot: the first exports it
+    /// (`pg_export_snapshot`, as `pg_dump --jobs` does), the others import it, so every
+    /// partition reads the model as of the same moment.
+    async fn snapshot_connections(&self, parts: u32) -> Result<Vec<Client>, SourceError> {
+        let first = self.connect().await?;
+        first
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| self.error(e))?;
+        let snapshot: String = first
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| self.error(e))?
+            .get(0);
+        let mut clients = vec![first];
+        for _ in 1..parts {
+            let client = self.connect().await?;
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                    snapshot.replace('\'', "''")
+                ))
+                .await
+                .map_err(|e| self.error(e))?;
+            clients.push(client);
+        }
+        Ok(clients)
     }
 
     async fn connect(&self) -> Result<Client, SourceError> {
@@ -115,13 +178,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The model wrapped as a subquery, filtered by the high watermark when there is one; the
+/// The rows of partition `i` of `parts`: those whose key columns' text hashes to it
+/// (`hashtextextended`, PostgreSQL 11 and later; the sign bit masked, so every hash has a
+/// partition and only one).
+fn partition_filter(key: &[String], i: u32, parts: u32) -> String {
+    let columns: Vec<String> = key
+        .iter()
+        .map(|c| format!("q.{}", quote_ident(c)))
+        .collect();
+    format!(
+        "(hashtextextended(row({})::text, 0) & 9223372036854775807) % {parts} = {i}",
+        columns.join(", ")
+    )
+}
+
+/// The model wrapped as a subquery, filtered by the high watermark when there is one and
+/// to one partition (key columns, partition, partitions) when reading in parallel; the
 /// bound is the only parameter, cast from text to the column's kind.
-fn model_sql(query: &ModelQuery) -> (String, Vec<String>) {
+fn model_sql(
+    query: &ModelQuery,
+    partition: Option<(&[String], u32, u32)>,
+) -> (String, Vec<String>) {
     let sql = subquery_sql(&query.sql);
+    let partition = partition.map(|(key, i, parts)| partition_filter(key, i, parts));
     let Some(f) = &query.filter else {
+        let filter = partition.map_or_else(String::new, |p| format!(" WHERE {p}"));
         return (
-            format!("SELECT row_to_json(q)::text FROM ({sql}) AS q"),
+            format!("SELECT row_to_json(q)::text FROM ({sql}) AS q{filter}"),
             Vec::new(),
         );
     };
@@ -132,9 +215,10 @@ fn model_sql(query: &ModelQuery) -> (String, Vec<String>) {
         Bound::Date(d) => ("date", d.format("%Y-%m-%d").to_string()),
         Bound::Text(t) => ("text", t.clone()),
     };
+    let partition = partition.map_or_else(String::new, |p| format!(" AND {p}"));
     (
         format!(
-            "SELECT row_to_json(q)::text FROM ({sql}) AS q WHERE q.{} > $1::text::{ty}",
+            "SELECT row_to_json(q)::text FROM ({sql}) AS q WHERE q.{} > $1::text::{ty}{partition}",
             quote_ident(&f.column)
         ),
         vec![text],
@@ -158,24 +242,56 @@ impl Source for PostgresSource {
 
     async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
         let client = self.connect().await?;
-        let (wrapped, params) = model_sql(query);
-        let stream = client
-            .query_raw(wrapped.as_str(), params.iter())
-            .await
-            .map_err(|e| self.error(e))?;
-        let this = self.clone();
-        // The client travels with the stream: dropping the stream closes the connection,
-        // which ends the query in PostgreSQL.
-        let rows = stream.map(move |row| {
-            let _keep_alive = &client;
-            let row = row.map_err(|e| this.error(e))?;
-            let text: &str = row.get(0);
-            serde_json::from_str::<Values>(text).map_err(|e| SourceError::Query {
-                connection: this.connection.clone(),
-                code: "retl_row".into(),
-                message: format!("row is not a JSON object: {e}"),
-            })
+        let (wrapped, params) = model_sql(query, None);
+        self.stream(client, &wrapped, &params).await
+    }
+
+    async fn partitions(
+        &self,
+        query: &ModelQuery,
+        columns: &[String],
+        key: &[String],
+    ) -> Result<Option<Vec<BatchStream>>, SourceError> {
+        if self.parallel_reads <= 1 || key.is_empty() {
+            return Ok(None);
+        }
+        let parts = self.parallel_reads;
+        let clients = self.snapshot_connections(parts).await?;
+        let mut streams = Vec::with_capacity(parts as usize);
+        for (i, client) in (0..parts).zip(clients) {
+            let (sql, params) = model_sql(query, Some((key, i, parts)));
+            let rows = self.stream(client, &sql, &params).await?;
+            streams.push(batches_of(rows, columns));
+        }
+        Ok(Some(streams))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::RowFilter;
+
+    #[test]
+    fn a_partition_is_a_masked_hash_of_the_key_columns() {
+        let mut query = ModelQuery::new("select * from t;", "s", "r");
+        let key = ["region".to_string(), "id\"x".to_string()];
+        let (sql, params) = model_sql(&query, Some((&key, 2, 4)));
+        assert_eq!(
+            sql,
+            "SELECT row_to_json(q)::text FROM (select * from t) AS q WHERE \
+             (hashtextextended(row(q.\"region\", q.\"id\"\"x\")::text, 0) & 9223372036854775807) % 4 = 2"
+        );
+        assert!(params.is_empty());
+        query.filter = Some(RowFilter {
+            column: "id".into(),
+            after: Bound::Integer("7".into()),
         });
-        Ok(Box::pin(rows))
+        let (sql, params) = model_sql(&query, Some((&key, 0, 2)));
+        assert!(
+            sql.ends_with("WHERE q.\"id\" > $1::text::numeric AND (hashtextextended(row(q.\"region\", q.\"id\"\"x\")::text, 0) & 9223372036854775807) % 2 = 0"),
+            "{sql}"
+        );
+        assert_eq!(params, ["7"]);
     }
 }
