@@ -2,8 +2,9 @@
 //! rows (default 1,000,000) in a current ClickHouse engine (chdb behind the HTTP interface,
 //! `infra/local/chdb_http.py`), its objects in S3 (a local moto server), streamed over one
 //! connection and exported (`export: { slices: N }`: the server writes N files, the step
-//! reads them a task each); then the plan step of every shard of that first run, one after
-//! the other. Prints wall time and rows/s of each, the server's export alone (the same
+//! reads them a task each), and the same model from the machine's PostgreSQL over 1, 2 and 4
+//! connections (`parallel_reads`); then the plan step of every shard of each first run, one
+//! after the other. Prints wall time and rows/s of each, the server's export alone (the same
 //! statement sent by the benchmark), and the machine's load.
 //!
 //! `cargo bench -p retl-tests --bench extract_export` (chdb and moto from the dev
@@ -22,8 +23,11 @@ use retl_shared::engine::steps::{step_extract, step_finalize, step_plan_shard, E
 use retl_shared::engine::{start_run, Engine, ExtractManifest, NoProgress, StartOptions};
 use retl_tests::moto::{create_bucket, Moto};
 use retl_tests::warehouses::chdb::Chdb;
+use retl_tests::Pg;
 
 const BUCKET: &str = "bench-artifacts";
+/// The `parallel_reads` of the PostgreSQL variants.
+const PG_READS: [u32; 3] = [1, 2, 4];
 
 fn setup(rows: u64) -> Vec<String> {
     vec![
@@ -41,28 +45,40 @@ fn setup(rows: u64) -> Vec<String> {
     ]
 }
 
-fn write_project(dir: &Path, ch: &Chdb, slices: Option<u32>) {
-    let export = slices.map_or_else(String::new, |n| {
-        format!(", export: {{ named_collection: retl_s3, slices: {n} }}")
-    });
+/// A project whose sync reads `table` over the connection `wh` (its YAML flow mapping).
+fn write_project(dir: &Path, wh: &str, table: &str) {
     std::fs::create_dir_all(dir.join("syncs")).unwrap();
     std::fs::write(
         dir.join("retl.yaml"),
         format!(
-            "connections:\n  ch: {{ type: clickhouse, url: \"{}\"{export} }}\n  \
-             app: {{ type: sqlite, path: app.db, create_tables: true }}\n",
-            ch.http_url
+            "connections:\n  wh: {wh}\n  app: {{ type: sqlite, path: app.db, create_tables: true }}\n"
         ),
     )
     .unwrap();
     std::fs::write(
         dir.join("syncs/bench.yaml"),
-        "name: bench\nsource: { connection: ch, sql: \"select * from model\" }\n\
-         primary_key: id\ndestination: { connection: app, object: users }\n\
-         mapping: { id: id, email: email, name: name, plan: plan, seats: seats, \
-         updated_at: updated_at }\nmode: mirror\n",
+        format!(
+            "name: bench\nsource: {{ connection: wh, sql: \"select * from {table}\" }}\n\
+             primary_key: id\ndestination: {{ connection: app, object: users }}\n\
+             mapping: {{ id: id, email: email, name: name, plan: plan, seats: seats, \
+             updated_at: updated_at }}\nmode: mirror\n"
+        ),
     )
     .unwrap();
+}
+
+/// The same model in the machine's PostgreSQL.
+async fn postgres_model(rows: u64) -> Pg {
+    let pg = Pg::new("bench_extract").await;
+    pg.exec(&format!(
+        "CREATE TABLE model (id bigint PRIMARY KEY, email text, name text, plan text, \
+         seats integer, updated_at timestamptz); INSERT INTO model SELECT i, 'user' || i || \
+         '@example.com', 'User ' || i, (ARRAY['free', 'team', 'enterprise'])[i % 3 + 1], \
+         i % 500, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' \
+         FROM generate_series(0, {rows} - 1) AS i; ANALYZE model"
+    ))
+    .await;
+    pg
 }
 
 fn load() -> f64 {
@@ -155,14 +171,28 @@ async fn main() {
         "  {:<22} {:>9} {:>12} {:>9} {:>14}",
         "extract", "wall s", "rows/s", "plan s", "plan rows/s"
     );
-    let mut variants: Vec<(String, Option<u32>)> = vec![("streamed".into(), None)];
-    variants.extend(
-        widths
-            .iter()
-            .map(|n| (format!("exported, {n} slices"), Some(*n))),
-    );
-    for (i, (label, slices)) in variants.iter().enumerate() {
-        write_project(dir.path(), &ch, *slices);
+    let clickhouse =
+        |export: String| format!("{{ type: clickhouse, url: \"{}\"{export} }}", ch.http_url);
+    let mut variants: Vec<(String, String, String)> =
+        vec![("streamed".into(), clickhouse(String::new()), "model".into())];
+    variants.extend(widths.iter().map(|n| {
+        let export = format!(", export: {{ named_collection: retl_s3, slices: {n} }}");
+        (
+            format!("exported, {n} slices"),
+            clickhouse(export),
+            "model".into(),
+        )
+    }));
+    let pg = postgres_model(rows).await;
+    variants.extend(PG_READS.iter().map(|n| {
+        let wh = format!(
+            "{{ type: postgres, url: \"{}\", parallel_reads: {n} }}",
+            pg.url
+        );
+        (format!("PostgreSQL, {n} reads"), wh, pg.table("model"))
+    }));
+    for (i, (label, wh, table)) in variants.iter().enumerate() {
+        write_project(dir.path(), wh, table);
         let (extract, plan, shards, bytes) =
             extract_and_plan(dir.path(), &moto, &format!("v{i}")).await;
         println!(
