@@ -204,7 +204,14 @@ async fn main() {
             load()
         );
     }
-    for n in &widths {
+    server_export(&ch, &moto, &widths, rows).await;
+}
+
+/// The server's export statement alone, sent by the benchmark, for each width: its time and
+/// the bytes it wrote.
+async fn server_export(ch: &Chdb, moto: &Moto, widths: &[u32], rows: u64) {
+    let clients = moto.clients().await;
+    for n in widths {
         let url = format!(
             "{}/{BUCKET}/scratch-{n}/slice-{{_partition_id}}.tsv.gz",
             moto.endpoint
