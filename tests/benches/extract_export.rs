@@ -21,6 +21,7 @@ use retl_shared::config::load_project;
 use retl_shared::engine::keys::RunKeys;
 use retl_shared::engine::steps::{step_extract, step_finalize, step_plan_shard, Ending};
 use retl_shared::engine::{start_run, Engine, ExtractManifest, NoProgress, StartOptions};
+use retl_tests::bench::{env_count, load};
 use retl_tests::moto::{create_bucket, Moto};
 use retl_tests::warehouses::chdb::Chdb;
 use retl_tests::Pg;
@@ -81,13 +82,6 @@ async fn postgres_model(rows: u64) -> Pg {
     pg
 }
 
-fn load() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 /// One extract and the plan of every shard; returns (extract s, plan s, shards, bytes of
 /// the parts).
 async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32, u64) {
@@ -146,10 +140,7 @@ async fn extract_and_plan(dir: &Path, moto: &Moto, name: &str) -> (f64, f64, u32
 
 #[tokio::main]
 async fn main() {
-    let rows: u64 = std::env::var("ROWS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(1_000_000);
+    let rows = env_count("ROWS", 1_000_000);
     let widths: Vec<u32> = std::env::var("SLICES")
         .unwrap_or_else(|_| "1,2,4,8".into())
         .split(',')

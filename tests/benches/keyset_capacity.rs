@@ -23,6 +23,7 @@ use retl_shared::adapters::local::{
 use retl_shared::config::load_project;
 use retl_shared::engine::{keyset_id, local_owner, run_local, Engine, LocalRunOptions, NoProgress};
 use retl_shared::ports::RunRecord;
+use retl_tests::bench::{env_count, load};
 use retl_tests::moto::{create_keyset_table, Moto};
 
 const SHARDS: u64 = 16;
@@ -134,10 +135,7 @@ fn minus(a: CapacityUsed, b: CapacityUsed) -> CapacityUsed {
 
 #[tokio::main]
 async fn main() {
-    let keys: u64 = std::env::var("KEYS")
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(1_000_000);
+    let keys = env_count("KEYS", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
     write_project(dir.path(), keys);
     let project = load_project(dir.path()).unwrap_or_else(|e| panic!("{e}"));
@@ -205,11 +203,4 @@ async fn main() {
         held = after;
     }
     println!("load at the end: {:.2}", load());
-}
-
-fn load() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod aws_stack;
+pub mod bench;
 pub mod campaign;
 pub mod contracts;
 pub mod destination_suite;

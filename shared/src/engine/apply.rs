@@ -12,7 +12,7 @@ use super::keys::{keyset_name, plan_file_stem, shard_of_plan_file};
 use super::lifecycle::{finish_run, keep_lock};
 use super::plan::{read_plan_ops, OpKind, PlanManifest, PlanOp, OPS_PER_FILE};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
-use super::watermark::{advance, bound_of, compare, highest_below, Reach};
+use super::watermark::{advance, bound_of, highest_below, keep, Reach};
 use super::{Engine, EngineError};
 use crate::config::SyncDef;
 use crate::delivery::{Delivered, Deliverer};
@@ -53,13 +53,7 @@ impl ApplyOutcome {
 
     /// Takes the watermark value of a failed record.
     fn fail_at(&mut self, v: Bound) {
-        let lower = self
-            .lowest_failed
-            .as_ref()
-            .is_none_or(|low| compare(&v, low) == Some(Ordering::Less));
-        if lower {
-            self.lowest_failed = Some(v);
-        }
+        keep(&mut self.lowest_failed, v, Ordering::Less);
     }
 }
 

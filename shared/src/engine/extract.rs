@@ -10,12 +10,13 @@ use futures::StreamExt;
 use super::keys::RunKeys;
 use super::parts::{encode_record, ExtractManifest, PartInfo, Segment};
 use super::record_log::{redacted, write_record_log, LoggedOutcome, RecordLogEntry, MAX_LOGGED};
-use super::watermark::{compare, Highest};
+use super::watermark::{keep, Highest};
 use super::{Engine, EngineError, Progress};
 use crate::config::SyncDef;
 use crate::ports::RunRecord;
 use crate::ports::{
-    Bound, ExportReader, ExportTarget, ModelQuery, ObjectStore, RowBatch, RowFilter, Source,
+    BatchStream, Bound, ExportReader, ExportTarget, ModelQuery, ObjectStore, RowBatch, RowFilter,
+    Source,
 };
 use crate::record::{key_of_parts, shard_of, KeyProblem, RecordEncoder};
 use serde_json::Value;
@@ -70,6 +71,8 @@ struct PartWriter {
     /// The export object the records come from (its parts are named after it); `None`
     /// when they stream from the warehouse.
     slice: Option<usize>,
+    /// Bytes buffered before a part is written.
+    chunk_bytes: usize,
     shards: Vec<Vec<u8>>,
     rows: Vec<u64>,
     bytes: usize,
@@ -157,6 +160,7 @@ impl PartWriter {
             objects,
             run_id: run_id.to_string(),
             slice,
+            chunk_bytes,
             // Room for a part's share up front: growing by doubling copies and faults in
             // pages again for every shard (reserved, not touched, so a small model costs no
             // memory).
@@ -178,19 +182,12 @@ impl PartWriter {
         hash: u128,
         json: &[u8],
         mark: Option<(Vec<u8>, Bound)>,
-        chunk_bytes: usize,
     ) -> Result<(), EngineError> {
         let shard = shard_of(key, self.shards.len() as u32) as usize;
         let before = self.shards[shard].len();
         let mark_json = match mark {
             Some((json, bound)) => {
-                let higher = self
-                    .highest
-                    .as_ref()
-                    .is_none_or(|h| compare(&bound, h) == Some(Ordering::Greater));
-                if higher {
-                    self.highest = Some(bound);
-                }
+                keep(&mut self.highest, bound, Ordering::Greater);
                 json
             }
             None => Vec::new(),
@@ -198,7 +195,7 @@ impl PartWriter {
         encode_record(&mut self.shards[shard], key, hash, json, &mark_json);
         self.bytes += self.shards[shard].len() - before;
         self.rows[shard] += 1;
-        if self.bytes >= chunk_bytes {
+        if self.bytes >= self.chunk_bytes {
             self.flush().await?;
         }
         Ok(())
@@ -296,7 +293,6 @@ struct RowSink {
     rejected: Rejected,
     /// One record's JSON at a time, in a buffer reused so a row costs no allocation for it.
     json: Vec<u8>,
-    chunk_bytes: usize,
 }
 
 /// What one [`RowSink`] wrote.
@@ -308,7 +304,7 @@ struct SinkOutcome {
 }
 
 impl RowSink {
-    fn new(writer: PartWriter, layout: Arc<RowLayout>, sync: &SyncDef, chunk_bytes: usize) -> Self {
+    fn new(writer: PartWriter, layout: Arc<RowLayout>, sync: &SyncDef) -> Self {
         RowSink {
             writer,
             layout,
@@ -317,7 +313,6 @@ impl RowSink {
             rows: 0,
             rejected: Rejected::default(),
             json: Vec::new(),
-            chunk_bytes,
         }
     }
 
@@ -336,9 +331,7 @@ impl RowSink {
                 Ok(key) => {
                     self.json.clear();
                     let hash = layout.encode(row, &mut self.json);
-                    self.writer
-                        .add(&key, hash, &self.json, mark, self.chunk_bytes)
-                        .await?
+                    self.writer.add(&key, hash, &self.json, mark).await?
                 }
                 Err(problem) => self.rejected.push(&problem, || layout.mapped(row)),
             }
@@ -357,21 +350,18 @@ impl RowSink {
     }
 }
 
-/// Streams the model's rows from the warehouse over one connection.
-async fn stream(
-    engine: &Engine,
-    source: &dyn Source,
-    query: &ModelQuery,
-    columns: &[String],
-    sink: &mut RowSink,
-) -> Result<(), EngineError> {
-    let mut batches = source.row_batches(query, columns).await?;
+/// Reads a stream of batches (the warehouse's one connection, or one partition) into `sink`.
+async fn drain(
+    progress: Arc<dyn Progress>,
+    mut batches: BatchStream,
+    mut sink: RowSink,
+) -> Result<SinkOutcome, EngineError> {
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         sink.batch(&batch).await?;
-        engine.progress.advance(batch.len() as u64);
+        progress.advance(batch.len() as u64);
     }
-    Ok(())
+    sink.finish().await
 }
 
 /// Reads one export object into parts of its own.
@@ -379,15 +369,11 @@ async fn read_export_object(
     progress: Arc<dyn Progress>,
     reader: Arc<dyn ExportReader>,
     key: String,
-    mut sink: RowSink,
+    sink: RowSink,
 ) -> Result<SinkOutcome, EngineError> {
     let body = sink.writer.objects.get(&key).await?;
-    for batch in reader.batches(body)? {
-        let batch = batch?;
-        sink.batch(&batch).await?;
-        progress.advance(batch.len() as u64);
-    }
-    sink.finish().await
+    let batches = futures::stream::iter(reader.batches(body)?);
+    drain(progress, Box::pin(batches), sink).await
 }
 
 /// Has the warehouse export the model into the run's export folder, then reads its objects
@@ -450,18 +436,7 @@ async fn partitioned(
     let tasks: Vec<_> = streams
         .into_iter()
         .enumerate()
-        .map(|(slice, mut batches)| {
-            let progress = engine.progress.clone();
-            let mut sink = make_sink(Some(slice));
-            async move {
-                while let Some(batch) = batches.next().await {
-                    let batch = batch?;
-                    sink.batch(&batch).await?;
-                    progress.advance(batch.len() as u64);
-                }
-                sink.finish().await
-            }
-        })
+        .map(|(slice, batches)| drain(engine.progress.clone(), batches, make_sink(Some(slice))))
         .collect();
     Ok(Some(in_parallel(tasks).await?))
 }
@@ -507,7 +482,7 @@ pub async fn extract(
             shards,
             opts.chunk_bytes,
         );
-        RowSink::new(writer, layout.clone(), sync, opts.chunk_bytes)
+        RowSink::new(writer, layout.clone(), sync)
     };
     engine.progress.start("extract", None);
     let exported = export(engine, source.as_ref(), &query, &run.run_id, &make_sink).await?;
@@ -518,9 +493,8 @@ pub async fn extract(
             match partitioned(engine, source.as_ref(), &query, &columns, key, &make_sink).await? {
                 Some(outcomes) => outcomes,
                 None => {
-                    let mut sink = make_sink(None);
-                    stream(engine, source.as_ref(), &query, &columns, &mut sink).await?;
-                    vec![sink.finish().await?]
+                    let batches = source.row_batches(&query, &columns).await?;
+                    vec![drain(engine.progress.clone(), batches, make_sink(None)).await?]
                 }
             }
         }

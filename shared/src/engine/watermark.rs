@@ -177,13 +177,7 @@ impl Highest {
                 kind_of(value)
             ))
         })?;
-        let higher = match &self.best {
-            None => true,
-            Some(b) => compare(&bound, b) == Some(Ordering::Greater),
-        };
-        if higher {
-            self.best = Some(bound.clone());
-        }
+        keep(&mut self.best, bound.clone(), Ordering::Greater);
         Ok(Some(bound))
     }
 
@@ -191,19 +185,25 @@ impl Highest {
     /// parallel).
     pub fn merge(&mut self, other: Highest) {
         if let Some(bound) = other.best {
-            let higher = self
-                .best
-                .as_ref()
-                .is_none_or(|b| compare(&bound, b) == Some(Ordering::Greater));
-            if higher {
-                self.best = Some(bound);
-            }
+            keep(&mut self.best, bound, Ordering::Greater);
         }
     }
 
     /// The highest value seen.
     pub fn into_bound(self) -> Option<Bound> {
         self.best
+    }
+}
+
+/// Puts `bound` in `best` when `best` is empty or `bound` compares `wanted` to it
+/// (`Greater`: `best` is the highest value taken; `Less`: the lowest). Values that do not
+/// compare (different kinds) leave `best` as it is.
+pub(crate) fn keep(best: &mut Option<Bound>, bound: Bound, wanted: Ordering) {
+    if best
+        .as_ref()
+        .is_none_or(|b| compare(&bound, b) == Some(wanted))
+    {
+        *best = Some(bound);
     }
 }
 

@@ -41,11 +41,7 @@ pub(super) async fn export(
         return Ok(None);
     };
     let columns = source.describe(query).await?;
-    let select = select_sql(query, &columns).map_err(|message| SourceError::Query {
-        connection: source.connection.clone(),
-        code: "retl_model".into(),
-        message,
-    })?;
+    let select = select_sql(query, &columns).map_err(|m| source.model_error(m))?;
     let sql = export_sql(
         &settings.named_collection,
         &target.url,
@@ -104,10 +100,7 @@ impl ExportReader for TsvExport {
         let (Some(names), Some(types_line)) = (names, types_line) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let types: Vec<ChType> = types_line
-            .split(|b| *b == b'\t')
-            .map(|t| types::parse_type(&String::from_utf8_lossy(&types::unescape_tsv(t))))
-            .collect();
+        let types = types::type_line(&types_line);
         let width = names.split(|b| *b == b'\t').count();
         if width != self.width || types.len() != self.width {
             return Err(self.bad(format!(
@@ -164,21 +157,8 @@ impl Batches {
             let Some(line) = self.lines.next().map_err(|m| self.reader.bad(m))? else {
                 break;
             };
-            let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
-            if fields.len() != self.types.len() {
-                return Err(self.reader.bad(format!(
-                    "a row has {} fields for {} columns",
-                    fields.len(),
-                    self.types.len()
-                )));
-            }
-            let mut values = Vec::with_capacity(fields.len());
-            for (i, (ty, raw)) in self.types.iter().zip(fields).enumerate() {
-                values.push(
-                    types::field(ty, raw)
-                        .map_err(|m| self.reader.bad(format!("column {}: {m}", i + 1)))?,
-                );
-            }
+            let values = types::row(&self.types, &line)
+                .map_err(|p| self.reader.bad(p.describe(|i| (i + 1).to_string())))?;
             batch.push_row(values);
         }
         Ok((!batch.is_empty()).then_some(batch))

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flate2::write::GzDecoder;
-use serde_json::Value as Json;
 use tokio::time::Instant;
 
 use super::error::{self, ServerError};
@@ -94,6 +93,15 @@ impl ClickHouseSource {
 
     fn server_error(&self, e: ServerError) -> SourceError {
         error::classify(&self.connection, self.timeout_seconds, e)
+    }
+
+    /// The model cannot be run as retl wraps it (its watermark column is missing, say).
+    pub(super) fn model_error(&self, message: String) -> SourceError {
+        SourceError::Query {
+            connection: self.connection.clone(),
+            code: "retl_model".into(),
+            message,
+        }
     }
 
     fn timeout_error(&self) -> SourceError {
@@ -399,31 +407,26 @@ impl Reader {
 
     /// One row of the body, or the error the server wrote in its place.
     fn row(&self, line: &[u8]) -> Result<Values, SourceError> {
-        let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+        let fields = line.split(|b| *b == b'\t').count();
         // An error after rows were sent ends a 200 body as a line of its own; a row of as
         // many fields as columns is data (a one-column row could only be mistaken if it
         // spelled a ClickHouse exception word for word).
-        if fields.len() != self.names.len() || self.names.len() == 1 {
+        if fields != self.names.len() || self.names.len() == 1 {
             if let Some(e) =
                 error::parse(&String::from_utf8_lossy(line)).filter(|_| line.starts_with(b"Code: "))
             {
                 return Err(self.source().server_error(e));
             }
         }
-        if fields.len() != self.names.len() {
+        if fields != self.names.len() {
             return Err(self.bad_value(format!(
-                "a row has {} fields for {} columns",
-                fields.len(),
+                "a row has {fields} fields for {} columns",
                 self.names.len()
             )));
         }
-        let mut out = Values::new();
-        for ((name, ty), raw) in self.names.iter().zip(&self.types).zip(fields) {
-            let v: Json = types::field(ty, raw)
-                .map_err(|m| self.bad_value(format!("column `{name}`: {m}")))?;
-            out.insert(name.clone(), v);
-        }
-        Ok(out)
+        let values = types::row(&self.types, line)
+            .map_err(|p| self.bad_value(p.describe(|i| format!("`{}`", self.names[i]))))?;
+        Ok(self.names.iter().cloned().zip(values).collect())
     }
 
     fn bad_value(&self, message: String) -> SourceError {
@@ -445,12 +448,7 @@ impl Reader {
                 Ok(Some(_)) if self.header == 2 => self.header -= 1,
                 Ok(Some(line)) if self.header == 1 => {
                     self.header -= 1;
-                    self.types = line
-                        .split(|b| *b == b'\t')
-                        .map(|t| {
-                            types::parse_type(&String::from_utf8_lossy(&types::unescape_tsv(t)))
-                        })
-                        .collect();
+                    self.types = types::type_line(&line);
                 }
                 Ok(Some(line)) => break Some(self.row(&line)),
                 Ok(None) => break None,
@@ -483,11 +481,7 @@ impl Source for ClickHouseSource {
 
     async fn rows(&self, query: &ModelQuery) -> Result<RowStream, SourceError> {
         let columns = self.describe(query).await?;
-        let sql = model_sql(query, &columns).map_err(|message| SourceError::Query {
-            connection: self.connection.clone(),
-            code: "retl_model".into(),
-            message,
-        })?;
+        let sql = model_sql(query, &columns).map_err(|m| self.model_error(m))?;
         let id = query_id(query);
         let deadline = self
             .timeout_seconds

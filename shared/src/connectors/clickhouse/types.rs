@@ -265,6 +265,65 @@ impl Values<'_> {
     }
 }
 
+/// The types of a `TabSeparatedWithNamesAndTypes` header's type line.
+pub(crate) fn type_line(line: &[u8]) -> Vec<ChType> {
+    line.split(|b| *b == b'\t')
+        .map(|t| parse_type(&String::from_utf8_lossy(&unescape_tsv(t))))
+        .collect()
+}
+
+/// Why a TSV row could not be read.
+#[derive(Debug, PartialEq)]
+pub(crate) enum RowProblem {
+    /// The row has `fields` fields for `columns` columns.
+    Width {
+        /// Fields in the row.
+        fields: usize,
+        /// Columns of the result.
+        columns: usize,
+    },
+    /// The field of column `column` (0-based) is not a value of its type.
+    Value {
+        /// The column's position.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RowProblem {
+    /// The problem in words, the column named by `column_name`.
+    pub(crate) fn describe(&self, column_name: impl Fn(usize) -> String) -> String {
+        match self {
+            RowProblem::Width { fields, columns } => {
+                format!("a row has {fields} fields for {columns} columns")
+            }
+            RowProblem::Value { column, message } => {
+                format!("column {}: {message}", column_name(*column))
+            }
+        }
+    }
+}
+
+/// The values of one TSV row whose columns have `types`, in column order.
+pub(crate) fn row(types: &[ChType], line: &[u8]) -> Result<Vec<Json>, RowProblem> {
+    let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+    if fields.len() != types.len() {
+        return Err(RowProblem::Width {
+            fields: fields.len(),
+            columns: types.len(),
+        });
+    }
+    types
+        .iter()
+        .zip(fields)
+        .enumerate()
+        .map(|(column, (ty, raw))| {
+            field(ty, raw).map_err(|message| RowProblem::Value { column, message })
+        })
+        .collect()
+}
+
 /// The retl value of one raw TSV field of a column of type `ty`.
 pub(crate) fn field(ty: &ChType, raw: &[u8]) -> Result<Json, String> {
     if raw == b"\\N" {
